@@ -1,0 +1,246 @@
+"""One exception hierarchy for everything dcformat raises on purpose.
+
+Every rule in ``spec/FORMAT.md`` names the class a reader raises when a file breaks
+it. All of them derive from :class:`DCFormatError`, so a loader can catch that one
+class and know the file was refused rather than crashed on. Facts are kept as
+attributes; messages are short and name the field or tensor.
+
+``FormatError`` and its subclasses mean "this file is not a valid dcformat file".
+``UsageError`` and its subclasses mean "the call was wrong" (bad arguments, bad
+settings); they also derive from :class:`ValueError` so ordinary Python code that
+expects ``ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class DCFormatError(Exception):
+    """Base class of every error dcformat raises on purpose."""
+
+
+# --- the file is not valid -------------------------------------------------------
+
+
+class FormatError(DCFormatError, ValueError):
+    """The bytes are not a valid dcformat container."""
+
+
+class BadMagic(FormatError):
+    """The file does not start with the dcformat magic."""
+
+    def __init__(self, found: bytes):
+        self.found = bytes(found)
+        super().__init__(f"not a dcformat file: magic {self.found!r}")
+
+
+class UnsupportedVersion(FormatError):
+    """The file's major version is not one this reader implements."""
+
+    def __init__(self, found: tuple[int, int], supported: int):
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"file is format version {found[0]}.{found[1]}, this reader supports major "
+            f"version {supported}; upgrade dcformat to read it"
+        )
+
+
+class UnsupportedFeature(FormatError):
+    """The file sets a required feature bit this reader does not know."""
+
+    def __init__(self, bits: int):
+        self.bits = bits
+        super().__init__(f"file requires unknown features 0x{bits:08x}; upgrade dcformat")
+
+
+class TruncatedError(FormatError):
+    """A read ran past the end of the data that holds it."""
+
+    def __init__(self, field: str, needed: int, available: int):
+        self.field = field
+        self.needed = needed
+        self.available = available
+        super().__init__(f"truncated while reading {field}: needed {needed} bytes, {available} left")
+
+
+class LimitExceeded(FormatError):
+    """A count or size is beyond what the spec or the reader's limits allow."""
+
+    def __init__(self, field: str, value: int, limit: int):
+        self.field = field
+        self.value = value
+        self.limit = limit
+        super().__init__(f"{field} is {value}, limit is {limit}")
+
+
+class InvalidHeader(FormatError):
+    """A header field holds a value the spec does not allow."""
+
+    def __init__(self, field: str, reason: str):
+        self.field = field
+        self.reason = reason
+        super().__init__(f"invalid {field}: {reason}")
+
+
+class UnknownDType(InvalidHeader):
+    """A dtype code that this version does not define."""
+
+    def __init__(self, code: int, tensor: str = ""):
+        self.code = code
+        self.tensor = tensor
+        super().__init__("dtype", f"unknown dtype code {code}" + (f" in tensor {tensor!r}" if tensor else ""))
+
+
+class UnknownEncoding(InvalidHeader):
+    """A layout, value kind or stream codec code that this version does not define."""
+
+    def __init__(self, field: str, code: int, tensor: str = ""):
+        self.code = code
+        self.tensor = tensor
+        super().__init__(field, f"unknown code {code}" + (f" in tensor {tensor!r}" if tensor else ""))
+
+
+class DuplicateName(InvalidHeader):
+    """Two tensors, banks or metadata keys share a name."""
+
+    def __init__(self, kind: str, name: str):
+        self.name = name
+        super().__init__(kind, f"duplicate name {name!r}")
+
+
+class InvalidLayout(FormatError):
+    """Payload segments are misaligned, overlap, leave holes, or miss the file end."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(f"invalid payload layout: {reason}")
+
+
+class NonZeroPadding(FormatError):
+    """Padding bytes or bits that must be zero are not."""
+
+    def __init__(self, where: str):
+        self.where = where
+        super().__init__(f"non-zero padding in {where}")
+
+
+class ChecksumMismatch(FormatError):
+    """A stored CRC-32 does not match the bytes it covers."""
+
+    def __init__(self, section: str, stored: int, computed: int):
+        self.section = section
+        self.stored = stored
+        self.computed = computed
+        super().__init__(f"checksum mismatch in {section}: stored 0x{stored:08x}, computed 0x{computed:08x}")
+
+
+class InvalidHuffmanTable(FormatError):
+    """A code-length table that is not a prefix code, or that no chunk can use."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(f"invalid Huffman table: {reason}")
+
+
+class CorruptStream(FormatError):
+    """An integer stream whose bits do not decode to exactly the declared symbols."""
+
+    def __init__(self, stream: str, reason: str):
+        self.stream = stream
+        self.reason = reason
+        super().__init__(f"corrupt stream {stream}: {reason}")
+
+
+class GapOverrun(FormatError):
+    """A sparse gap stream places an entry past the end of its tensor."""
+
+    def __init__(self, tensor: str, position: int, size: int):
+        self.tensor = tensor
+        self.position = position
+        self.size = size
+        super().__init__(f"gap stream of {tensor!r} reaches position {position}, tensor has {size} units")
+
+
+class SymbolOutOfRange(FormatError):
+    """A decoded symbol is not below its stream's alphabet size."""
+
+    def __init__(self, stream: str, symbol: int, alphabet_size: int):
+        self.stream = stream
+        self.symbol = symbol
+        self.alphabet_size = alphabet_size
+        super().__init__(f"{stream}: symbol {symbol} is outside the alphabet of size {alphabet_size}")
+
+
+class CodeOutOfRange(SymbolOutOfRange):
+    """A codebook code is not below the codebook size."""
+
+
+class SelectorOutOfRange(SymbolOutOfRange):
+    """A bank selector is not below the bank size."""
+
+
+class InvalidValue(FormatError):
+    """Stored values that the dtype does not allow (a BOOL byte other than 0 or 1)."""
+
+    def __init__(self, tensor: str, reason: str):
+        self.tensor = tensor
+        self.reason = reason
+        super().__init__(f"invalid values in {tensor!r}: {reason}")
+
+
+class DecodeLimitExceeded(LimitExceeded):
+    """Decoding would allocate more than the reader's configured budget."""
+
+
+# --- the call was wrong ----------------------------------------------------------
+
+
+class UsageError(DCFormatError, ValueError):
+    """An argument or setting is not acceptable."""
+
+
+class UnsupportedDType(UsageError):
+    """An array dtype that the format cannot store."""
+
+    def __init__(self, dtype: object, name: str = ""):
+        self.dtype = dtype
+        self.name = name
+        super().__init__(f"cannot store dtype {dtype}" + (f" (tensor {name!r})" if name else ""))
+
+
+class InvalidSettings(UsageError):
+    """Compression or encoding settings that cannot be applied."""
+
+
+class UnknownCodecError(UsageError):
+    """A stream codec id that no registered codec has."""
+
+    def __init__(self, codec_id: str):
+        self.codec_id = codec_id
+        super().__init__(f"no stream codec registered with id {codec_id!r}")
+
+
+class TensorNotFound(UsageError, KeyError):
+    """``get_tensor`` asked for a name that the file does not hold."""
+
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"no tensor named {name!r} in the file")
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return self.args[0]
+
+
+class OutputExists(UsageError, FileExistsError):
+    """The output path exists and overwriting was not asked for."""
+
+    def __init__(self, path: str):
+        self.path = path
+        super().__init__(f"{path} exists; pass force=True (CLI: --force) to overwrite it")
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class ConversionError(UsageError):
+    """An input checkpoint that a converter cannot read."""

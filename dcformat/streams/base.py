@@ -1,0 +1,93 @@
+"""The interface every integer-stream codec implements (numcodecs ``abc.py`` is the model).
+
+An integer stream is a sequence of ``count`` symbols, each below ``alphabet_size``
+(at most 65536, so symbols are ``uint16``). The container tells a codec the count and
+the alphabet; the codec owns the payload bytes and nothing else.
+
+Two classes may share a ``codec_id`` only if each decodes the other's output.
+``get_config()`` returns a JSON-safe dict carrying ``"id"``; ``from_config`` inverts it.
+
+``gap_stream=True`` marks a stream of sparse gaps: codecs that split streams into
+chunks record, for each chunk, the absolute starting position (spec/FORMAT.md,
+"Huffman streams") and check it on decode.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+
+from ..errors import UnknownCodecError
+
+SYMBOL_DTYPE = np.dtype(np.uint16)
+
+
+class StreamCodec(ABC):
+    """One way of storing an integer stream in a payload segment."""
+
+    #: Name used in configs and settings.
+    codec_id: ClassVar[str]
+    #: The Segment_Ref Codec number written on disk.
+    wire_id: ClassVar[int]
+
+    @abstractmethod
+    def encode(self, symbols: np.ndarray, alphabet_size: int, *, gap_stream: bool = False) -> bytes:
+        """Return the payload bytes for ``symbols`` (uint16, each < alphabet_size)."""
+
+    @abstractmethod
+    def decode(self, buf, count: int, alphabet_size: int, *, gap_stream: bool = False,
+               out: np.ndarray | None = None, name: str = "stream") -> np.ndarray:
+        """Validate ``buf`` and return its ``count`` symbols as uint16.
+
+        Raises a :class:`~dcformat.errors.FormatError` subclass for any payload that
+        breaks the spec; ``name`` is used in error messages.
+        """
+
+    def get_config(self) -> dict:
+        return {"id": self.codec_id}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "StreamCodec":
+        config = dict(config)
+        config.pop("id", None)
+        return cls(**config)
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.get_config().items())))
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "id")
+        return f"{type(self).__name__}({params})"
+
+
+_REGISTRY: dict[str, type[StreamCodec]] = {}
+_BY_WIRE_ID: dict[int, type[StreamCodec]] = {}
+
+
+def register_codec(cls: type[StreamCodec]) -> type[StreamCodec]:
+    """Class decorator: make ``cls`` findable by its ``codec_id`` and ``wire_id``."""
+    _REGISTRY[cls.codec_id] = cls
+    _BY_WIRE_ID[cls.wire_id] = cls
+    return cls
+
+
+def get_codec(config: dict | str) -> StreamCodec:
+    """Build a codec from a config dict (or a bare id)."""
+    if isinstance(config, str):
+        config = {"id": config}
+    codec_id = config.get("id")
+    try:
+        cls = _REGISTRY[codec_id]
+    except KeyError:
+        raise UnknownCodecError(str(codec_id)) from None
+    return cls.from_config(config)
+
+
+def codec_for_wire_id(wire_id: int) -> type[StreamCodec] | None:
+    """The codec class for an on-disk Segment_Ref Codec number, or None."""
+    return _BY_WIRE_ID.get(wire_id)
