@@ -1,0 +1,27 @@
+"""dcformat: a storage format and codec for Deep-Compression-style compressed networks.
+
+The public API and nothing else: ``save``/``save_file``/``load``/``load_file`` for dicts
+of numpy arrays, ``safe_open`` for lazy per-tensor access, the encoded-tensor types the
+compression pipeline produces, and the error hierarchy.
+"""
+
+from . import errors
+from .encodings.model import (
+    BankValues,
+    CodebookValues,
+    Dense,
+    EncodedTensor,
+    RawValues,
+    Sparse,
+)
+from .errors import DCFormatError, FormatError, UsageError
+from .numpy import load, load_file, load_metadata, save, save_file
+from .safe_open import safe_open
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "save", "save_file", "load", "load_file", "load_metadata", "safe_open",
+    "EncodedTensor", "Dense", "Sparse", "RawValues", "CodebookValues", "BankValues",
+    "errors", "DCFormatError", "FormatError", "UsageError", "__version__",
+]

@@ -1,0 +1,301 @@
+"""Parse and check the container framing: preamble, header, records, data layout.
+
+Everything here reads untrusted bytes through :class:`ByteReader`, which refuses a read
+past its end with ``TruncatedError`` naming the field. Sizes are Python ints, compared
+with the limits in :mod:`constants` before anything is sliced or allocated. Validation
+runs straight through and raises at the first rule broken, in the order of
+spec/FORMAT.md, Appendix B.
+
+This module knows the framing only; turning a record's segments into an array is
+:mod:`dcformat.encodings.decode`'s job.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+from ..errors import (
+    BadMagic,
+    ChecksumMismatch,
+    DuplicateName,
+    InvalidHeader,
+    InvalidLayout,
+    LimitExceeded,
+    NonZeroPadding,
+    TruncatedError,
+    UnknownDType,
+    UnknownEncoding,
+    UnsupportedFeature,
+    UnsupportedVersion,
+)
+from . import constants as C
+from .records import Header, Record, SegmentRef, allowed_codecs, segment_roles
+
+
+class ByteReader:
+    """A cursor over ``buf[pos:end]`` whose every read is bounds-checked."""
+
+    def __init__(self, buf, pos: int = 0, end: int | None = None):
+        self.buf = memoryview(buf).cast("B") if not isinstance(buf, memoryview) else buf
+        self.pos = pos
+        self.end = len(self.buf) if end is None else end
+
+    @property
+    def remaining(self) -> int:
+        return self.end - self.pos
+
+    def take(self, n: int, field: str) -> memoryview:
+        if n > self.remaining:
+            raise TruncatedError(field, n, self.remaining)
+        view = self.buf[self.pos:self.pos + n]
+        self.pos += n
+        return view
+
+    def unpack(self, fmt: str, field: str) -> tuple:
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt), field))
+
+    def u8(self, field: str) -> int:
+        return self.unpack("<B", field)[0]
+
+    def u32(self, field: str) -> int:
+        return self.unpack("<I", field)[0]
+
+    def u64(self, field: str) -> int:
+        return self.unpack("<Q", field)[0]
+
+    def string(self, field: str, limit: int) -> str:
+        length = self.u32(field + " length")
+        if length > limit:
+            raise LimitExceeded(field + " length", length, limit)
+        raw = self.take(length, field)
+        try:
+            return bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidHeader(field, "not valid UTF-8") from None
+
+
+def crc32(*parts) -> int:
+    crc = 0
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+    return crc
+
+
+# --- preamble and header --------------------------------------------------------------
+
+
+def parse_preamble(buf) -> tuple[tuple[int, int], int, int, int, int]:
+    """Check R1-R5 and return (version, required, optional, header_size, checksum)."""
+    if len(buf) < len(C.MAGIC) or bytes(buf[:len(C.MAGIC)]) != C.MAGIC:
+        raise BadMagic(bytes(buf[:len(C.MAGIC)]))
+    if len(buf) < C.PREAMBLE_SIZE:
+        raise TruncatedError("preamble", C.PREAMBLE_SIZE, len(buf))
+    _, major, minor, required, optional, header_size, checksum = struct.unpack(
+        C.PREAMBLE_FORMAT, buf[:C.PREAMBLE_SIZE])
+    if major != C.VERSION_MAJOR:
+        raise UnsupportedVersion((major, minor), C.VERSION_MAJOR)
+    unknown = required & ~C.KNOWN_REQUIRED_FEATURES
+    if unknown:
+        raise UnsupportedFeature(unknown)
+    if header_size > C.MAX_HEADER_SIZE:
+        raise LimitExceeded("Header_Size", header_size, C.MAX_HEADER_SIZE)
+    return (major, minor), required, optional, header_size, checksum
+
+
+def parse_header(buf, *, verify: bool = True) -> Header:
+    """Parse and check the preamble and the header (R1-R16); the data section is not read."""
+    version, required, optional, header_size, stored = parse_preamble(buf)
+    header_end = C.PREAMBLE_SIZE + header_size
+    if len(buf) < header_end:
+        raise TruncatedError("header", header_size, len(buf) - C.PREAMBLE_SIZE)
+    if verify:
+        computed = crc32(buf[:C.PREAMBLE_CHECKED_SIZE], buf[C.PREAMBLE_SIZE:header_end])
+        if computed != stored:
+            raise ChecksumMismatch("header", stored, computed)
+
+    r = ByteReader(buf, C.PREAMBLE_SIZE, header_end)
+    alignment = r.u32("Alignment")
+    if not (C.MIN_ALIGNMENT <= alignment <= C.MAX_ALIGNMENT) or alignment & (alignment - 1):
+        raise InvalidHeader("Alignment", f"{alignment} is not a power of two in [8, 4096]")
+    metadata = _parse_metadata(r)
+    banks = _parse_records(r, "bank", C.MAX_BANKS, banks=())
+    tensors = _parse_records(r, "tensor", C.MAX_TENSORS, banks=banks)
+    if r.remaining and version[1] <= C.VERSION_MINOR:
+        raise InvalidHeader("header", f"{r.remaining} bytes after the last record")
+    return Header(version, required, optional, header_size, alignment, metadata, banks, tensors)
+
+
+def _parse_metadata(r: ByteReader) -> dict[str, str]:
+    count = r.u32("Metadata_Count")
+    if count > C.MAX_METADATA_ENTRIES:
+        raise LimitExceeded("Metadata_Count", count, C.MAX_METADATA_ENTRIES)
+    metadata: dict[str, str] = {}
+    for _ in range(count):
+        key = r.string("metadata key", C.MAX_NAME_BYTES)
+        value = r.string("metadata value", C.MAX_METADATA_VALUE_BYTES)
+        if key in metadata:
+            raise DuplicateName("metadata", key)
+        metadata[key] = value
+    return metadata
+
+
+def _parse_records(r: ByteReader, kind: str, limit: int, banks: tuple[Record, ...]) -> tuple[Record, ...]:
+    count = r.u32(kind.capitalize() + "_Count")
+    if count > limit:
+        raise LimitExceeded(kind.capitalize() + "_Count", count, limit)
+    records, names = [], set()
+    for _ in range(count):
+        record = _parse_record(r, kind, banks)
+        if record.name in names:
+            raise DuplicateName(kind, record.name)
+        names.add(record.name)
+        records.append(record)
+    return tuple(records)
+
+
+def _parse_record(r: ByteReader, kind: str, banks: tuple[Record, ...]) -> Record:
+    name = r.string(f"{kind} name", C.MAX_NAME_BYTES)
+    code = r.u8("DType")
+    try:
+        dtype = C.DType(code)
+    except ValueError:
+        raise UnknownDType(code, name) from None
+    rank = r.u8("Rank")
+    if rank > C.MAX_RANK:
+        raise LimitExceeded(f"Rank of {name!r}", rank, C.MAX_RANK)
+    shape = r.unpack(f"<{rank}Q", "Shape") if rank else ()
+    size = 1
+    for d in shape:
+        size *= d
+    if size > C.MAX_ELEMENTS:
+        raise LimitExceeded(f"elements of {name!r}", size, C.MAX_ELEMENTS)
+    layout = _enum(C.Layout, r.u8("Layout"), "Layout", name)
+    value_kind = _enum(C.ValueKind, r.u8("Value_Kind"), "Value_Kind", name)
+
+    fields: dict = {}
+    if layout == C.Layout.SPARSE:
+        fields["gap_bits"] = r.u8("Gap_Bits")
+        fields["entry_count"] = r.u64("Entry_Count")
+        if not C.MIN_GAP_BITS <= fields["gap_bits"] <= C.MAX_GAP_BITS:
+            raise InvalidHeader("Gap_Bits", f"{fields['gap_bits']} in {name!r} is not in [1, 16]")
+    if value_kind == C.ValueKind.CODEBOOK:
+        fields["codebook_size"] = r.u32("Codebook_Size")
+        if fields["codebook_size"] > C.MAX_CODEBOOK_SIZE:
+            raise LimitExceeded(f"Codebook_Size of {name!r}", fields["codebook_size"], C.MAX_CODEBOOK_SIZE)
+        if fields["codebook_size"] < 1:
+            raise InvalidHeader("Codebook_Size", f"0 in {name!r}")
+    elif value_kind == C.ValueKind.BANK:
+        if kind == "bank":
+            raise InvalidHeader("Value_Kind", f"bank {name!r} cannot take its values from a bank")
+        fields["bank_index"] = r.u32("Bank_Index")
+        fields["unit_size"] = _check_bank_use(name, dtype, shape, fields["bank_index"], banks)
+    if kind == "bank":
+        _check_bank_shape(name, shape)
+
+    unit_size = fields.get("unit_size", 1)
+    units = size // unit_size
+    if layout == C.Layout.SPARSE and fields["entry_count"] > units:
+        raise InvalidHeader("Entry_Count", f"{fields['entry_count']} entries for {units} units in {name!r}")
+    stored = units if layout == C.Layout.DENSE else fields["entry_count"]
+
+    segments = {}
+    for role in segment_roles(layout, value_kind):
+        ref = _parse_segment_ref(r, name, role)
+        expected = {"codebook": fields.get("codebook_size", 0), "values": stored}.get(role)
+        if expected is not None and ref.length != expected * C.DTYPE_SIZE[dtype]:
+            raise InvalidHeader("Length", f"{role} segment of {name!r} is {ref.length} bytes, "
+                                          f"expected {expected * C.DTYPE_SIZE[dtype]}")
+        segments[role] = ref
+    return Record(name, dtype, tuple(shape), layout, value_kind, segments=segments, **fields)
+
+
+def _enum(enum, code: int, field: str, name: str):
+    try:
+        return enum(code)
+    except ValueError:
+        raise UnknownEncoding(field, code, name) from None
+
+
+def _parse_segment_ref(r: ByteReader, name: str, role: str) -> SegmentRef:
+    code, offset, length, checksum = r.unpack(C.SEGMENT_REF_FORMAT, f"{role} Segment_Ref of {name!r}")
+    codec = _enum(C.SegmentCodec, code, "Codec", name)
+    if codec not in allowed_codecs(role):
+        raise InvalidHeader("Codec", f"{role} segment of {name!r} cannot use {codec.name}")
+    return SegmentRef(codec, offset, length, checksum)
+
+
+def _check_bank_shape(name: str, shape: tuple[int, ...]) -> None:
+    if not shape:
+        raise InvalidHeader("Shape", f"bank {name!r} has rank 0")
+    if shape[0] > C.MAX_BANK_SIZE:
+        raise LimitExceeded(f"size of bank {name!r}", shape[0], C.MAX_BANK_SIZE)
+    if min(shape) < 1:
+        raise InvalidHeader("Shape", f"bank {name!r} has a zero dimension")
+
+
+def _check_bank_use(name, dtype, shape, index: int, banks: tuple[Record, ...]) -> int:
+    """The unit size K of a BANK-valued tensor, once its bank is proven compatible."""
+    if index >= len(banks):
+        raise InvalidHeader("Bank_Index", f"{index} in {name!r}, file has {len(banks)} banks")
+    bank = banks[index]
+    kernel = bank.shape[1:]
+    if bank.dtype != dtype:
+        raise InvalidHeader("DType", f"{name!r} is {dtype.name}, its bank {bank.name!r} {bank.dtype.name}")
+    if len(shape) < len(kernel) or tuple(shape[len(shape) - len(kernel):]) != kernel:
+        raise InvalidHeader("Shape", f"{name!r} {tuple(shape)} does not end with kernel shape {kernel}")
+    k = 1
+    for d in kernel:
+        k *= d
+    return k
+
+
+# --- data section -----------------------------------------------------------------
+
+
+def check_data_layout(header: Header, buf) -> None:
+    """R17-R19: zero padding, segments in order without holes, exact file end."""
+    file_size = len(buf)
+    data_offset = header.data_offset
+    header_end = C.PREAMBLE_SIZE + header.header_size
+    end = 0
+    for record, role, ref in iter_segments(header):
+        expected = C.align_up(end, header.alignment)
+        if ref.offset != expected:
+            raise InvalidLayout(f"{role} segment of {record.name!r} at offset {ref.offset}, expected {expected}")
+        _check_zero(buf, data_offset + end, min(data_offset + expected, file_size), "segment padding")
+        end = expected + ref.length
+        if data_offset + end > file_size:
+            raise TruncatedError(f"{role} segment of {record.name!r}", ref.length,
+                                 max(0, file_size - data_offset - ref.offset))
+    _check_zero(buf, header_end, min(data_offset, file_size), "header padding")
+    if file_size < data_offset + end:
+        raise TruncatedError("data section", data_offset + end, file_size)
+    if file_size > data_offset + end:
+        raise InvalidLayout(f"{file_size - data_offset - end} bytes after the last segment")
+
+
+def iter_segments(header: Header):
+    """(record, role, ref) for every segment, in file order."""
+    for record in (*header.banks, *header.tensors):
+        for role, ref in record.segments.items():
+            yield record, role, ref
+
+
+def _check_zero(buf, start: int, stop: int, where: str) -> None:
+    if stop > start and any(bytes(buf[start:stop])):
+        raise NonZeroPadding(where)
+
+
+def segment_view(header: Header, buf, record: Record, role: str, *, verify: bool = True) -> memoryview:
+    """The bytes of one segment, bounds-checked and (by default) checksum-verified."""
+    ref = record.segments[role]
+    start = header.data_offset + ref.offset
+    if start + ref.length > len(buf):
+        raise TruncatedError(f"{role} segment of {record.name!r}", ref.length, max(0, len(buf) - start))
+    view = memoryview(buf)[start:start + ref.length]
+    if verify:
+        computed = zlib.crc32(view)
+        if computed != ref.checksum:
+            raise ChecksumMismatch(f"{role} segment of {record.name!r}", ref.checksum, computed)
+    return view

@@ -1,0 +1,198 @@
+"""Turn an :class:`EncodedTensor` into record fields and segment payloads.
+
+The writer calls :func:`encode_tensor` for each tensor and bank; it gets back what the
+header record says and the bytes of each segment, in FORMAT.md order, and lays them out.
+Arguments are checked here (UsageError), so a writer never produces a file that a
+reader would refuse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from ..container.constants import (
+    MAX_BANK_SIZE,
+    MAX_CODEBOOK_SIZE,
+    MAX_ELEMENTS,
+    MAX_GAP_BITS,
+    MAX_RANK,
+    MIN_GAP_BITS,
+    DType,
+    Layout,
+    ValueKind,
+)
+from ..dtypes import dtype_of, numpy_dtype, to_little_endian, wire_dtype
+from ..errors import InvalidSettings, UnsupportedDType
+from .model import BankValues, CodebookValues, Dense, EncodedTensor, RawValues, Sparse
+
+
+@dataclass(frozen=True)
+class BankInfo:
+    """What a tensor's record needs to know of the bank it selects from."""
+
+    index: int
+    dtype: DType
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class EncodedRecord:
+    """What the writer needs for one record: header fields and segment payloads."""
+
+    dtype: DType
+    shape: tuple[int, ...]
+    layout: Layout
+    value_kind: ValueKind
+    fields: dict
+    #: role -> (SegmentCodec wire id, payload buffer), in on-disk order.
+    segments: dict
+
+
+def as_encoded(name: str, tensor) -> EncodedTensor:
+    """An ndarray becomes a dense raw record; an EncodedTensor passes through."""
+    if isinstance(tensor, EncodedTensor):
+        return tensor
+    array = np.asarray(tensor)
+    dtype = dtype_of(array, name)
+    return EncodedTensor(dtype.name, tuple(int(d) for d in array.shape), Dense(), RawValues(array))
+
+
+def encode_tensor(name: str, tensor, banks: Mapping[str, BankInfo] | None = None,
+                  *, is_bank: bool = False) -> EncodedRecord:
+    """Check one tensor and produce its record; ``banks`` describes the file's banks."""
+    enc = as_encoded(name, tensor)
+    dtype = _wire_dtype(enc.dtype, name)
+    shape = _check_shape(name, enc.shape)
+    size = enc.size
+    values = enc.values
+    unit_size, bank_index, alphabet = 1, 0, 0
+    if isinstance(values, BankValues):
+        if is_bank:
+            raise InvalidSettings(f"bank {name!r} cannot take its values from a bank")
+        bank = _lookup_bank(name, values.bank, banks)
+        unit_size = _kernel_size(name, dtype, shape, bank)
+        bank_index, alphabet = bank.index, bank.shape[0]
+    units = size // unit_size
+
+    fields: dict = {}
+    segments: dict = {}
+    if isinstance(values, CodebookValues):
+        codebook = _typed(name, "codebook", values.codebook, dtype)
+        if not 1 <= codebook.size <= MAX_CODEBOOK_SIZE:
+            raise InvalidSettings(f"codebook of {name!r} has {codebook.size} entries; allowed 1..{MAX_CODEBOOK_SIZE}")
+        fields["codebook_size"] = codebook.size
+        segments["codebook"] = (0, _bytes_of(codebook))
+        alphabet = codebook.size
+
+    if isinstance(enc.layout, Sparse):
+        gaps = _symbols(name, "gaps", enc.layout.gaps, 1 << _gap_bits(name, enc.layout.gap_bits))
+        covered = int(gaps.sum(dtype=np.int64)) + gaps.size
+        if covered > units:
+            raise InvalidSettings(f"gaps of {name!r} cover {covered} units, tensor has {units}")
+        fields.update(gap_bits=enc.layout.gap_bits, entry_count=gaps.size)
+        segments["gaps"] = (enc.layout.codec.wire_id,
+                            enc.layout.codec.encode(gaps, 1 << enc.layout.gap_bits, gap_stream=True))
+        stored = gaps.size
+    elif isinstance(enc.layout, Dense):
+        stored = units
+    else:
+        raise InvalidSettings(f"unknown layout {enc.layout!r} for {name!r}")
+
+    if isinstance(values, RawValues):
+        raw = _typed(name, "values", values.values, dtype)
+        _check_count(name, "values", raw.size, stored)
+        segments["values"] = (0, _bytes_of(raw))
+        value_kind = ValueKind.RAW
+    elif isinstance(values, (CodebookValues, BankValues)):
+        role, stream = ("codes", values.codes) if isinstance(values, CodebookValues) else ("selectors", values.selectors)
+        symbols = _symbols(name, role, stream, alphabet)
+        _check_count(name, role, symbols.size, stored)
+        segments[role] = (values.codec.wire_id, values.codec.encode(symbols, alphabet))
+        value_kind = ValueKind.CODEBOOK if isinstance(values, CodebookValues) else ValueKind.BANK
+        if value_kind == ValueKind.BANK:
+            fields.update(bank_index=bank_index)
+    else:
+        raise InvalidSettings(f"unknown values {values!r} for {name!r}")
+    layout = Layout.SPARSE if isinstance(enc.layout, Sparse) else Layout.DENSE
+    if is_bank:
+        _check_bank_shape(name, shape)
+    # Reorder into FORMAT.md's segment order: codebook, gaps, then the values stream.
+    order = [r for r in ("codebook", "gaps", "values", "codes", "selectors") if r in segments]
+    return EncodedRecord(dtype, shape, layout, value_kind, fields, {r: segments[r] for r in order})
+
+
+def _wire_dtype(name_or_code, tensor: str) -> DType:
+    try:
+        return wire_dtype(name_or_code)
+    except UnsupportedDType:
+        raise UnsupportedDType(name_or_code, tensor) from None
+
+
+def _check_shape(name: str, shape) -> tuple[int, ...]:
+    shape = tuple(int(d) for d in shape)
+    if len(shape) > MAX_RANK or any(d < 0 for d in shape):
+        raise InvalidSettings(f"shape {shape} of {name!r}: rank at most {MAX_RANK}, no negative dims")
+    size = 1
+    for d in shape:
+        size *= d
+    if size > MAX_ELEMENTS:
+        raise InvalidSettings(f"{name!r} has {size} elements; the format allows {MAX_ELEMENTS}")
+    return shape
+
+
+def _typed(name: str, what: str, array, dtype: DType) -> np.ndarray:
+    array = np.asarray(array)
+    if dtype_of(array, name) != dtype:
+        raise InvalidSettings(f"{what} of {name!r} is {array.dtype}, the tensor is {dtype.name} "
+                              f"({numpy_dtype(dtype)})")
+    return to_little_endian(array.reshape(-1))
+
+
+def _symbols(name: str, role: str, array, alphabet: int) -> np.ndarray:
+    array = np.asarray(array)
+    if array.dtype.kind not in "ui":
+        raise InvalidSettings(f"{role} of {name!r} must be integers, got {array.dtype}")
+    flat = array.reshape(-1)
+    if flat.size and (int(flat.min()) < 0 or int(flat.max()) >= alphabet):
+        raise InvalidSettings(f"{role} of {name!r} must lie in [0, {alphabet})")
+    return np.ascontiguousarray(flat, dtype=np.uint16)
+
+
+def _check_count(name: str, role: str, got: int, expected: int) -> None:
+    if got != expected:
+        raise InvalidSettings(f"{role} of {name!r} has {got} entries, the record stores {expected}")
+
+
+def _gap_bits(name: str, gap_bits: int) -> int:
+    if not MIN_GAP_BITS <= gap_bits <= MAX_GAP_BITS:
+        raise InvalidSettings(f"gap_bits of {name!r} is {gap_bits}; allowed {MIN_GAP_BITS}..{MAX_GAP_BITS}")
+    return gap_bits
+
+
+def _lookup_bank(name: str, bank: str, banks) -> "BankInfo":
+    if not banks or bank not in banks:
+        raise InvalidSettings(f"{name!r} selects from bank {bank!r}, which is not in the file")
+    return banks[bank]
+
+
+def _kernel_size(name: str, dtype: DType, shape: tuple[int, ...], bank: "BankInfo") -> int:
+    kernel = tuple(bank.shape[1:])
+    if bank.dtype != dtype:
+        raise InvalidSettings(f"{name!r} is {dtype.name}, its bank is {bank.dtype.name}")
+    if len(shape) < len(kernel) or shape[len(shape) - len(kernel):] != kernel:
+        raise InvalidSettings(f"{name!r} shape {shape} does not end with the bank kernel shape {kernel}")
+    return int(np.prod(kernel, dtype=np.int64))
+
+
+def _check_bank_shape(name: str, shape: tuple[int, ...]) -> None:
+    if not shape or not 1 <= shape[0] <= MAX_BANK_SIZE or min(shape) < 1:
+        raise InvalidSettings(f"bank {name!r} needs shape (L, *kernel) with 1 <= L <= {MAX_BANK_SIZE} "
+                              f"and no zero dimension, got {shape}")
+
+
+def _bytes_of(array: np.ndarray) -> memoryview:
+    """The little-endian bytes of a contiguous 1-D array, without copying (any dtype)."""
+    return memoryview(array.view(np.uint8))

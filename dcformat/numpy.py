@@ -1,0 +1,60 @@
+"""Save and load dicts of numpy arrays (the safetensors ``numpy`` module's four functions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from .container.file import ContainerFile
+from .container.writer import ContainerWriter
+
+
+def save(tensors: Mapping, metadata: Mapping[str, str] | None = None, *,
+         banks: Mapping | None = None) -> bytes:
+    """Encode ``tensors`` into the bytes of a ``.dcf`` file.
+
+    Values are numpy arrays (stored exactly, as safetensors would) or
+    :class:`~dcformat.encodings.model.EncodedTensor` objects from the compression
+    pipeline. ``banks`` maps bank names to kernel banks of shape (L, *kernel).
+
+    Examples
+    --------
+    >>> import numpy as np, dcformat
+    >>> data = dcformat.save({"b": np.array([1.5, -0.0], dtype=np.float16)})
+    >>> dcformat.load(data)["b"]
+    array([ 1.5, -0. ], dtype=float16)
+    """
+    return _writer(tensors, metadata, banks).to_bytes()
+
+
+def save_file(tensors: Mapping, path, metadata: Mapping[str, str] | None = None, *,
+              banks: Mapping | None = None, overwrite: bool = False) -> None:
+    """Write ``tensors`` to ``path`` atomically; an existing file is kept unless ``overwrite``."""
+    _writer(tensors, metadata, banks).write(path, overwrite=overwrite)
+
+
+def load(data: bytes, *, verify: bool = True, decode_budget: int | None = None) -> dict[str, np.ndarray]:
+    """Decode every tensor of a ``.dcf`` file given as bytes."""
+    container = ContainerFile(data, verify=verify, decode_budget=decode_budget)
+    return {name: container.decode(name) for name in container.keys()}
+
+
+def load_file(path, *, verify: bool = True, decode_budget: int | None = None) -> dict[str, np.ndarray]:
+    """Decode every tensor of the ``.dcf`` file at ``path``."""
+    return load(Path(path).read_bytes(), verify=verify, decode_budget=decode_budget)
+
+
+def load_metadata(path) -> dict[str, str]:
+    """The metadata map of a file, without decoding any tensor."""
+    return ContainerFile(Path(path).read_bytes()).metadata
+
+
+def _writer(tensors: Mapping, metadata, banks) -> ContainerWriter:
+    writer = ContainerWriter(metadata)
+    for name, bank in (banks or {}).items():
+        writer.add_bank(name, bank)
+    for name, tensor in tensors.items():
+        writer.add_tensor(name, tensor)
+    return writer

@@ -1,0 +1,106 @@
+"""Lazy, per-tensor access to a file, shaped like ``safetensors.safe_open``."""
+
+from __future__ import annotations
+
+import mmap as _mmap
+from pathlib import Path
+
+import numpy as np
+
+from .container.file import ContainerFile
+from .container.records import Record
+from .errors import UsageError
+
+
+class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
+    """Open a ``.dcf`` file and decode only the tensors asked for.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to read.
+    framework : {"numpy", "np", "pt", "torch"}
+        What ``get_tensor`` returns: numpy arrays (default) or torch tensors.
+    verify : bool
+        Check CRC-32 checksums of the header and of every segment read (default). Turn
+        off only for trusted files: every other rule is still enforced.
+    decode_budget : int, optional
+        Most bytes of decoded tensors this file may make the reader allocate; default
+        ``max(256 MiB, 1024 x file size)``.
+    mmap : bool
+        Map the file (default) or read it into memory at once (faster on network file
+        systems).
+
+    Examples
+    --------
+    >>> import numpy as np, dcformat, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "w.dcf")
+    >>> dcformat.save_file({"w": np.arange(6, dtype=np.float32).reshape(2, 3)}, path)
+    >>> with dcformat.safe_open(path) as f:
+    ...     f.keys(), f.get_tensor("w").shape
+    (['w'], (2, 3))
+    """
+
+    def __init__(self, path, framework: str = "numpy", *, verify: bool = True,
+                 decode_budget: int | None = None, mmap: bool = True):
+        if framework not in ("numpy", "np", "pt", "torch"):
+            raise UsageError(f"framework must be 'numpy' or 'pt', got {framework!r}")
+        self.framework = framework
+        self._map = None
+        with open(Path(path), "rb") as f:
+            if mmap and Path(path).stat().st_size > 0:
+                self._map = _mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_READ)
+                buf = self._map
+            else:
+                buf = f.read()
+        try:
+            self._file = ContainerFile(buf, verify=verify, decode_budget=decode_budget)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> "safe_open":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._map is not None:
+            try:
+                self._map.close()
+            except BufferError:  # a caller still holds a view; the GC closes it later
+                pass
+            self._map = None
+
+    def keys(self) -> list[str]:
+        """Tensor names in file order."""
+        return self._file.keys()
+
+    def metadata(self) -> dict[str, str]:
+        """The file's metadata map (a safetensors ``__metadata__`` is kept here)."""
+        return self._file.metadata
+
+    def get_tensor(self, name: str, out: np.ndarray | None = None):
+        """Decode one tensor, into ``out`` (a C-contiguous array of its dtype and shape) if given."""
+        array = self._file.decode(name, out)
+        if self.framework in ("pt", "torch"):
+            from .torch.convert import to_torch
+
+            return to_torch(array)
+        return array
+
+    def records(self) -> list[Record]:
+        """The tensor records, for inspection (``dcformat info``)."""
+        return [self._file.record(name) for name in self._file.keys()]
+
+    def bank_records(self) -> list[Record]:
+        return list(self._file.header.banks)
+
+    @property
+    def version(self) -> tuple[int, int]:
+        return self._file.header.version
+
+    @property
+    def file_size(self) -> int:
+        return len(self._file.buf)
