@@ -1,0 +1,208 @@
+"""The ``dcformat`` command: a thin shell over the public API.
+
+Exit codes: 0 success; 1 the input file is invalid or failed verification; 2 wrong
+usage (bad arguments or settings, an output that exists without ``--force``, an
+unreadable checkpoint); 130 interrupted. Messages go to stderr and name the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import DCFormatError, FormatError, UsageError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except FormatError as exc:
+        print(f"dcformat: {getattr(args, 'input', '')}: invalid file: {exc}", file=sys.stderr)
+        return 1
+    except (UsageError, DCFormatError) as exc:
+        print(f"dcformat: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"dcformat: {exc.filename}: no such file", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dcformat: interrupted; no output was written", file=sys.stderr)
+        return 130
+
+
+# --- commands ---------------------------------------------------------------------
+
+
+def cmd_compress(args) -> int:
+    from .compress import compress_tensors
+    from .convert import read_checkpoint
+    from .inspect import describe, format_table
+    from .numpy import save_file
+
+    src, dst = Path(args.input), _output_path(args.input, args.output, ".dcf")
+    _refuse_clobber(src, dst, args.force)
+    settings = _settings(args)
+    checkpoint = read_checkpoint(src, prototxt=args.prototxt)
+    for name in checkpoint.skipped:
+        print(f"dcformat: note: {name!r} is not a tensor and is not stored", file=sys.stderr)
+    arrays = {k: v for k, v in checkpoint.tensors.items() if not _is_encoded(v)}
+    encoded, reports = compress_tensors(arrays, settings, progress=not args.quiet)
+    tensors = {k: encoded.get(k, v) for k, v in checkpoint.tensors.items()}
+    metadata = dict(checkpoint.metadata)
+    save_file(tensors, dst, metadata, overwrite=args.force)
+    rows, banks, size = describe(dst)
+    if not args.quiet:
+        print(format_table(rows, size, banks))
+        _print_errors(reports)
+    print(f"wrote {dst}: {size:,} bytes, {sum(r.dense_bytes for r in rows) / size:.1f}x smaller than dense")
+    return 0
+
+
+def cmd_decompress(args) -> int:
+    from .convert import write_checkpoint
+    from .numpy import load_file, load_metadata
+
+    src, dst = Path(args.input), _output_path(args.input, args.output, ".safetensors")
+    _refuse_clobber(src, dst, args.force)
+    tensors = load_file(src)
+    write_checkpoint(tensors, dst, load_metadata(src), overwrite=args.force)
+    print(f"wrote {dst}: {len(tensors)} tensors")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .inspect import describe, format_table
+    from .safe_open import safe_open
+
+    rows, banks, size = describe(args.input)
+    if args.json:
+        with safe_open(args.input) as f:
+            meta, version = f.metadata(), f.version
+        print(json.dumps({"version": list(version), "file_bytes": size, "metadata": meta,
+                          "banks": [b.as_dict() for b in banks],
+                          "tensors": [r.as_dict() for r in rows]}, indent=2))
+    else:
+        print(format_table(rows, size, banks))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .numpy import load_file
+
+    tensors = load_file(args.input, verify=True)
+    print(f"{args.input}: OK ({len(tensors)} tensors, checksums and full decode)")
+    return 0
+
+
+# --- helpers ---------------------------------------------------------------------
+
+
+def _is_encoded(value) -> bool:
+    from .encodings.model import EncodedTensor
+
+    return isinstance(value, EncodedTensor)
+
+
+def _output_path(src: str, out: str | None, suffix: str) -> Path:
+    if out:
+        return Path(out)
+    path = Path(src)
+    return path.with_name(path.stem + suffix) if path.suffix != suffix else path.with_name(path.stem + ".out" + suffix)
+
+
+def _refuse_clobber(src: Path, dst: Path, force: bool) -> None:
+    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
+        raise UsageError(f"{dst}: output is the input file; choose another output path")
+    if dst.exists() and not force:
+        raise UsageError(f"{dst} exists; pass --force to overwrite it")
+
+
+def _settings(args):
+    from .compress import CompressionSettings, TensorSettings
+
+    if args.settings:
+        text = Path(args.settings).read_text()
+        settings = CompressionSettings.from_json(text)
+    else:
+        settings = CompressionSettings.preset(args.preset)
+    overrides = {k: v for k, v in (("sparsity", args.sparsity), ("quality", args.quality),
+                                   ("code_bits", args.code_bits), ("gap_bits", args.gap_bits),
+                                   ("init", args.init)) if v is not None}
+    if args.no_huffman:
+        overrides["huffman"] = False
+    if overrides:
+        # Flags apply to every compressed tensor: the default and each rule's settings.
+        def apply(s):
+            if s is None:
+                return None
+            d = s.to_dict()
+            if "sparsity" in overrides or "quality" in overrides:
+                d["sparsity"] = d["quality"] = None
+            d.update(overrides)
+            return TensorSettings.from_dict(d)
+
+        data = settings.to_dict()
+        data["default"] = (apply(settings.default) or apply(TensorSettings())).to_dict()
+        data["rules"] = [dict(r, settings=None if r["settings"] is None else
+                              apply(TensorSettings.from_dict(r["settings"])).to_dict())
+                         for r in data["rules"]]
+        settings = CompressionSettings.from_dict(data)
+    return settings
+
+
+def _print_errors(reports) -> None:
+    compressed = [r for r in reports if getattr(r, "kind", "exact") != "exact"]
+    if not compressed:
+        return
+    print()
+    print(f"{'tensor':<32} {'kept %':>7} {'codebook':>8} {'rel. RMS error':>14} {'SQNR dB':>8}")
+    for r in compressed:
+        name = r.name if len(r.name) <= 32 else "..." + r.name[-29:]
+        print(f"{name:<32} {r.kept_percent:>6.1f}% {r.codebook_size:>8} {r.relative_rms_error:>14.4f} {r.sqnr_db:>8.1f}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dcformat", description="Deep Compression storage format and codec.")
+    parser.add_argument("--version", action="version", version=f"dcformat {__version__}")
+    sub = parser.add_subparsers(required=True, metavar="command")
+
+    p = sub.add_parser("compress", help="checkpoint (.safetensors/.pt/.pth/.bin/.net) -> .dcf")
+    p.add_argument("input")
+    p.add_argument("-o", "--output", help="output .dcf (default: input name with .dcf)")
+    p.add_argument("--preset", default="default", help="default | paper | lossless (default: default)")
+    p.add_argument("--settings", help="JSON file with CompressionSettings (overrides --preset)")
+    p.add_argument("--sparsity", type=float, help="prune this fraction of every compressed tensor")
+    p.add_argument("--quality", type=float, help="prune |w| < QUALITY x std(w)")
+    p.add_argument("--code-bits", type=int, help="codebook of at most 2**BITS entries")
+    p.add_argument("--gap-bits", type=int, help="relative-index width of pruned tensors")
+    p.add_argument("--init", choices=("linear", "density", "random"), help="k-means initialisation")
+    p.add_argument("--no-huffman", action="store_true", help="pack streams at fixed width")
+    p.add_argument("--prototxt", help="Caffe prototxt of a 2016 .net file")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
+    p.set_defaults(func=cmd_compress)
+
+    p = sub.add_parser("decompress", help=".dcf -> .safetensors or PyTorch (.pt/.pth/.bin)")
+    p.add_argument("input")
+    p.add_argument("-o", "--output", help="output file; its suffix picks the format (default .safetensors)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=cmd_decompress)
+
+    p = sub.add_parser("info", help="per-tensor table of a .dcf file")
+    p.add_argument("input")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("verify", help="check every checksum and decode every tensor")
+    p.add_argument("input")
+    p.set_defaults(func=cmd_verify)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

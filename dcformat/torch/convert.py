@@ -1,0 +1,53 @@
+"""Exact conversion between numpy arrays and torch tensors (BF16 and float8 included).
+
+numpy has no bfloat16 of its own; dcformat holds it as ``ml_dtypes.bfloat16``. Both
+directions go through an unsigned-integer view of the same bits, so no value is rounded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..dtypes import dtype_of, numpy_dtype
+from ..errors import UnsupportedDType
+
+_TORCH = {
+    "BOOL": torch.bool, "U8": torch.uint8, "I8": torch.int8, "I16": torch.int16,
+    "U16": torch.uint16, "I32": torch.int32, "U32": torch.uint32, "I64": torch.int64,
+    "U64": torch.uint64, "F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32,
+    "F64": torch.float64, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
+}
+_FROM_TORCH = {v: k for k, v in _TORCH.items()}
+#: Bit-carrier dtypes that torch.from_numpy accepts, by element width.
+_CARRIER_NP = {1: np.uint8, 2: np.int16, 4: np.int32, 8: np.int64}
+_CARRIER_PT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def to_torch(array: np.ndarray) -> torch.Tensor:
+    """A torch tensor with the same dtype and bits as ``array`` (shares memory when it can)."""
+    wire = dtype_of(array).name
+    target = _TORCH[wire]
+    array = np.ascontiguousarray(array)
+    if array.ndim == 0:
+        array = array.reshape(1)
+        return to_torch(array).reshape(())
+    carrier = torch.from_numpy(array.view(_CARRIER_NP[array.dtype.itemsize]))
+    return carrier if carrier.dtype == target else carrier.view(target)
+
+
+def to_numpy(tensor: torch.Tensor, name: str = "") -> np.ndarray:
+    """A numpy array with the same dtype and bits as ``tensor`` (dense, on the CPU)."""
+    try:
+        wire = _FROM_TORCH[tensor.dtype]
+    except KeyError:
+        raise UnsupportedDType(tensor.dtype, name) from None
+    tensor = tensor.detach().to("cpu")
+    if tensor.layout != torch.strided:
+        tensor = tensor.to_dense()
+    tensor = tensor.contiguous()
+    shape = tuple(tensor.shape)
+    flat = tensor.reshape(-1)
+    size = flat.element_size()
+    bits = flat.view(_CARRIER_PT[size]) if flat.dtype != _CARRIER_PT[size] else flat
+    return bits.numpy().copy().view(numpy_dtype(wire)).reshape(shape)
