@@ -1,0 +1,315 @@
+"""Canonical Huffman kernels: chunk costs, chunk encoding, table-driven chunk decoding.
+
+Codes are stored bit-reversed (``rev_codes``) so that a code written most significant
+bit first into the least-significant-first bit stream (spec/FORMAT.md, "Canonical
+codes") is a plain OR at the writer's bit position, and so that the decoder can peek
+``maxlen`` bits and index a table with them.
+
+Decode table entries are ``(symbol << 5) | 16 | length``; a zero entry marks a bit
+pattern that no code starts with. The decoders read only bytes in
+``[begins[c], ends[c])`` of a chunk, write only ``out[firsts[c] : firsts[c] + counts[c]]``,
+and report what they found per chunk in ``status`` (the ``STATUS_*`` values); they
+never raise. Callers check every descriptor against the buffers first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .bitpack import pack, unpack
+from .config import kernel
+
+#: The chunk decoded to its symbol count, filled its bytes exactly, zero trailing bits.
+STATUS_OK = 0
+#: A peeked bit pattern that no code starts with.
+STATUS_INVALID_CODE = 1
+#: A code needed bits past the chunk's last byte.
+STATUS_PAST_END = 2
+#: The chunk's byte length is not ceil(bits_read / 8).
+STATUS_SIZE_MISMATCH = 3
+#: Bits after the chunk's last code are not zero.
+STATUS_NONZERO_PADDING = 4
+
+_U1 = np.uint64(1)
+_U2 = np.uint64(2)
+_U3 = np.uint64(3)
+_U4 = np.uint64(4)
+_U5 = np.uint64(5)
+_U6 = np.uint64(6)
+_U7 = np.uint64(7)
+_U8 = np.uint64(8)
+_U16 = np.uint64(16)
+_U24 = np.uint64(24)
+_U32 = np.uint64(32)
+_U40 = np.uint64(40)
+_U48 = np.uint64(48)
+_U56 = np.uint64(56)
+_UFF = np.uint64(0xFF)
+
+
+@kernel
+def build_decode_table(lengths, rev_codes, maxlen, table):
+    """Fill ``table`` (uint32, ``2**maxlen`` entries, zeroed) from a canonical code."""
+    size = 1 << maxlen
+    for s in range(lengths.shape[0]):
+        ln = np.int64(lengths[s])
+        if ln == 0:
+            continue
+        entry = np.uint32((s << 5) | 16 | ln)
+        for i in range(np.int64(rev_codes[s]), size, 1 << ln):
+            table[i] = entry
+
+
+@kernel
+def chunk_bit_counts(symbols, lengths, chunk_symbols, out):
+    """``out[c]`` = Huffman bits of symbols ``[c*chunk_symbols, (c+1)*chunk_symbols)``."""
+    n = symbols.shape[0]
+    for c in range(out.shape[0]):
+        start = c * chunk_symbols
+        stop = min(n, start + chunk_symbols)
+        total = 0
+        for i in range(start, stop):
+            total += np.int64(lengths[symbols[i]])
+        out[c] = total
+
+
+@kernel
+def chunk_unit_sums(symbols, firsts, counts, out):
+    """``out[c]`` = sum of ``symbols[j] + 1`` over chunk ``c`` (units a gap chunk covers)."""
+    for c in range(firsts.shape[0]):
+        start = firsts[c]
+        total = counts[c]
+        for i in range(start, start + counts[c]):
+            total += symbols[i]
+        out[c] = total
+
+
+@kernel
+def encode_chunks(symbols, rev_codes, lengths, chunk_symbols, modes, offsets, width, out):
+    """Write chunk ``c`` (raw when ``modes[c]``) into ``out[offsets[c]:offsets[c+1]]``.
+
+    ``offsets`` has one more entry than ``modes``; each Huffman chunk's slot is exactly
+    ceil(bits / 8) bytes and each raw chunk's ceil(n * width / 8) bytes.
+    """
+    n = symbols.shape[0]
+    for c in range(modes.shape[0]):
+        start = c * chunk_symbols
+        stop = min(n, start + chunk_symbols)
+        b0 = offsets[c]
+        b1 = offsets[c + 1]
+        if modes[c] == 1:
+            pack(symbols[start:stop], width, out[b0:b1])
+            continue
+        acc = np.uint64(0)
+        nbits = 0
+        p = b0
+        for i in range(start, stop):
+            s = symbols[i]
+            acc |= np.uint64(rev_codes[s]) << np.uint64(nbits)
+            nbits += np.int64(lengths[s])
+            if nbits >= 32:
+                out[p] = acc & _UFF
+                out[p + 1] = (acc >> _U8) & _UFF
+                out[p + 2] = (acc >> _U16) & _UFF
+                out[p + 3] = (acc >> _U24) & _UFF
+                p += 4
+                acc >>= _U32
+                nbits -= 32
+        while p < b1:
+            out[p] = acc & _UFF
+            acc >>= _U8
+            p += 1
+
+
+@kernel
+def _load64(data, p):
+    """Little-endian u64 from ``data[p : p + 8]`` (the caller checks ``p + 8 <= len``).
+
+    Unsigned indices spare Numba's negative-index fix-ups, so LLVM fuses the eight
+    byte loads into one.
+    """
+    u = np.uint64(p)
+    return (np.uint64(data[u]) | (np.uint64(data[u + _U1]) << _U8)
+            | (np.uint64(data[u + _U2]) << _U16) | (np.uint64(data[u + _U3]) << _U24)
+            | (np.uint64(data[u + _U4]) << _U32) | (np.uint64(data[u + _U5]) << _U40)
+            | (np.uint64(data[u + _U6]) << _U48) | (np.uint64(data[u + _U7]) << _U56))
+
+
+@kernel
+def _finish(data, table, mask, begin, ptr, end, bitbuf, bitcount, out, pos, stop):
+    """Decode ``out[pos:stop]`` one symbol at a time from a reader state, then check the end.
+
+    The state is a byte pointer and a bit buffer whose low ``bitcount`` bits are the
+    next bits of the chunk; bits above them are zero or copies of the bytes at ``ptr``.
+    """
+    while pos < stop:
+        while bitcount <= 56 and ptr < end:
+            bitbuf |= np.uint64(data[ptr]) << np.uint64(bitcount)
+            ptr += 1
+            bitcount += 8
+        e = table[bitbuf & mask]
+        ln = np.int64(e & 15)
+        if ln == 0:
+            return STATUS_INVALID_CODE
+        if ln > bitcount:
+            return STATUS_PAST_END
+        out[pos] = e >> 5
+        bitbuf >>= np.uint64(ln)
+        bitcount -= ln
+        pos += 1
+    bits_read = (ptr - begin) * 8 - bitcount
+    if end - begin != (bits_read + 7) >> 3:
+        return STATUS_SIZE_MISMATCH
+    # all bytes are loaded now, so the buffer holds exactly the trailing bits
+    if bitbuf != 0:
+        return STATUS_NONZERO_PADDING
+    return STATUS_OK
+
+
+@kernel
+def _rounds(ptr, end, pos, stop, per_refill):
+    """Refills that surely keep 8-byte loads inside the chunk and leave a symbol over.
+
+    A refill advances the pointer at most 7 bytes and writes ``per_refill`` symbols.
+    """
+    by_bytes = (end - ptr - 8) // 7 + 1
+    by_symbols = (stop - pos - 1) // per_refill
+    return max(0, min(by_bytes, by_symbols))
+
+
+@kernel
+def _decode1(data, table, maxlen, begin, end, out, pos, count):
+    """Decode one Huffman chunk; return its status."""
+    mask = np.uint64((1 << maxlen) - 1)
+    per_refill = 56 // maxlen
+    stop = pos + count
+    ptr = begin
+    bitbuf = np.uint64(0)
+    bitcount = 0
+    # Fast loop: whole 8-byte loads inside the chunk, ``per_refill`` codes per load.
+    # It always leaves at least one symbol to _finish, which re-peeks the same bits, so
+    # an invalid pattern (which consumes nothing here) is caught there.
+    while True:
+        rounds = _rounds(ptr, end, pos, stop, per_refill)
+        if rounds == 0:
+            break
+        for _ in range(rounds):
+            bitbuf |= _load64(data, ptr) << np.uint64(bitcount)
+            ptr += (63 - bitcount) >> 3
+            bitcount |= 56
+            for _ in range(per_refill):
+                e = table[bitbuf & mask]
+                ln = np.int64(e & 15)
+                out[np.uint64(pos)] = e >> 5
+                pos += 1
+                bitbuf >>= np.uint64(ln)
+                bitcount -= ln
+    return _finish(data, table, mask, begin, ptr, end, bitbuf, bitcount, out, pos, stop)
+
+
+@kernel
+def _decode4(data, table, maxlen, b0, e0, b1, e1, b2, e2, b3, e3, out, q0, n0, q1, n1, q2, n2, q3, n3):
+    """Decode four Huffman chunks with interleaved bit readers; return their statuses."""
+    mask = np.uint64((1 << maxlen) - 1)
+    per_refill = 56 // maxlen
+    s0 = q0 + n0
+    s1 = q1 + n1
+    s2 = q2 + n2
+    s3 = q3 + n3
+    p0 = b0
+    p1 = b1
+    p2 = b2
+    p3 = b3
+    f0 = np.uint64(0)
+    f1 = np.uint64(0)
+    f2 = np.uint64(0)
+    f3 = np.uint64(0)
+    c0 = 0
+    c1 = 0
+    c2 = 0
+    c3 = 0
+    while True:
+        rounds = min(_rounds(p0, e0, q0, s0, per_refill), _rounds(p1, e1, q1, s1, per_refill),
+                     _rounds(p2, e2, q2, s2, per_refill), _rounds(p3, e3, q3, s3, per_refill))
+        if rounds == 0:
+            break
+        for _ in range(rounds):
+            f0 |= _load64(data, p0) << np.uint64(c0)
+            f1 |= _load64(data, p1) << np.uint64(c1)
+            f2 |= _load64(data, p2) << np.uint64(c2)
+            f3 |= _load64(data, p3) << np.uint64(c3)
+            p0 += (63 - c0) >> 3
+            p1 += (63 - c1) >> 3
+            p2 += (63 - c2) >> 3
+            p3 += (63 - c3) >> 3
+            c0 |= 56
+            c1 |= 56
+            c2 |= 56
+            c3 |= 56
+            for _ in range(per_refill):
+                x0 = table[f0 & mask]
+                x1 = table[f1 & mask]
+                x2 = table[f2 & mask]
+                x3 = table[f3 & mask]
+                out[np.uint64(q0)] = x0 >> 5
+                out[np.uint64(q1)] = x1 >> 5
+                out[np.uint64(q2)] = x2 >> 5
+                out[np.uint64(q3)] = x3 >> 5
+                q0 += 1
+                q1 += 1
+                q2 += 1
+                q3 += 1
+                l0 = np.int64(x0 & 15)
+                l1 = np.int64(x1 & 15)
+                l2 = np.int64(x2 & 15)
+                l3 = np.int64(x3 & 15)
+                f0 >>= np.uint64(l0)
+                f1 >>= np.uint64(l1)
+                f2 >>= np.uint64(l2)
+                f3 >>= np.uint64(l3)
+                c0 -= l0
+                c1 -= l1
+                c2 -= l2
+                c3 -= l3
+    r0 = _finish(data, table, mask, b0, p0, e0, f0, c0, out, q0, s0)
+    r1 = _finish(data, table, mask, b1, p1, e1, f1, c1, out, q1, s1)
+    r2 = _finish(data, table, mask, b2, p2, e2, f2, c2, out, q2, s2)
+    r3 = _finish(data, table, mask, b3, p3, e3, f3, c3, out, q3, s3)
+    return r0, r1, r2, r3
+
+
+@kernel
+def decode_chunks(data, table, maxlen, modes, begins, ends, firsts, counts, width, out, status):
+    """Decode every chunk into ``out``; set ``status[c]`` for each Huffman chunk.
+
+    Raw chunks (``modes[c] == 1``) are unpacked at ``width`` bits; their sizes and
+    trailing bits are the caller's to check. Huffman chunks go four at a time through
+    interleaved readers.
+    """
+    pending = np.empty(4, np.int64)
+    npending = 0
+    for c in range(modes.shape[0]):
+        if modes[c] == 1:
+            unpack(data[begins[c]:ends[c]], counts[c], width, out[firsts[c]:firsts[c] + counts[c]])
+            status[c] = STATUS_OK
+            continue
+        pending[npending] = c
+        npending += 1
+        if npending == 4:
+            a = pending[0]
+            b = pending[1]
+            d = pending[2]
+            g = pending[3]
+            ra, rb, rd, rg = _decode4(data, table, maxlen,
+                                      begins[a], ends[a], begins[b], ends[b],
+                                      begins[d], ends[d], begins[g], ends[g], out,
+                                      firsts[a], counts[a], firsts[b], counts[b],
+                                      firsts[d], counts[d], firsts[g], counts[g])
+            status[a] = ra
+            status[b] = rb
+            status[d] = rd
+            status[g] = rg
+            npending = 0
+    for j in range(npending):
+        c = pending[j]
+        status[c] = _decode1(data, table, maxlen, begins[c], ends[c], out, firsts[c], counts[c])

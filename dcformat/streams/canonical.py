@@ -1,0 +1,134 @@
+"""Code-length tables and canonical codes (spec/FORMAT.md, "Huffman streams").
+
+Pure numpy, no Numba: everything here is per table (at most 65536 entries), not per
+symbol. ``code_lengths`` is the writer's length-limited Huffman construction
+(package-merge, so optimal for its limit); the rest is shared by writer and reader.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..container.constants import MAX_CODE_LENGTH
+
+
+def code_lengths(freqs: np.ndarray, max_length: int) -> np.ndarray:
+    """Optimal code lengths, each at most ``max_length``, for symbol frequencies.
+
+    Symbols with frequency 0 get length 0. A lone used symbol gets length 1. The
+    number of used symbols must be at most ``2**max_length``. Ties are broken by
+    symbol number, so the result depends only on ``freqs``.
+
+    Examples
+    --------
+    >>> code_lengths(np.array([10, 1, 1, 0, 5]), 15).tolist()
+    [1, 3, 3, 0, 2]
+    >>> code_lengths(np.array([8, 4, 2, 1]), 2).tolist()
+    [2, 2, 2, 2]
+    """
+    freqs = np.asarray(freqs, dtype=np.int64)
+    lengths = np.zeros(freqs.shape[0], dtype=np.uint8)
+    used = np.flatnonzero(freqs)
+    n = used.shape[0]
+    if n == 0:
+        return lengths
+    if n == 1:
+        lengths[used] = 1
+        return lengths
+    if n > (1 << max_length):
+        raise ValueError(f"{n} symbols cannot have codes of at most {max_length} bits")
+    # Leaves in ascending weight; equal weights in ascending symbol order.
+    order = used[np.argsort(freqs[used], kind="stable")]
+    leaves = freqs[order]
+    # Package-merge (coin collector). Level max_length holds the leaves alone; each
+    # level above merges the leaves with the pairwise packages of the level below.
+    # Leaves come before packages of the same weight, so the merge is deterministic.
+    is_leaf_levels = []
+    current = leaves
+    current_is_leaf = np.ones(n, dtype=bool)
+    for _ in range(max_length - 1):
+        is_leaf_levels.append(current_is_leaf)
+        pairs = current.shape[0] // 2
+        packages = current[0:2 * pairs:2] + current[1:2 * pairs:2]
+        merged = np.concatenate([leaves, packages])
+        pick = np.argsort(merged, kind="stable")
+        current = merged[pick]
+        current_is_leaf = pick < n
+    is_leaf_levels.append(current_is_leaf)
+    # Select the 2n - 2 cheapest items of the top level; each package selected at a
+    # level selects its two items at the level below. The leaves chosen at a level
+    # are always the lightest ones, so a leaf's length is the number of levels whose
+    # selected prefix holds it.
+    depth = np.zeros(n, dtype=np.int64)
+    take = 2 * n - 2
+    for level_is_leaf in reversed(is_leaf_levels):
+        prefix = level_is_leaf[:take]
+        leaves_taken = int(np.count_nonzero(prefix))
+        depth[:leaves_taken] += 1
+        take = 2 * (take - leaves_taken)
+    lengths[order] = depth
+    return lengths
+
+
+def canonical_codes(lengths: np.ndarray) -> np.ndarray:
+    """DEFLATE canonical codes (most significant bit first values) for code lengths.
+
+    Examples
+    --------
+    >>> canonical_codes(np.array([2, 1, 3, 3], dtype=np.uint8)).tolist()
+    [2, 0, 6, 7]
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    codes = np.zeros(lengths.shape[0], dtype=np.uint32)
+    counts = np.bincount(lengths, minlength=MAX_CODE_LENGTH + 1)
+    counts[0] = 0
+    next_code = np.zeros(MAX_CODE_LENGTH + 2, dtype=np.int64)
+    code = 0
+    for bits in range(1, MAX_CODE_LENGTH + 1):
+        code = (code + int(counts[bits - 1])) << 1
+        next_code[bits] = code
+    used = np.flatnonzero(lengths)
+    order = used[np.lexsort((used, lengths[used]))]
+    ordered_lengths = lengths[order]
+    # rank of each code among the codes of its length
+    starts = np.searchsorted(ordered_lengths, ordered_lengths, side="left")
+    rank = np.arange(order.shape[0]) - starts
+    codes[order] = (next_code[ordered_lengths] + rank).astype(np.uint32)
+    return codes
+
+
+def reverse_codes(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Each code's low ``length`` bits in reverse order (for least-significant-first I/O)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    rev = np.zeros(codes.shape[0], dtype=np.int64)
+    for bit in range(MAX_CODE_LENGTH):
+        has = lengths > bit
+        shift = np.where(has, lengths - 1 - bit, 0)
+        rev |= np.where(has, ((codes >> bit) & 1) << shift, 0)
+    return rev.astype(np.uint32)
+
+
+def kraft_sum(lengths: np.ndarray) -> int:
+    """Sum of ``2**(MAX_CODE_LENGTH - length)`` over coded symbols, as an exact int.
+
+    The lengths form a prefix code exactly when this is at most ``2**MAX_CODE_LENGTH``.
+    """
+    counts = np.bincount(np.asarray(lengths, dtype=np.int64), minlength=MAX_CODE_LENGTH + 1)
+    return sum(int(counts[b]) << (MAX_CODE_LENGTH - b) for b in range(1, MAX_CODE_LENGTH + 1))
+
+
+def pack_lengths(lengths: np.ndarray) -> bytes:
+    """Two 4-bit lengths per byte, symbol ``2k`` in the low nibble; a zero high nibble pads."""
+    lengths = np.asarray(lengths, dtype=np.uint8)
+    if lengths.shape[0] % 2:
+        lengths = np.append(lengths, np.uint8(0))
+    return (lengths[0::2] | (lengths[1::2] << 4)).astype(np.uint8).tobytes()
+
+
+def unpack_lengths(packed: np.ndarray, table_size: int) -> np.ndarray:
+    """The ``table_size`` nibbles of ``packed`` (uint8, ``ceil(table_size/2)`` bytes)."""
+    lengths = np.empty(2 * packed.shape[0], dtype=np.uint8)
+    lengths[0::2] = packed & 15
+    lengths[1::2] = packed >> 4
+    return lengths[:table_size]
