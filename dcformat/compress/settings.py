@@ -1,0 +1,335 @@
+"""What to do with each tensor: per-tensor settings, the rules that pick them, presets.
+
+A :class:`TensorSettings` says how one tensor is compressed (pruning, code and gap
+widths, k-means initialisation, stream codec). A :class:`CompressionSettings` maps
+tensor names and shapes to them: a tensor is compressed only if it is floating (F16,
+BF16, F32, F64), has at least two dimensions and at least ``min_elements`` elements,
+and no ``keep`` pattern names it; then the first matching :class:`Rule` gives its
+settings, else ``default``. ``None`` settings mean "keep exact".
+
+Every object round-trips through a JSON-safe dict (``to_dict`` / ``from_dict``), which
+is how the CLI loads settings files.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import re
+from dataclasses import dataclass, field, fields
+
+from ..errors import InvalidSettings
+
+INITS = ("linear", "density", "random")
+KINDS = ("conv", "fc")
+MIN_BITS = 1
+MAX_BITS = 16
+
+
+def _check_int(name: str, value, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise InvalidSettings(f"{name} must be an integer from {lo} to {hi}, got {value!r}")
+
+
+def _check_float(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidSettings(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _from_dict(cls, data, what: str):
+    if not isinstance(data, dict):
+        raise InvalidSettings(f"{what} must be a JSON object, got {type(data).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InvalidSettings(f"unknown {what} field(s) {unknown}; known: {sorted(known)}")
+    return data
+
+
+@dataclass(frozen=True)
+class TensorSettings:
+    """How one tensor is compressed.
+
+    Parameters
+    ----------
+    sparsity : float or None
+        Prune exactly ``round(sparsity * n)`` weights of smallest magnitude; in [0, 1).
+    quality : float or None
+        Prune every weight with ``|w| < quality * std(w)`` (the paper's quality
+        factor); at least 0. At most one of ``sparsity`` and ``quality`` may be set;
+        with neither the tensor is not pruned and is stored dense.
+    code_bits : int
+        Codebook of at most ``2**code_bits`` entries (1 to 16).
+    gap_bits : int
+        Width of the relative indices of a pruned tensor (1 to 16); ignored unpruned.
+    init : {"linear", "density", "random"}
+        k-means initialisation: evenly spaced in [min, max], evenly spaced in the CDF,
+        or Forgy (random distinct values, seeded).
+    huffman : bool
+        Huffman-code the code and gap streams (else pack them at fixed width).
+    seed : int
+        Seed of the random initialisation.
+    kmeans_iterations : int
+        Most Lloyd iterations (0: use the initial centroids as they are).
+
+    Examples
+    --------
+    >>> TensorSettings(sparsity=0.9, code_bits=5, gap_bits=5).pruned
+    True
+    >>> TensorSettings.from_dict(TensorSettings(quality=1.0).to_dict()) == TensorSettings(quality=1.0)
+    True
+    """
+
+    sparsity: float | None = None
+    quality: float | None = None
+    code_bits: int = 8
+    gap_bits: int = 8
+    init: str = "linear"
+    huffman: bool = True
+    seed: int = 0
+    kmeans_iterations: int = 1000
+
+    def __post_init__(self):
+        if self.sparsity is not None and self.quality is not None:
+            raise InvalidSettings("set at most one of sparsity and quality")
+        if self.sparsity is not None:
+            s = _check_float("sparsity", self.sparsity)
+            if not 0.0 <= s < 1.0:
+                raise InvalidSettings(f"sparsity must be in [0, 1), got {s!r}")
+            object.__setattr__(self, "sparsity", s)
+        if self.quality is not None:
+            q = _check_float("quality", self.quality)
+            if q < 0.0:
+                raise InvalidSettings(f"quality must be >= 0, got {q!r}")
+            object.__setattr__(self, "quality", q)
+        _check_int("code_bits", self.code_bits, MIN_BITS, MAX_BITS)
+        _check_int("gap_bits", self.gap_bits, MIN_BITS, MAX_BITS)
+        if self.init not in INITS:
+            raise InvalidSettings(f"init must be one of {list(INITS)}, got {self.init!r}")
+        if not isinstance(self.huffman, bool):
+            raise InvalidSettings(f"huffman must be true or false, got {self.huffman!r}")
+        _check_int("seed", self.seed, 0, 2**63 - 1)
+        _check_int("kmeans_iterations", self.kmeans_iterations, 0, 1_000_000)
+
+    @property
+    def pruned(self) -> bool:
+        """Whether this tensor is pruned (and so stored sparse)."""
+        return self.sparsity is not None or self.quality is not None
+
+    def to_dict(self) -> dict:
+        """A JSON-safe dict; :meth:`from_dict` inverts it."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TensorSettings":
+        """Build from a dict; missing fields take their defaults, unknown ones are refused."""
+        return cls(**_from_dict(cls, data, "tensor settings"))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Give ``settings`` (``None``: keep exact) to the tensors this rule matches.
+
+    A tensor matches when its name matches ``glob`` (:func:`fnmatch.fnmatchcase`:
+    case-sensitive, ``*`` also crosses dots) or ``regex`` (:func:`re.search`; anchor
+    with ``^...$``), whichever is set, and its kind is ``kind`` when that is set
+    ("conv": three or more dimensions, "fc": two).
+
+    Examples
+    --------
+    >>> Rule(TensorSettings(code_bits=4), glob="*.weight", kind="fc").matches("fc1.weight", (300, 784))
+    True
+    """
+
+    settings: TensorSettings | None
+    glob: str | None = None
+    regex: str | None = None
+    kind: str | None = None
+
+    def __post_init__(self):
+        if self.settings is not None and not isinstance(self.settings, TensorSettings):
+            raise InvalidSettings(f"rule settings must be TensorSettings or None, got {self.settings!r}")
+        if self.glob is not None and self.regex is not None:
+            raise InvalidSettings("a rule takes glob or regex, not both")
+        if self.glob is not None and not isinstance(self.glob, str):
+            raise InvalidSettings(f"glob must be a string, got {self.glob!r}")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except (re.error, TypeError) as e:
+                raise InvalidSettings(f"bad regex {self.regex!r}: {e}") from None
+        if self.kind is not None and self.kind not in KINDS:
+            raise InvalidSettings(f"kind must be one of {list(KINDS)} or null, got {self.kind!r}")
+
+    def matches(self, name: str, shape: tuple[int, ...]) -> bool:
+        """Whether the tensor ``name`` of ``shape`` matches this rule."""
+        if self.kind is not None and layer_kind(shape) != self.kind:
+            return False
+        if self.glob is not None:
+            return fnmatch.fnmatchcase(name, self.glob)
+        if self.regex is not None:
+            return re.search(self.regex, name) is not None
+        return True
+
+    def to_dict(self) -> dict:
+        """A JSON-safe dict; :meth:`from_dict` inverts it."""
+        return {"glob": self.glob, "regex": self.regex, "kind": self.kind,
+                "settings": None if self.settings is None else self.settings.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Rule":
+        """Build from a dict (``settings`` is required; ``null`` means keep exact)."""
+        data = dict(_from_dict(cls, data, "rule"))
+        if "settings" not in data:
+            raise InvalidSettings("a rule needs 'settings' (an object, or null to keep exact)")
+        s = data.pop("settings")
+        return cls(settings=None if s is None else TensorSettings.from_dict(s), **data)
+
+
+def layer_kind(shape: tuple[int, ...]) -> str | None:
+    """"conv" for three or more dimensions, "fc" for two, None otherwise."""
+    if len(shape) >= 3:
+        return "conv"
+    if len(shape) == 2:
+        return "fc"
+    return None
+
+
+@dataclass(frozen=True)
+class CompressionSettings:
+    """Which tensors are compressed, and how.
+
+    Parameters
+    ----------
+    default : TensorSettings or None
+        Settings of a compressible tensor no rule matches; ``None`` keeps it exact.
+    rules : tuple of Rule
+        Tried in order; the first match wins.
+    keep : tuple of str
+        Glob patterns of tensors always kept exact (checked before the rules).
+    min_elements : int
+        Tensors with fewer elements are kept exact.
+
+    Examples
+    --------
+    >>> s = CompressionSettings.preset("paper")
+    >>> s.settings_for("fc1.weight", (300, 784), "F32").code_bits
+    5
+    >>> s.settings_for("fc1.bias", (300,), "F32") is None
+    True
+    >>> CompressionSettings.from_dict(s.to_dict()) == s
+    True
+    """
+
+    default: TensorSettings | None = field(default_factory=TensorSettings)
+    rules: tuple[Rule, ...] = ()
+    keep: tuple[str, ...] = ()
+    min_elements: int = 4096
+
+    def __post_init__(self):
+        if self.default is not None and not isinstance(self.default, TensorSettings):
+            raise InvalidSettings(f"default must be TensorSettings or None, got {self.default!r}")
+        rules = tuple(self.rules)
+        if not all(isinstance(r, Rule) for r in rules):
+            raise InvalidSettings("rules must be Rule objects")
+        object.__setattr__(self, "rules", rules)
+        if isinstance(self.keep, str):
+            raise InvalidSettings("keep must be a list of glob patterns, not one string")
+        keep = tuple(self.keep)
+        if not all(isinstance(k, str) for k in keep):
+            raise InvalidSettings("keep patterns must be strings")
+        object.__setattr__(self, "keep", keep)
+        _check_int("min_elements", self.min_elements, 0, 2**63 - 1)
+
+    def exact_reason(self, name: str, shape: tuple[int, ...], dtype: str | None) -> str | None:
+        """Why the tensor is kept exact, or None when it is compressed.
+
+        ``dtype`` is the wire name (None for a dtype the format does not know).
+        """
+        from ._dtypes import COMPRESSIBLE
+
+        if dtype not in COMPRESSIBLE:
+            return "not floating"
+        if len(shape) < 2:
+            return "fewer than 2 dimensions"
+        n = math.prod(int(d) for d in shape)
+        if n < max(self.min_elements, 1):
+            return f"fewer than {self.min_elements} elements"
+        if any(fnmatch.fnmatchcase(name, k) for k in self.keep):
+            return "keep pattern"
+        for rule in self.rules:
+            if rule.matches(name, shape):
+                return "rule keeps exact" if rule.settings is None else None
+        return "no settings" if self.default is None else None
+
+    def settings_for(self, name: str, shape: tuple[int, ...], dtype: str | None) -> TensorSettings | None:
+        """The settings of one tensor, or None to keep it exact."""
+        if self.exact_reason(name, shape, dtype) is not None:
+            return None
+        for rule in self.rules:
+            if rule.matches(name, shape):
+                return rule.settings
+        return self.default
+
+    def to_dict(self) -> dict:
+        """A JSON-safe dict; :meth:`from_dict` inverts it."""
+        return {"default": None if self.default is None else self.default.to_dict(),
+                "rules": [r.to_dict() for r in self.rules],
+                "keep": list(self.keep), "min_elements": self.min_elements}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CompressionSettings":
+        """Build from a dict; missing fields take their defaults, unknown ones are refused."""
+        data = dict(_from_dict(cls, data, "compression settings"))
+        if "default" in data and data["default"] is not None:
+            data["default"] = TensorSettings.from_dict(data["default"])
+        if "rules" in data:
+            if not isinstance(data["rules"], list):
+                raise InvalidSettings("rules must be a list")
+            data["rules"] = tuple(Rule.from_dict(r) for r in data["rules"])
+        if "keep" in data and not isinstance(data["keep"], list):
+            raise InvalidSettings("keep must be a list of glob patterns")
+        return cls(**data)
+
+    def to_json(self, **kwargs) -> str:
+        """``to_dict`` as JSON text."""
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> "CompressionSettings":
+        """Parse JSON text written by :meth:`to_json` (or by hand)."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InvalidSettings(f"settings are not valid JSON: {e}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def preset(cls, name: str) -> "CompressionSettings":
+        """A named preset: one of :data:`PRESETS`."""
+        try:
+            return _PRESETS[name]()
+        except KeyError:
+            raise InvalidSettings(f"unknown preset {name!r}; known: {sorted(_PRESETS)}") from None
+
+
+def _paper() -> CompressionSettings:
+    # Han et al. 2016: 8-bit codes and gaps for conv, 5-bit for fc. Sparsities follow
+    # AlexNet's Table 4 (conv about 35-40 % kept, fc about 10 %); the paper retrains
+    # after pruning, which this preset does not do.
+    return CompressionSettings(
+        default=None,
+        rules=(Rule(kind="conv", settings=TensorSettings(sparsity=0.6, code_bits=8, gap_bits=8)),
+               Rule(kind="fc", settings=TensorSettings(sparsity=0.9, code_bits=5, gap_bits=5))),
+    )
+
+
+_PRESETS = {
+    "default": CompressionSettings,  # no pruning, 8-bit linear-initialised codebooks
+    "paper": _paper,
+    "lossless": lambda: CompressionSettings(default=None),
+}
+#: Names accepted by :meth:`CompressionSettings.preset`.
+PRESETS = tuple(_PRESETS)
