@@ -9,6 +9,7 @@ status the kernel must report. The last two tests rerun the hostile-input cases 
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -265,8 +266,12 @@ def test_hostile_payloads_raise_only_format_errors():
     assert len(outcomes) >= 4, outcomes  # the mutations reach several rules
 
 
-def _run_in_subprocess(env_extra, tmp_path):
-    env = dict(os.environ, **env_extra, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+def _run_in_subprocess(env_extra):
+    # A cache of its own: Numba's cache key ignores NUMBA_BOUNDSCHECK, so sharing the
+    # normal cache could hand back kernels built without bounds checks. Keeping it
+    # between runs spares the recompile until a kernel's source changes.
+    cache = Path(tempfile.gettempdir()) / "dcformat-numba-cache-boundscheck"
+    env = dict(os.environ, **env_extra, NUMBA_CACHE_DIR=str(cache))
     root = Path(__file__).resolve().parent.parent
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(Path(__file__)),
@@ -276,10 +281,10 @@ def _run_in_subprocess(env_extra, tmp_path):
 
 
 @pytest.mark.skipif(JIT_OFF or os.environ.get("NUMBA_BOUNDSCHECK") == "1", reason="already in the subprocess")
-def test_kernels_in_pure_python(tmp_path):
-    _run_in_subprocess({"NUMBA_DISABLE_JIT": "1"}, tmp_path)
+def test_kernels_in_pure_python():
+    _run_in_subprocess({"NUMBA_DISABLE_JIT": "1"})
 
 
 @pytest.mark.skipif(JIT_OFF or os.environ.get("NUMBA_BOUNDSCHECK") == "1", reason="already in the subprocess")
-def test_kernels_with_boundscheck(tmp_path):
-    _run_in_subprocess({"NUMBA_BOUNDSCHECK": "1"}, tmp_path)
+def test_kernels_with_boundscheck():
+    _run_in_subprocess({"NUMBA_BOUNDSCHECK": "1"})
