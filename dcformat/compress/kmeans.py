@@ -1,0 +1,231 @@
+"""1-D k-means weight sharing (Deep Compression stage 2): exact Lloyd on sorted values.
+
+In one dimension every cluster of a Lloyd step is a contiguous run of the sorted
+values, bounded by the midpoints between neighbouring centroids. So the values are
+sorted once, their prefix sums (and sums of squares) taken once, and each iteration is
+``k`` binary searches for the run boundaries and ``k`` differences of prefix sums:
+O(k log n), independent of n beyond the search. A value equidistant from two
+centroids joins the lower one.
+
+Initialisations (paper, section 3.2): ``linear`` spaces centroids evenly over
+[min, max]; ``density`` at the quantiles ``(i + 1/2) / k`` of the values; ``random``
+(Forgy) picks ``k`` distinct values with a seeded generator.
+
+Empty clusters: after each update every empty centroid moves, in a fixed order, to
+the value farthest from its own centroid among the ends of the non-empty runs (largest
+error first, ties to the smaller value). Each such move lowers the sum of squared
+errors, so the SSE after each update never increases. Centroids still empty at the end
+are dropped: the result may have fewer than ``k`` centroids, and has exactly the
+distinct values when there are at most ``k`` of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InvalidSettings
+from ..kernels.kmeans import (
+    assign_codes,
+    build_code_grid,
+    centered_prefix_sums,
+    count_distinct_sorted,
+    lloyd_steps,
+)
+from ._dtypes import scale_exponent
+from .settings import INITS
+
+MAX_CLUSTERS = 1 << 16
+
+
+@dataclass(frozen=True, eq=False)
+class KMeansResult:
+    """Centroids (float64, strictly ascending) and how the run went.
+
+    ``sse`` is the sum of squared errors of the values against their nearest centroid;
+    ``sse_history[t]`` the SSE after update step ``t`` (non-increasing up to rounding).
+    """
+
+    centroids: np.ndarray
+    sse: float
+    iterations: int
+    converged: bool
+    sse_history: tuple[float, ...]
+
+
+def _work(values) -> np.ndarray:
+    """Flatten to a float32 (float64 for float64 input) working copy; refuse non-finite."""
+    x = np.asarray(values)
+    dt = np.float64 if x.dtype == np.float64 else np.float32
+    x = np.ascontiguousarray(x.astype(dt, copy=False).ravel())
+    if not np.isfinite(x).all():
+        raise InvalidSettings("k-means needs finite values (found NaN or infinity)")
+    return x
+
+
+def _check_k(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_CLUSTERS:
+        raise InvalidSettings(f"the number of clusters must be from 1 to {MAX_CLUSTERS}, got {k!r}")
+    return int(k)
+
+
+def _midpoints(c: np.ndarray) -> np.ndarray:
+    # Halve first: a + b can overflow for float64 values near the top of the range.
+    return 0.5 * c[:-1] + 0.5 * c[1:]
+
+
+def _run_edges(xs: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Edges e (k + 1 of them) such that cluster j is xs[e[j]:e[j+1]] for ascending c."""
+    b = _midpoints(c)
+    if xs.dtype != np.float64:
+        # x <= b exactly  <=>  x <= the largest value of xs.dtype not above b.
+        bw = b.astype(xs.dtype)
+        over = bw.astype(np.float64) > b
+        bw[over] = np.nextafter(bw[over], xs.dtype.type(-np.inf))
+        b = bw
+    edges = np.empty(c.size + 1, np.int64)
+    edges[0] = 0
+    edges[-1] = xs.size
+    edges[1:-1] = np.searchsorted(xs, b, side="right")
+    return edges
+
+
+def _sse(s: np.ndarray, q: np.ndarray, edges: np.ndarray, cc: np.ndarray) -> float:
+    """SSE of the runs between ``edges`` against centred centroids ``cc``."""
+    n = np.diff(edges).astype(np.float64)
+    sd = s[edges[1:]] - s[edges[:-1]]
+    qd = q[edges[1:]] - q[edges[:-1]]
+    return float(np.maximum(qd - 2.0 * cc * sd + n * cc * cc, 0.0).sum())
+
+
+def _relocate(xs: np.ndarray, edges: np.ndarray, c: np.ndarray, filled: np.ndarray) -> np.ndarray:
+    """Move empty centroids onto the run ends farthest from their centroids."""
+    lo, hi = edges[:-1][filled], edges[1:][filled]
+    cand = np.concatenate([xs[lo], xs[hi - 1]]).astype(np.float64)
+    err = (cand - np.concatenate([c[filled], c[filled]])) ** 2
+    order = np.lexsort((cand, -err))
+    order = order[err[order] > 0.0]
+    empty = np.flatnonzero(~filled)
+    take = min(empty.size, order.size)
+    c = c.copy()
+    c[empty[:take]] = cand[order[:take]]
+    return c
+
+
+def initial_centroids(sorted_values: np.ndarray, k: int, init: str = "linear", seed: int = 0) -> np.ndarray:
+    """The ``k`` starting centroids (float64, ascending) of ascending, non-empty values.
+
+    Examples
+    --------
+    >>> initial_centroids(np.array([0.0, 1.0, 2.0, 10.0]), 3).tolist()
+    [0.0, 5.0, 10.0]
+    >>> initial_centroids(np.array([0.0, 1.0, 2.0, 10.0]), 2, "density").tolist()
+    [0.75, 4.0]
+    """
+    k = _check_k(k)
+    xs = np.asarray(sorted_values)
+    if init == "linear":
+        return np.linspace(float(xs[0]), float(xs[-1]), k)
+    if init == "density":
+        # np.quantile's default ("linear") rule, read straight off the sorted values.
+        h = (np.arange(k) + 0.5) / k * (xs.size - 1)
+        below = np.floor(h).astype(np.int64)
+        above = np.minimum(below + 1, xs.size - 1)
+        a, b = xs[below].astype(np.float64), xs[above].astype(np.float64)
+        return np.sort(a + (h - below) * (b - a))
+    if init == "random":
+        firsts = np.ones(xs.size, dtype=bool)
+        np.not_equal(xs[1:], xs[:-1], out=firsts[1:])
+        distinct = xs[firsts].astype(np.float64)
+        rng = np.random.default_rng(seed)
+        pick = rng.choice(distinct.size, size=min(k, distinct.size), replace=False)
+        return np.sort(distinct[pick])
+    raise InvalidSettings(f"init must be one of {list(INITS)}, got {init!r}")
+
+
+def kmeans_1d(values, k: int, *, init: str = "linear", iterations: int = 1000, seed: int = 0) -> KMeansResult:
+    """Cluster finite 1-D ``values`` into at most ``k`` centroids by exact Lloyd iteration.
+
+    Stops when an iteration leaves every run unchanged (a fixed point) or after
+    ``iterations`` update steps.
+
+    Examples
+    --------
+    >>> r = kmeans_1d([0.0, 1.0, 2.0, 10.0, 12.0], 2)
+    >>> r.centroids.tolist(), r.sse, r.converged
+    ([1.0, 11.0], 4.0, True)
+    >>> kmeans_1d([3.0, 3.0, 1.0], 8).centroids.tolist()
+    [1.0, 3.0]
+    """
+    k = _check_k(k)
+    if init not in INITS:
+        raise InvalidSettings(f"init must be one of {list(INITS)}, got {init!r}")
+    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
+        raise InvalidSettings(f"iterations must be a non-negative integer, got {iterations!r}")
+    xs = np.sort(_work(values))
+    if xs.size == 0:
+        return KMeansResult(np.zeros(0), 0.0, 0, True, ())
+    if count_distinct_sorted(xs) <= k:
+        # Every distinct value its own centroid: exact.
+        return KMeansResult(np.unique(xs).astype(np.float64), 0.0, 0, True, ())
+
+    # Huge or tiny float64 values: work on xs * 2**-e so sums of squares stay finite.
+    e = scale_exponent(xs[[0, -1]])
+    if e:
+        xs = np.ldexp(xs, -e)
+    mu = float(np.mean(xs, dtype=np.float64))
+    s = np.empty(xs.size + 1, np.float64)
+    q = np.empty(xs.size + 1, np.float64)
+    centered_prefix_sums(xs, mu, s, q)
+
+    c = np.ascontiguousarray(initial_centroids(xs, k, init, seed), dtype=np.float64)
+    history = np.zeros(iterations, np.float64)
+    edges = np.full(c.size + 1, -1, np.int64)
+    done, converged = 0, False
+    while done < iterations:
+        done, status = lloyd_steps(xs, s, q, mu, c, edges, history, done, iterations)
+        if status == 0:
+            converged = True
+            break
+        if status == 2:
+            filled = np.diff(edges) > 0
+            c = np.ascontiguousarray(np.sort(_relocate(xs, edges, c, filled)))
+            edges[:] = -1
+
+    # Final centroids: distinct, and only those some value is nearest to.
+    c = np.unique(c)
+    edges = _run_edges(xs, c)
+    c = c[np.diff(edges) > 0]
+    edges = _run_edges(xs, c)
+    sse = _sse(s, q, edges, c - mu)
+    history = history[:done]
+    if e:
+        with np.errstate(over="ignore"):  # the SSE of huge values may be inf
+            c, sse, history = np.ldexp(c, e), float(np.ldexp(sse, 2 * e)), np.ldexp(history, 2 * e)
+    return KMeansResult(c, sse, done, converged, tuple(history.tolist()))
+
+
+def assign(values, codebook: np.ndarray) -> np.ndarray:
+    """The nearest code (uint16) of each value for an ascending codebook; ties go lower.
+
+    Examples
+    --------
+    >>> assign([-1.0, 0.5, 0.6, 9.0], np.array([0.0, 1.0])).tolist()
+    [0, 0, 1, 1]
+    """
+    cb = np.asarray(codebook, dtype=np.float64)
+    if cb.size == 0 or cb.size > MAX_CLUSTERS or np.any(np.diff(cb) < 0):
+        raise InvalidSettings("codebook must be ascending with 1 to 65536 entries")
+    x = _work(values)
+    bounds = np.ascontiguousarray(_midpoints(cb))
+    # A grid of about four cells per bound over [first bound, last bound].
+    cells = max(1024, 4 * bounds.size)
+    lo = float(bounds[0]) if bounds.size else 0.0
+    width = float(bounds[-1]) - lo if bounds.size else 0.0
+    inv_h = cells / width if width > 0.0 and np.isfinite(cells / width) else 0.0
+    first = np.empty(cells + 1, np.int32)
+    build_code_grid(bounds, lo, inv_h, first)
+    out = np.empty(x.size, np.uint16)
+    assign_codes(x, np.ascontiguousarray(cb), bounds, lo, inv_h, first, out)
+    return out
