@@ -61,6 +61,13 @@ def build_decode_table(lengths, rev_codes, maxlen, table):
 
 
 @kernel
+def histogram(symbols, out):
+    """Add the count of each symbol value to ``out`` (int64, longer than the largest symbol)."""
+    for i in range(symbols.shape[0]):
+        out[symbols[i]] += 1
+
+
+@kernel
 def chunk_bit_counts(symbols, lengths, chunk_symbols, out):
     """``out[c]`` = Huffman bits of symbols ``[c*chunk_symbols, (c+1)*chunk_symbols)``."""
     n = symbols.shape[0]

@@ -147,7 +147,9 @@ class HuffmanCodec(StreamCodec):
         raw_bytes = (counts * width + 7) // 8
 
         # one code per stream; each chunk raw when Huffman would not make it smaller
-        lengths = self._lengths(np.bincount(symbols, minlength=alphabet_size))
+        freqs = np.zeros(alphabet_size, dtype=np.int64)
+        hk.histogram(symbols, freqs)
+        lengths = self._lengths(freqs)
         modes = np.ones(n_chunks, dtype=np.uint8)
         sizes = raw_bytes
         table_size = 0
