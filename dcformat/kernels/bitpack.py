@@ -4,7 +4,7 @@ Symbol ``j`` of width ``w`` occupies bits ``[j*w, (j+1)*w)`` of a little-endian 
 stream (spec/FORMAT.md, "Packed streams"). Callers check sizes first: ``pack`` needs
 ``len(out) == ceil(n*w/8)`` and ``unpack`` needs ``len(data) >= ceil(n*w/8)`` and
 ``len(out) >= n``. Widths 1, 2, 4, 8 and 16 take constant-shift paths; other widths
-go through a 64-bit accumulator (pack) or a three-byte window (unpack).
+go through a 64-bit accumulator (pack) or four symbols per 8-byte load (unpack).
 """
 
 from __future__ import annotations
@@ -99,23 +99,50 @@ def unpack(data, count, width, out):
         for i in range(8 * full, count):
             out[i] = (data[i >> 3] >> (i & 7)) & 1
     else:
-        mask = (1 << width) - 1
-        nbytes = (count * width + 7) >> 3
-        # symbols whose three-byte window lies inside the data
-        safe = 0
-        if nbytes >= 3:
-            safe = min(count, ((nbytes - 3) * 8) // width + 1)
-        for i in range(safe):
-            bit = i * width
-            b = bit >> 3
-            v = np.int64(data[b]) | (np.int64(data[b + 1]) << 8) | (np.int64(data[b + 2]) << 16)
-            out[i] = (v >> (bit & 7)) & mask
-        for i in range(safe, count):
-            bit = i * width
-            b = bit >> 3
-            v = np.int64(data[b])
-            if b + 1 < nbytes:
-                v |= np.int64(data[b + 1]) << 8
-            if b + 2 < nbytes:
-                v |= np.int64(data[b + 2]) << 16
-            out[i] = (v >> (bit & 7)) & mask
+        _unpack_generic(data, count, width, out)
+
+
+@kernel
+def _unpack_generic(data, count, width, out):
+    """Any width up to 15: four symbols per little-endian 8-byte load (4w + 4 <= 64 bits)."""
+    mask = np.uint64((1 << width) - 1)
+    w = np.uint64(width)
+    nbytes = (count * width + 7) >> 3
+    # groups of four whose 8-byte window lies inside the data
+    groups = 0
+    if nbytes >= 8:
+        groups = min(count // 4, ((nbytes - 8) * 8) // (4 * width) + 1)
+    for g in range(groups):
+        bit = g * 4 * width
+        v = load64(data, bit >> 3) >> np.uint64(bit & 7)
+        i = np.uint64(4 * g)
+        out[i] = v & mask
+        out[i + np.uint64(1)] = (v >> w) & mask
+        out[i + np.uint64(2)] = (v >> (w + w)) & mask
+        out[i + np.uint64(3)] = (v >> (w + w + w)) & mask
+    for i in range(4 * groups, count):
+        bit = i * width
+        b = bit >> 3
+        v = np.int64(data[b])
+        if b + 1 < nbytes:
+            v |= np.int64(data[b + 1]) << 8
+        if b + 2 < nbytes:
+            v |= np.int64(data[b + 2]) << 16
+        out[i] = (v >> (bit & 7)) & np.int64(mask)
+
+
+@kernel
+def load64(data, p):
+    """Little-endian u64 from ``data[p : p + 8]`` (the caller checks ``p + 8 <= len``).
+
+    Unsigned indices spare Numba's negative-index fix-ups, so LLVM fuses the eight
+    byte loads into one.
+    """
+    u = np.uint64(p)
+    return (np.uint64(data[u]) | (np.uint64(data[u + np.uint64(1)]) << np.uint64(8))
+            | (np.uint64(data[u + np.uint64(2)]) << np.uint64(16))
+            | (np.uint64(data[u + np.uint64(3)]) << np.uint64(24))
+            | (np.uint64(data[u + np.uint64(4)]) << np.uint64(32))
+            | (np.uint64(data[u + np.uint64(5)]) << np.uint64(40))
+            | (np.uint64(data[u + np.uint64(6)]) << np.uint64(48))
+            | (np.uint64(data[u + np.uint64(7)]) << np.uint64(56)))

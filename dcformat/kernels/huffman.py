@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bitpack import pack, unpack
+from .bitpack import load64, pack, unpack
 from .config import kernel
 
 #: The chunk decoded to its symbol count, filled its bytes exactly, zero trailing bits.
@@ -30,13 +30,6 @@ STATUS_SIZE_MISMATCH = 3
 #: Bits after the chunk's last code are not zero.
 STATUS_NONZERO_PADDING = 4
 
-_U1 = np.uint64(1)
-_U2 = np.uint64(2)
-_U3 = np.uint64(3)
-_U4 = np.uint64(4)
-_U5 = np.uint64(5)
-_U6 = np.uint64(6)
-_U7 = np.uint64(7)
 _U8 = np.uint64(8)
 _U16 = np.uint64(16)
 _U24 = np.uint64(24)
@@ -129,20 +122,6 @@ def encode_chunks(symbols, rev_codes, lengths, chunk_symbols, modes, offsets, wi
 
 
 @kernel
-def _load64(data, p):
-    """Little-endian u64 from ``data[p : p + 8]`` (the caller checks ``p + 8 <= len``).
-
-    Unsigned indices spare Numba's negative-index fix-ups, so LLVM fuses the eight
-    byte loads into one.
-    """
-    u = np.uint64(p)
-    return (np.uint64(data[u]) | (np.uint64(data[u + _U1]) << _U8)
-            | (np.uint64(data[u + _U2]) << _U16) | (np.uint64(data[u + _U3]) << _U24)
-            | (np.uint64(data[u + _U4]) << _U32) | (np.uint64(data[u + _U5]) << _U40)
-            | (np.uint64(data[u + _U6]) << _U48) | (np.uint64(data[u + _U7]) << _U56))
-
-
-@kernel
 def _finish(data, table, mask, begin, ptr, end, bitbuf, bitcount, out, pos, stop):
     """Decode ``out[pos:stop]`` one symbol at a time from a reader state, then check the end.
 
@@ -187,7 +166,7 @@ def _rounds(ptr, end, pos, stop, per_refill):
 @kernel
 def _refill(data, ptr, bitbuf, bitcount):
     """Top the buffer up to at least 56 bits with one 8-byte load (``ptr + 8 <= len``)."""
-    bitbuf |= _load64(data, ptr) << np.uint64(bitcount)
+    bitbuf |= load64(data, ptr) << np.uint64(bitcount)
     return ptr + ((63 - bitcount) >> 3), bitbuf, bitcount | 56
 
 
