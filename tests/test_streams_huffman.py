@@ -3,6 +3,8 @@
 import heapq
 import itertools
 import json
+import multiprocessing
+import os
 import struct
 
 import numpy as np
@@ -203,6 +205,27 @@ def test_threads_give_the_same_symbols():
     payload = codec.encode(symbols, 128)
     for threads in (1, 2, 3, 64):
         np.testing.assert_array_equal(codec.decode(payload, symbols.size, 128, threads=threads), symbols)
+
+
+def _decode_in_child(payload, count, queue):
+    queue.put(HuffmanCodec().decode(payload, count, 128, threads=2).sum(dtype=np.int64))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_threads_after_fork():
+    symbols = gaussian_codes(300_000, 7, seed=8)
+    payload = HuffmanCodec(chunk_symbols=7000).encode(symbols, 128)
+    HuffmanCodec().decode(payload, symbols.size, 128, threads=2)  # the parent's pool exists now
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_decode_in_child, args=(payload, symbols.size, queue))
+    child.start()
+    try:
+        assert queue.get(timeout=60) == symbols.sum(dtype=np.int64)
+    finally:
+        child.join(timeout=60)
+        if child.is_alive():
+            child.kill()
 
 
 def test_decode_into_out():

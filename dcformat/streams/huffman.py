@@ -61,13 +61,32 @@ _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _pool() -> ThreadPoolExecutor:
+    """Worker threads for chunk groups beyond the first (which runs on the caller's thread)."""
     global _executor
     with _executor_lock:
         if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 1) - 1),
+            _executor = ThreadPoolExecutor(max_workers=max(1, _cores() - 1),
                                            thread_name_prefix="dcformat-huffman")
         return _executor
+
+
+def _forget_pool() -> None:
+    # A forked child inherits the pool object but not its threads: start afresh.
+    global _executor, _executor_lock
+    _executor = None
+    _executor_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 @register_codec
@@ -344,7 +363,7 @@ def _raise_status(status: int, name: str, chunk: int):
 
 def _thread_count(threads: int | None, count: int, huffman_chunks: int) -> int:
     if threads is None:
-        threads = (os.cpu_count() or 1) if count >= _PARALLEL_MIN_SYMBOLS else 1
+        threads = _cores() if count >= _PARALLEL_MIN_SYMBOLS else 1
     return max(1, min(threads, huffman_chunks))
 
 
