@@ -1,0 +1,261 @@
+"""The compression pipeline: selection, pruning, weight sharing, sparse layout.
+
+For each tensor :class:`~dcformat.compress.settings.CompressionSettings` picks
+settings or keeps it exact. A compressed tensor becomes an
+:class:`~dcformat.encodings.model.EncodedTensor`:
+
+- unpruned: ``Dense`` layout, ``CodebookValues`` over every element;
+- pruned: ``Sparse`` layout over the surviving non-zero weights, relative gaps of
+  ``gap_bits`` bits with fillers where a gap is too wide, ``CodebookValues``.
+
+The codebook comes from 1-D k-means over the stored weights, is cast to the tensor's
+own dtype (so ``codebook[code]`` is exactly the decoded value) and is ascending, with
+at most ``2**code_bits`` distinct entries. When fillers are present it holds an exact
+``0.0`` for them (spec/FORMAT.md, "Fillers"), and k-means gets ``2**code_bits - 1``
+clusters to leave room for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from ..encodings.model import CodebookValues, Dense, EncodedTensor, RawValues, Sparse
+from ..errors import InvalidSettings, UnsupportedDType, UsageError
+from ._dtypes import COMPRESSIBLE, numpy_dtype, scale_exponent, wire_name, work_dtype
+from .kmeans import assign, kmeans_1d
+from .prune import prune_mask
+from .report import CODEBOOK, EXACT, SPARSE_CODEBOOK, TensorReport, error_measures
+from .settings import CompressionSettings, TensorSettings
+from .sparse import gaps_to_positions, positions_to_gaps
+
+
+def _codec(huffman: bool):
+    from ..streams import HuffmanCodec, PackedCodec
+
+    return HuffmanCodec() if huffman else PackedCodec()
+
+
+def _energy(x: np.ndarray, e: int) -> float:
+    """sum((x * 2**-e)**2) in float64."""
+    if e:
+        x = np.ldexp(x, -e)
+    return float(np.dot(x, x)) if x.dtype == np.float64 else float(np.sum(np.square(x, dtype=np.float64)))
+
+
+def _exact_report(name: str, array: np.ndarray, reason: str) -> TensorReport:
+    shape = tuple(int(d) for d in array.shape)
+    return TensorReport(name=name, shape=shape, dtype=wire_name(array.dtype) or str(array.dtype),
+                        kind=EXACT, elements=int(array.size), kept=int(array.size), reason=reason)
+
+
+def _codebook(centroids: np.ndarray, dtype: np.dtype, with_zero: bool) -> np.ndarray:
+    """Centroids cast to the tensor dtype, plus 0.0 if asked: ascending, distinct, float64."""
+    cb = np.asarray(centroids, np.float64).astype(dtype).astype(np.float64)
+    if with_zero or cb.size == 0:
+        cb = np.append(cb, 0.0)
+    return np.unique(cb) + 0.0  # + 0.0 turns a -0.0 into +0.0
+
+
+def _squared_error(values: np.ndarray, codebook: np.ndarray, codes: np.ndarray, e: int) -> float:
+    """sum(((values - codebook[codes]) * 2**-e)**2) in float64, a block at a time."""
+    total = 0.0
+    step = 1 << 20
+    codebook = np.ldexp(codebook, -e)
+    for i in range(0, values.size, step):
+        d = np.ldexp(values[i:i + step].astype(np.float64), -e) - codebook[codes[i:i + step]]
+        total += float(np.dot(d, d))
+    return total
+
+
+class _NonFinite(Exception):
+    pass
+
+
+def compress_tensor(array: np.ndarray, settings: TensorSettings,
+                    name: str = "") -> tuple[EncodedTensor, TensorReport]:
+    """Compress one floating tensor (F16, BF16, F32, F64; finite values) with ``settings``.
+
+    Parameters
+    ----------
+    array : ndarray
+        The weights; any shape, read in C order.
+    settings : TensorSettings
+    name : str
+        Used in the report and in error messages.
+
+    Returns
+    -------
+    (EncodedTensor, TensorReport)
+
+    Examples
+    --------
+    >>> w = np.linspace(-1, 1, 64, dtype=np.float32).reshape(8, 8)
+    >>> enc, rep = compress_tensor(w, TensorSettings(sparsity=0.5, code_bits=2, gap_bits=2, huffman=False))
+    >>> rep.kind, rep.kept, len(enc.values.codebook) <= 4
+    ('sparse codebook', 32, True)
+    >>> bool(np.all(reconstruct(enc)[np.abs(w) < 0.5] == 0))
+    True
+    """
+    try:
+        return _compress(array, settings, name)
+    except _NonFinite:
+        raise InvalidSettings(f"tensor {name!r} has NaN or infinite values; keep it exact") from None
+
+
+def _compress(array: np.ndarray, settings: TensorSettings, name: str) -> tuple[EncodedTensor, TensorReport]:
+    if not isinstance(settings, TensorSettings):
+        raise InvalidSettings(f"settings must be TensorSettings, got {type(settings).__name__}")
+    array = np.asarray(array)
+    wire = wire_name(array.dtype)
+    if wire not in COMPRESSIBLE:
+        raise UnsupportedDType(array.dtype, name)
+    dtype = numpy_dtype(wire)
+    shape = tuple(int(d) for d in array.shape)
+    work = np.ascontiguousarray(array.astype(work_dtype(wire), copy=False).ravel())
+    if not np.isfinite(work).all():
+        raise _NonFinite
+    n = work.size
+    e = scale_exponent(work)  # 0 except for float64 weights of extreme magnitude
+    signal = _energy(work, e)
+
+    # Stage 1: prune, then store only the surviving non-zero weights.
+    gap_stream = None
+    if settings.pruned:
+        mask = prune_mask(work, sparsity=settings.sparsity, quality=settings.quality)
+        positions = np.flatnonzero(mask & (work != 0))
+        pruned_energy = _energy(work[~mask], e)  # what is not stored decodes to zero
+        del mask
+        values = work[positions]
+        gap_stream = positions_to_gaps(positions, settings.gap_bits)
+        del positions
+    else:
+        values = work
+    fillers = gap_stream is not None and gap_stream.fillers > 0
+
+    # Stage 2: share weights; the fillers' zero takes one of the 2**b codebook slots.
+    k = (1 << settings.code_bits) - (1 if fillers else 0)
+    if values.size:
+        centroids = kmeans_1d(values, k, init=settings.init, iterations=settings.kmeans_iterations,
+                              seed=settings.seed).centroids
+    else:
+        centroids = np.zeros(0)
+    cb = _codebook(centroids, dtype, fillers)
+    codes = assign(values, cb) if values.size else np.zeros(0, np.uint16)
+    error = _squared_error(values, cb, codes, e)
+
+    codec = _codec(settings.huffman)
+    if gap_stream is None:
+        layout, stream = Dense(), codes
+        entries, n_fillers, kind = n, 0, CODEBOOK
+    else:
+        stream = np.full(gap_stream.entries, np.searchsorted(cb, 0.0) if fillers else 0, np.uint16)
+        stream[gap_stream.kept_index] = codes
+        layout = Sparse(gap_bits=settings.gap_bits, gaps=gap_stream.gaps, codec=codec)
+        entries, n_fillers, kind = gap_stream.entries, gap_stream.fillers, SPARSE_CODEBOOK
+        error += pruned_energy
+    encoded = EncodedTensor(dtype=wire, shape=shape, layout=layout,
+                            values=CodebookValues(codebook=cb.astype(dtype), codes=stream, codec=codec))
+
+    rel, sqnr = error_measures(signal, error)
+    report = TensorReport(name=name, shape=shape, dtype=wire, kind=kind, elements=n, kept=int(values.size),
+                          entries=entries, fillers=n_fillers, code_bits=settings.code_bits,
+                          gap_bits=settings.gap_bits if gap_stream is not None else None,
+                          codebook_size=int(cb.size), rel_rms_error=rel, sqnr_db=sqnr)
+    return encoded, report
+
+
+def compress_tensors(tensors: Mapping[str, np.ndarray], settings: CompressionSettings | None = None, *,
+                     progress: bool = False) -> tuple[dict[str, np.ndarray | EncodedTensor], list[TensorReport]]:
+    """Compress a state dict of numpy arrays.
+
+    Parameters
+    ----------
+    tensors : mapping of name to ndarray
+    settings : CompressionSettings, optional
+        Default: ``CompressionSettings()`` (no pruning, 8-bit linear-initialised
+        codebooks for floating tensors of at least 2 dimensions and 4096 elements).
+    progress : bool
+        Show a tqdm progress bar over the tensors.
+
+    Returns
+    -------
+    (dict, list of TensorReport)
+        The dict has the input's names in the input's order: an ``EncodedTensor`` for
+        each compressed tensor, the input array itself for each tensor kept exact
+        (non-floating, too small, matched by a keep rule, or with NaN or infinity).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> sd = {"fc.weight": rng.standard_normal((64, 128)).astype(np.float32),
+    ...       "fc.bias": np.zeros(64, np.float32)}
+    >>> out, reports = compress_tensors(sd, CompressionSettings.preset("paper"))
+    >>> [r.kind for r in reports]
+    ['sparse codebook', 'exact']
+    >>> out["fc.bias"] is sd["fc.bias"]
+    True
+    """
+    if settings is None:
+        settings = CompressionSettings()
+    if not isinstance(settings, CompressionSettings):
+        raise InvalidSettings(f"settings must be CompressionSettings, got {type(settings).__name__}")
+    from tqdm.auto import tqdm
+
+    out: dict[str, np.ndarray | EncodedTensor] = {}
+    reports: list[TensorReport] = []
+    bar = tqdm(list(tensors.items()), disable=not progress, unit="tensor", desc="compressing")
+    for name, array in bar:
+        if progress:
+            bar.set_postfix_str(name, refresh=False)
+        if not isinstance(array, np.ndarray):
+            raise UsageError(f"tensor {name!r} is a {type(array).__name__}, expected a numpy array")
+        shape = tuple(int(d) for d in array.shape)
+        wire = wire_name(array.dtype)
+        reason = settings.exact_reason(name, shape, wire)
+        if reason is None:
+            try:
+                out[name], report = _compress(array, settings.settings_for(name, shape, wire), name)
+                reports.append(report)
+                continue
+            except _NonFinite:
+                reason = "non-finite values"
+        out[name] = array
+        reports.append(_exact_report(name, array, reason))
+    return out, reports
+
+
+def reconstruct(encoded: EncodedTensor) -> np.ndarray:
+    """Decode an in-memory EncodedTensor as a reader must: plain numpy, no validation shortcuts.
+
+    The output starts as zeros of the tensor's dtype; stored unit j holds
+    ``codebook[code_j]`` (or the raw value), placed at unit j (dense) or at
+    ``cumsum(gaps + 1)[j] - 1`` (sparse). Bank-valued tensors need their bank and are
+    refused.
+    """
+    dtype = numpy_dtype(encoded.dtype)
+    n = encoded.size
+    vals = encoded.values
+    if isinstance(vals, CodebookValues):
+        codebook = np.asarray(vals.codebook).astype(dtype, copy=False)
+        codes = np.asarray(vals.codes, dtype=np.int64)
+        if codes.size and (codes.min() < 0 or codes.max() >= codebook.size):
+            raise UsageError("a code is outside the codebook")
+        stored = codebook[codes]
+    elif isinstance(vals, RawValues):
+        stored = np.asarray(vals.values).astype(dtype, copy=False).ravel()
+    else:
+        raise UsageError(f"reconstruct cannot decode {type(vals).__name__} without its bank")
+    if isinstance(encoded.layout, Dense):
+        if stored.size != n:
+            raise UsageError(f"dense tensor stores {stored.size} values for {n} elements")
+        return stored.reshape(encoded.shape).copy()
+    positions = gaps_to_positions(encoded.layout.gaps)
+    if positions.size != stored.size:
+        raise UsageError(f"{positions.size} gaps for {stored.size} values")
+    if positions.size and positions[-1] >= n:
+        raise UsageError(f"gaps reach position {int(positions[-1])}, tensor has {n} elements")
+    out = np.zeros(n, dtype)
+    out[positions] = stored
+    return out.reshape(encoded.shape)
