@@ -215,7 +215,7 @@ def assign(values, codebook: np.ndarray) -> np.ndarray:
     [0, 0, 1, 1]
     """
     cb = np.asarray(codebook, dtype=np.float64)
-    if cb.size == 0 or cb.size > MAX_CLUSTERS or np.any(np.diff(cb) < 0):
+    if cb.size == 0 or cb.size > MAX_CLUSTERS or np.any(cb[1:] < cb[:-1]):
         raise InvalidSettings("codebook must be ascending with 1 to 65536 entries")
     x = _work(values)
     bounds = np.ascontiguousarray(_midpoints(cb))
