@@ -290,6 +290,16 @@ def test_wrapped_state_dicts_and_non_tensor_values(tmp_path):
     assert checkpoint.skipped == ["epoch", "lr"]
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "torch_io._flatten: a later tensor whose flattened name collides ('a.b' and {'a': {'b'}}) "
+    "silently replaces the earlier one"))
+def test_colliding_flattened_names_are_refused_not_dropped(tmp_path):
+    src = tmp_path / "clash.pt"
+    torch.save({"a.b": torch.ones(2), "a": {"b": torch.zeros(3)}}, src)
+    with pytest.raises(ConversionError, match="a.b"):
+        read_checkpoint(src)
+
+
 def test_load_model_names_the_file_when_the_module_does_not_fit(tmp_path):
     dcf = tmp_path / "pnet.dcf"
     dcformat.save_file(read_checkpoint(real_checkpoint("mtcnn-pnet.pt")).tensors, dcf)
