@@ -38,6 +38,7 @@ def save_file(tensors: Mapping, path, metadata: Mapping[str, str] | None = None,
 def load(data: bytes, *, verify: bool = True, decode_budget: int | None = None) -> dict[str, np.ndarray]:
     """Decode every tensor of a ``.dcf`` file given as bytes."""
     container = ContainerFile(data, verify=verify, decode_budget=decode_budget)
+    container.decode_banks()
     return {name: container.decode(name) for name in container.keys()}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..encodings.decode import decode_record
-from ..errors import DecodeLimitExceeded, TensorNotFound
+from ..errors import DecodeLimitExceeded, TensorNotFound, UsageError
 from . import constants as C
 from .reader import check_data_layout, parse_header, segment_view
 from .records import Header, Record
@@ -29,6 +29,8 @@ class ContainerFile:
         self.verify = verify
         self.header: Header = parse_header(buf, verify=verify)
         check_data_layout(self.header, buf)
+        if decode_budget is not None and decode_budget < 0:
+            raise UsageError(f"decode_budget must be >= 0, got {decode_budget}")
         self.budget = default_budget(len(buf)) if decode_budget is None else decode_budget
         self.decoded_bytes = 0
         self._charged: set[int] = set()
@@ -54,8 +56,9 @@ class ContainerFile:
         bank = self._bank(record.bank_index) if record.value_kind == C.ValueKind.BANK else None
         return self._decode(record, out, bank)
 
-    def bank(self, index: int) -> np.ndarray:
-        return self._bank(index)
+    def decode_banks(self) -> list[np.ndarray]:
+        """Decode every bank, used or not: reading the whole file checks every segment."""
+        return [self._bank(i) for i in range(len(self.header.banks))]
 
     def _bank(self, index: int) -> np.ndarray:
         if index not in self._banks:
@@ -66,10 +69,10 @@ class ContainerFile:
         if out is None:
             self._charge(record)
 
-        def segment(role: str) -> memoryview:
-            return segment_view(self.header, self.buf, record, role, verify=self.verify)
-
-        return decode_record(record, segment, bank, out)
+        # Every segment of the record is bounds- and checksum-checked before any is decoded.
+        views = {role: segment_view(self.header, self.buf, record, role, verify=self.verify)
+                 for role in record.segments}
+        return decode_record(record, views.__getitem__, bank, out)
 
     def _charge(self, record: Record) -> None:
         """Refuse, before allocating, a tensor that would exceed the decode budget.

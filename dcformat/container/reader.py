@@ -165,11 +165,13 @@ def _parse_record(r: ByteReader, kind: str, banks: tuple[Record, ...]) -> Record
     if rank > C.MAX_RANK:
         raise LimitExceeded(f"Rank of {name!r}", rank, C.MAX_RANK)
     shape = r.unpack(f"<{rank}Q", "Shape") if rank else ()
-    size = 1
+    # The product of the non-zero dimensions bounds N, and every dimension, by 2**48.
+    nonzero = 1
     for d in shape:
-        size *= d
-    if size > C.MAX_ELEMENTS:
-        raise LimitExceeded(f"elements of {name!r}", size, C.MAX_ELEMENTS)
+        nonzero *= d or 1
+    if nonzero > C.MAX_ELEMENTS:
+        raise LimitExceeded(f"Shape of {name!r}", nonzero, C.MAX_ELEMENTS)
+    size = 0 if 0 in shape else nonzero
     layout = _enum(C.Layout, r.u8("Layout"), "Layout", name)
     value_kind = _enum(C.ValueKind, r.u8("Value_Kind"), "Value_Kind", name)
 
@@ -254,25 +256,24 @@ def _check_bank_use(name, dtype, shape, index: int, banks: tuple[Record, ...]) -
 
 
 def check_data_layout(header: Header, buf) -> None:
-    """R17-R19: zero padding, segments in order without holes, exact file end."""
-    file_size = len(buf)
+    """R18, R19, R17 in the spec's order: placement, the file's end, then padding."""
     data_offset = header.data_offset
-    header_end = C.PREAMBLE_SIZE + header.header_size
     end = 0
     for record, role, ref in iter_segments(header):
         expected = C.align_up(end, header.alignment)
         if ref.offset != expected:
             raise InvalidLayout(f"{role} segment of {record.name!r} at offset {ref.offset}, expected {expected}")
-        _check_zero(buf, data_offset + end, min(data_offset + expected, file_size), "segment padding")
         end = expected + ref.length
-        if data_offset + end > file_size:
-            raise TruncatedError(f"{role} segment of {record.name!r}", ref.length,
-                                 max(0, file_size - data_offset - ref.offset))
-    _check_zero(buf, header_end, min(data_offset, file_size), "header padding")
-    if file_size < data_offset + end:
-        raise TruncatedError("data section", data_offset + end, file_size)
-    if file_size > data_offset + end:
-        raise InvalidLayout(f"{file_size - data_offset - end} bytes after the last segment")
+    file_end = data_offset + end
+    if len(buf) < file_end:
+        raise TruncatedError("data section", file_end, len(buf))
+    if len(buf) > file_end:
+        raise InvalidLayout(f"{len(buf) - file_end} bytes after the last segment")
+    _check_zero(buf, C.PREAMBLE_SIZE + header.header_size, data_offset, "padding after the header")
+    end = 0
+    for record, role, ref in iter_segments(header):
+        _check_zero(buf, data_offset + end, data_offset + ref.offset, f"padding before {role} of {record.name!r}")
+        end = ref.offset + ref.length
 
 
 def iter_segments(header: Header):

@@ -31,16 +31,14 @@ def decode_record(record: Record, segment: SegmentGetter, bank: np.ndarray | Non
     dtype = numpy_dtype(record.dtype)
     out = _prepare_output(record, dtype, out)
     flat = storage_view(out.reshape(-1)).reshape(record.units, record.unit_size)
-    if record.size == 0:
-        return out
-
-    values = _stored_values(record, segment, dtype, bank)
-    if record.layout == Layout.DENSE:
+    # Segment order (FORMAT.md, "Order of checks"): codebook, gaps, then the values.
+    codebook = _codebook(record, segment, dtype) if record.value_kind == ValueKind.CODEBOOK else None
+    positions = _sparse_positions(record, segment) if record.layout == Layout.SPARSE else None
+    values = _stored_values(record, segment, dtype, codebook, bank)
+    if positions is None:
         _place_dense(values, flat)
     else:
-        positions = _sparse_positions(record, segment)
-        flat_zero = flat.reshape(-1)
-        flat_zero[:] = 0
+        flat.reshape(-1)[:] = 0
         _place_sparse(values, positions, flat)
     return out
 
@@ -61,7 +59,13 @@ class _Gathered:
         self.table, self.indices = table, indices
 
 
-def _stored_values(record: Record, segment: SegmentGetter, dtype: np.dtype, bank):
+def _codebook(record: Record, segment: SegmentGetter, dtype: np.dtype) -> np.ndarray:
+    codebook = np.frombuffer(segment("codebook"), dtype=dtype, count=record.codebook_size)
+    _check_bool(record, codebook)
+    return codebook
+
+
+def _stored_values(record: Record, segment: SegmentGetter, dtype: np.dtype, codebook, bank):
     """The S stored values: an array of rows, or a table plus indices into it."""
     count = record.stored_count
     if record.value_kind == ValueKind.RAW:
@@ -69,8 +73,6 @@ def _stored_values(record: Record, segment: SegmentGetter, dtype: np.dtype, bank
         _check_bool(record, raw)
         return storage_view(raw).reshape(count, 1)
     if record.value_kind == ValueKind.CODEBOOK:
-        codebook = np.frombuffer(segment("codebook"), dtype=dtype, count=record.codebook_size)
-        _check_bool(record, codebook)
         codes = _decode_stream(record, segment, "codes", count, record.codebook_size, CodeOutOfRange)
         return _Gathered(storage_view(codebook).reshape(-1, 1), codes)
     table = storage_view(bank.reshape(-1)).reshape(bank.shape[0], record.unit_size)
