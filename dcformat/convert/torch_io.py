@@ -38,7 +38,10 @@ def read_torch(path) -> tuple[dict[str, np.ndarray], list[str]]:
 
 def _flatten(obj, prefix: str, tensors: dict, skipped: list, to_numpy, tensor_type) -> None:
     if isinstance(obj, tensor_type):
-        tensors[prefix or "tensor"] = to_numpy(obj, prefix)
+        name = prefix or "tensor"
+        if name in tensors:
+            raise ConversionError(f"two tensors flatten to the name {name!r}; rename one in the checkpoint")
+        tensors[name] = to_numpy(obj, prefix)
     elif isinstance(obj, Mapping):
         for key, value in obj.items():
             _flatten(value, f"{prefix}.{key}" if prefix else str(key), tensors, skipped, to_numpy, tensor_type)

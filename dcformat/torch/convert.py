@@ -28,10 +28,9 @@ def to_torch(array: np.ndarray) -> torch.Tensor:
     """A torch tensor with the same dtype and bits as ``array`` (shares memory when it can)."""
     wire = dtype_of(array).name
     target = _TORCH[wire]
+    if array.ndim == 0:  # np.ascontiguousarray would make it 1-d
+        return to_torch(array.reshape(1)).reshape(())
     array = np.ascontiguousarray(array)
-    if array.ndim == 0:
-        array = array.reshape(1)
-        return to_torch(array).reshape(())
     carrier = torch.from_numpy(array.view(_CARRIER_NP[array.dtype.itemsize]))
     return carrier if carrier.dtype == target else carrier.view(target)
 
