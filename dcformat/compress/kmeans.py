@@ -219,8 +219,9 @@ def assign(values, codebook: np.ndarray) -> np.ndarray:
         raise InvalidSettings("codebook must be ascending with 1 to 65536 entries")
     x = _work(values)
     bounds = np.ascontiguousarray(_midpoints(cb))
-    # A grid of about four cells per bound over [first bound, last bound].
-    cells = max(1024, 4 * bounds.size)
+    # A grid over [first bound, last bound] fine enough that most cells hold no bound:
+    # then most values need no bisection step (each one a likely branch miss).
+    cells = min(max(4096, 16 * bounds.size), 1 << 20)
     lo = float(bounds[0]) if bounds.size else 0.0
     width = float(bounds[-1]) - lo if bounds.size else 0.0
     inv_h = cells / width if width > 0.0 and np.isfinite(cells / width) else 0.0
