@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dcformat: interrupted; no output was written", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `dcformat info x.dcf | head`
+        sys.stderr.close()
+        return 0
 
 
 # --- commands ---------------------------------------------------------------------
@@ -57,8 +60,8 @@ def cmd_compress(args) -> int:
     save_file(tensors, dst, metadata, overwrite=args.force)
     rows, banks, size = describe(dst)
     if not args.quiet:
-        print(format_table(rows, size, banks))
-        _print_errors(reports)
+        errors = {r.name: (r.kept_percent, r.rel_rms_error) for r in reports}
+        print(format_table(rows, size, banks, errors))
     print(f"wrote {dst}: {size:,} bytes, {sum(r.dense_bytes for r in rows) / size:.1f}x smaller than dense")
     return 0
 
@@ -116,6 +119,8 @@ def _output_path(src: str, out: str | None, suffix: str) -> Path:
 
 
 def _refuse_clobber(src: Path, dst: Path, force: bool) -> None:
+    if not dst.parent.is_dir():
+        raise UsageError(f"{dst.parent}: output directory does not exist")
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
         raise UsageError(f"{dst}: output is the input file; choose another output path")
     if dst.exists() and not force:
@@ -153,17 +158,6 @@ def _settings(args):
                          for r in data["rules"]]
         settings = CompressionSettings.from_dict(data)
     return settings
-
-
-def _print_errors(reports) -> None:
-    compressed = [r for r in reports if getattr(r, "kind", "exact") != "exact"]
-    if not compressed:
-        return
-    print()
-    print(f"{'tensor':<32} {'kept %':>7} {'codebook':>8} {'rel. RMS error':>14} {'SQNR dB':>8}")
-    for r in compressed:
-        name = r.name if len(r.name) <= 32 else "..." + r.name[-29:]
-        print(f"{name:<32} {r.kept_percent:>6.1f}% {r.codebook_size:>8} {r.relative_rms_error:>14.4f} {r.sqnr_db:>8.1f}")
 
 
 def _parser() -> argparse.ArgumentParser:

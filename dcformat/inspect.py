@@ -68,16 +68,25 @@ def describe(path) -> tuple[list[TensorSummary], list[TensorSummary], int]:
         return [summarize(r) for r in f.records()], [summarize(r) for r in f.bank_records()], f.file_size
 
 
-def format_table(rows: list[TensorSummary], file_size: int, banks: list[TensorSummary] = ()) -> str:
-    """A fixed-width table with a totals line; the ratio counts the whole file."""
-    head = f"{'tensor':<32} {'encoding':<16} {'shape':<18} {'stored %':>8} {'bits/code':>9} {'bits/gap':>8} {'bytes':>10} {'ratio':>7}"
+def format_table(rows: list[TensorSummary], file_size: int, banks: list[TensorSummary] = (),
+                 errors: dict[str, tuple[float, float]] | None = None) -> str:
+    """A fixed-width table with a totals line; the ratio counts the whole file.
+
+    ``errors`` maps tensor names to (kept %, relative RMS error) from the compression
+    pipeline; with it, "kept %" counts true non-zeros (fillers excluded) and an error
+    column is added. Without it the table shows stored entries, as the file alone tells.
+    """
+    kept = "kept %" if errors else "stored %"
+    head = (f"{'tensor':<32} {'encoding':<16} {'shape':<18} {kept:>8} {'bits/code':>9} {'bits/gap':>8} "
+            f"{'bytes':>10} {'ratio':>7}" + (f" {'rel.err':>8}" if errors else ""))
     lines = [head, "-" * len(head)]
     for row in [*banks, *rows]:
         name = row.name if len(row.name) <= 32 else "..." + row.name[-29:]
+        percent, error = (errors or {}).get(row.name, (row.stored_percent, None))
         lines.append(
             f"{name:<32} {row.encoding:<16} {'x'.join(map(str, row.shape)) or 'scalar':<18} "
-            f"{row.stored_percent:>7.1f}% {_bits(row.bits_per_code):>9} {_bits(row.bits_per_gap):>8} "
-            f"{row.payload_bytes:>10,} {row.ratio:>6.1f}x")
+            f"{percent:>7.1f}% {_bits(row.bits_per_code):>9} {_bits(row.bits_per_gap):>8} "
+            f"{row.payload_bytes:>10,} {row.ratio:>6.1f}x" + (f" {_error(error):>8}" if errors else ""))
     dense = sum(r.dense_bytes for r in rows)
     lines.append("-" * len(head))
     lines.append(f"{'total (whole file, headers included)':<69} {'':>8} {'':>9} {'':>8} {file_size:>10,} "
@@ -88,3 +97,7 @@ def format_table(rows: list[TensorSummary], file_size: int, banks: list[TensorSu
 
 def _bits(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
+
+
+def _error(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

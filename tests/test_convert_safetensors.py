@@ -123,8 +123,6 @@ def test_bf16_and_f16_safetensors_round_trip(tmp_path):
     assert raw_safetensors(back) == raw_safetensors(src)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "write_safetensors: np.ascontiguousarray turns a 0-d array into shape (1,) before saving"))
 def test_zero_dim_tensor_keeps_its_shape(tmp_path):
     from safetensors.numpy import save_file
 

@@ -19,9 +19,6 @@ from dcformat.errors import ConversionError, UsageError  # noqa: E402
 
 from .real_checkpoints import copy_as, real_checkpoint  # noqa: E402
 
-# A known bug in dcformat/torch/convert.py (reported; remove the mark with its fix).
-ZERO_DIM_BUG = pytest.mark.xfail(strict=True, reason=(
-    "to_torch: np.ascontiguousarray returns ndim >= 1, so 0-d tensors come back with shape (1,)"))
 
 MTCNN = ["mtcnn-pnet.pt", "mtcnn-rnet.pt", "mtcnn-onet.pt"]
 
@@ -158,7 +155,6 @@ def test_zip_lightning_checkpoint_round_trip(tmp_path):
     assert back["state_dict.shift"].item() == expected["state_dict.shift"].item()
 
 
-@ZERO_DIM_BUG
 def test_zero_dim_tensor_of_a_real_checkpoint_stays_zero_dim(tmp_path):
     _, back = round_trip(real_checkpoint("pesto.ckpt"), tmp_path)
     assert back["state_dict.shift"].shape == torch.Size([])
@@ -256,7 +252,6 @@ def test_dcformat_torch_save_load_keep_edge_tensors(name):
     assert_state_dicts_equal(dct.load(dct.save(tensors)), tensors)
 
 
-@ZERO_DIM_BUG
 @pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
 def test_zero_dim_tensors_stay_zero_dim(legacy, tmp_path):
     state = {"scalar": torch.tensor(3.25), "step": torch.tensor(7), "flag": torch.tensor(True),
@@ -290,9 +285,6 @@ def test_wrapped_state_dicts_and_non_tensor_values(tmp_path):
     assert checkpoint.skipped == ["epoch", "lr"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "torch_io._flatten: a later tensor whose flattened name collides ('a.b' and {'a': {'b'}}) "
-    "silently replaces the earlier one"))
 def test_colliding_flattened_names_are_refused_not_dropped(tmp_path):
     src = tmp_path / "clash.pt"
     torch.save({"a.b": torch.ones(2), "a": {"b": torch.zeros(3)}}, src)

@@ -38,18 +38,7 @@ PAIRS = [
 IDS = [np.dtype(p[0]).name for p in PAIRS]
 SHAPES = [(), (0,), (3, 0, 2), (1,), (7,), (5, 3), (2, 3, 4)]
 
-# Known bugs in dcformat/torch/convert.py (reported; remove each mark with its fix).
-ZERO_DIM_BUG = pytest.mark.xfail(strict=True, reason=(
-    "to_torch: np.ascontiguousarray returns ndim >= 1, so the 0-d branch never runs and a 0-d "
-    "array becomes a tensor of shape (1,)"))
-BYTE_ORDER_BUG = pytest.mark.xfail(strict=True, reason=(
-    "to_torch views a big-endian array's bytes as native integers: values come out byte-swapped"))
-READ_ONLY_BUG = pytest.mark.xfail(strict=True, reason=(
-    "to_torch wraps a read-only array with torch.from_numpy (UserWarning; the tensor aliases "
-    "memory that must not be written)"))
-NEG_BIT_BUG = pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
-    "to_numpy: Tensor.view to another dtype refuses a contiguous tensor with the negative bit set"))
-TO_TORCH_SHAPES = [pytest.param((), marks=ZERO_DIM_BUG, id="()"), *SHAPES[1:]]
+TO_TORCH_SHAPES = SHAPES
 RNG = np.random.default_rng(1)
 
 
@@ -125,7 +114,6 @@ def test_float8_every_byte_survives(pt_dtype):
     assert np.array_equal(torch_bits(to_torch(array)), bits)
 
 
-@ZERO_DIM_BUG
 @pytest.mark.parametrize("np_dtype, pt_dtype, carrier", PAIRS, ids=IDS)
 def test_zero_dim_keeps_its_shape(np_dtype, pt_dtype, carrier):
     array = random_bits(np_dtype, ())
@@ -161,14 +149,13 @@ def test_non_contiguous_numpy_arrays():
         assert np.array_equal(tensor.numpy(), array), what
 
 
-@BYTE_ORDER_BUG
 @pytest.mark.parametrize("dtype", [">f4", ">i8", ">f2", ">u2"])
 def test_big_endian_numpy_arrays_keep_their_values(dtype):
     array = np.arange(6).astype(dtype).reshape(2, 3)
     assert np.array_equal(to_torch(array).numpy(), array)
 
 
-@pytest.mark.parametrize("n", [pytest.param(1, marks=NEG_BIT_BUG), 2], ids=["contiguous", "strided"])
+@pytest.mark.parametrize("n", [1, 2], ids=["contiguous", "strided"])
 def test_views_with_the_negative_bit(n):
     z = torch.complex(torch.tensor([1.0, -2.0][:n]), torch.tensor([3.0, 4.0][:n]))
     imag = z.conj().imag  # a float32 view with the negative bit set: a lazy -imag
@@ -191,7 +178,6 @@ def test_unsupported_torch_dtype_names_the_tensor(pt_dtype):
     assert info.value.name == "layer.weight"
 
 
-@READ_ONLY_BUG
 def test_to_torch_of_a_read_only_array_is_safe_to_write():
     array = np.arange(4, dtype=np.float32)
     array.flags.writeable = False

@@ -34,6 +34,6 @@ def _get(f, name: str, path) -> np.ndarray:
 def write_safetensors(tensors: Mapping[str, np.ndarray], path, metadata: Mapping[str, str] | None = None,
                       *, overwrite: bool = False) -> None:
     """Write a safetensors file atomically (temporary file, then rename)."""
-    data = _st_save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata=dict(metadata or {}) or None)
+    data = _st_save({k: np.asarray(v, order="C") for k, v in tensors.items()}, metadata=dict(metadata or {}) or None)
     with atomic_output(path, overwrite=overwrite) as f:
         f.write(data)

@@ -2,13 +2,15 @@
 
 Reading uses ``torch.load(weights_only=True, map_location="cpu")``: no pickle code runs.
 A checkpoint may be a bare state dict or wrap one (``{"state_dict": ...}``,
-``{"model": ...}``); nested dicts are flattened with dots. Values that are not tensors
+``{"model": ...}``); nested dicts are flattened with dots, so names stay unique and
+nothing is renamed (a Lightning checkpoint's tensors keep their ``state_dict.`` prefix). Values that are not tensors
 (epoch counters, optimizer settings) cannot be tensors in a ``.dcf`` file; their names
 are reported so that nothing is dropped silently.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Mapping
 
@@ -27,7 +29,8 @@ def read_torch(path) -> tuple[dict[str, np.ndarray], list[str]]:
     try:
         obj = torch.load(Path(path), weights_only=True, map_location="cpu")
     except Exception as exc:  # torch raises many types for malformed or unsafe pickles
-        raise ConversionError(f"{path}: cannot load as a PyTorch checkpoint: {exc}") from exc
+        message = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # torch colours its messages
+        raise ConversionError(f"{path}: cannot load as a PyTorch checkpoint: {message}") from exc
     tensors: dict[str, np.ndarray] = {}
     skipped: list[str] = []
     _flatten(obj, "", tensors, skipped, to_numpy, torch.Tensor)

@@ -30,6 +30,10 @@ def to_torch(array: np.ndarray) -> torch.Tensor:
     target = _TORCH[wire]
     if array.ndim == 0:  # np.ascontiguousarray would make it 1-d
         return to_torch(array.reshape(1)).reshape(())
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("<"))
+    if not array.flags.writeable:  # torch would share memory it may not write
+        array = array.copy()
     array = np.ascontiguousarray(array)
     carrier = torch.from_numpy(array.view(_CARRIER_NP[array.dtype.itemsize]))
     return carrier if carrier.dtype == target else carrier.view(target)
@@ -41,7 +45,7 @@ def to_numpy(tensor: torch.Tensor, name: str = "") -> np.ndarray:
         wire = _FROM_TORCH[tensor.dtype]
     except KeyError:
         raise UnsupportedDType(tensor.dtype, name) from None
-    tensor = tensor.detach().to("cpu")
+    tensor = tensor.detach().to("cpu").resolve_conj().resolve_neg()
     if tensor.layout != torch.strided:
         tensor = tensor.to_dense()
     tensor = tensor.contiguous()
