@@ -172,6 +172,7 @@ def kmeans_1d(values, k: int, *, init: str = "linear", iterations: int = 1000, s
 
     # Huge or tiny float64 values: work on xs * 2**-e so sums of squares stay finite.
     e = scale_exponent(xs[[0, -1]])
+    lowest, highest = float(xs[0]), float(xs[-1])
     if e:
         xs = np.ldexp(xs, -e)
     mu = float(np.mean(xs, dtype=np.float64))
@@ -203,6 +204,8 @@ def kmeans_1d(values, k: int, *, init: str = "linear", iterations: int = 1000, s
     if e:
         with np.errstate(over="ignore"):  # the SSE of huge values may be inf
             c, sse, history = np.ldexp(c, e), float(np.ldexp(sse, 2 * e)), np.ldexp(history, 2 * e)
+        # values that underflowed when scaled down may pull a centroid past the data
+        c = np.unique(np.clip(c, lowest, highest))
     return KMeansResult(c, sse, done, converged, tuple(history.tolist()))
 
 
