@@ -1,8 +1,10 @@
-"""Kernels of 1-D k-means over sorted values: prefix sums, distinct count, nearest code.
+"""Kernels of 1-D k-means over sorted values: prefix sums, Lloyd steps, nearest code.
 
-``dcformat.compress.kmeans`` sorts once, calls ``centered_prefix_sums`` once, runs its
-Lloyd iterations on the prefix sums (O(k log n) each, in numpy), then ``assign_codes``
-once for the final codebook. Arrays are 1-D and contiguous; callers size the outputs.
+``dcformat.compress.kmeans`` sorts once, calls ``centered_prefix_sums`` once, runs
+Lloyd iterations with ``lloyd_steps`` (O(k log n) each: one galloping search per run
+boundary, one difference of prefix sums per centroid), and codes the values once with
+``build_code_grid`` + ``assign_codes``. Arrays are 1-D and contiguous; callers size
+the outputs and keep indices in range.
 """
 
 from __future__ import annotations
