@@ -160,6 +160,20 @@ def test_valid_chunks_match_reference_in_groups_of_four_and_alone():
             assert reference_chunk(chunk, lengths, c) == (0, list(s))
 
 
+@pytest.mark.parametrize("maxlen", [1, 2, 7, 11, 12, 14, 15])
+def test_every_codes_per_refill_variant(maxlen):
+    # lengths 1, 2, ..., maxlen, maxlen: 5, 4 or 3 codes per refill in the fast loops
+    lengths = code_lengths(np.array([1 << (maxlen - k) for k in range(maxlen)] + [1]), maxlen)
+    assert lengths.max() == maxlen
+    rng = np.random.default_rng(maxlen)
+    counts = [700] * 8 + [333]
+    chunk_symbols = [rng.choice(maxlen + 1, c, p=np.full(maxlen + 1, 1 / (maxlen + 1))) for c in counts]
+    chunks = [encode_chunk(lengths, s) for s in chunk_symbols]
+    status, out, _ = decode_with_kernel(lengths, chunks, counts)
+    assert (status == 0).all()
+    np.testing.assert_array_equal(out, np.concatenate(chunk_symbols))
+
+
 def mutate(rng, chunk: bytes) -> bytes:
     data = bytearray(chunk)
     kind = rng.integers(5)
