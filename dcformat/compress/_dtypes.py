@@ -1,20 +1,12 @@
-"""The numpy dtypes the compression pipeline knows, by their wire names (spec Table A.1)."""
+"""Dtype helpers of the pipeline, over the one wire-dtype table in :mod:`dcformat.dtypes`."""
 
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
 
-#: Wire name -> native numpy dtype, for every dtype the format stores.
-_NUMPY = {
-    "BOOL": np.dtype(np.bool_), "U8": np.dtype(np.uint8), "I8": np.dtype(np.int8),
-    "I16": np.dtype(np.int16), "U16": np.dtype(np.uint16), "I32": np.dtype(np.int32),
-    "U32": np.dtype(np.uint32), "I64": np.dtype(np.int64), "U64": np.dtype(np.uint64),
-    "F16": np.dtype(np.float16), "BF16": np.dtype(ml_dtypes.bfloat16),
-    "F32": np.dtype(np.float32), "F64": np.dtype(np.float64),
-    "F8_E4M3": np.dtype(ml_dtypes.float8_e4m3fn), "F8_E5M2": np.dtype(ml_dtypes.float8_e5m2),
-}
-_WIRE = {dt: name for name, dt in _NUMPY.items()}
+from ..dtypes import dtype_of
+from ..dtypes import numpy_dtype as _numpy_dtype
+from ..errors import UnsupportedDType
 
 #: The dtypes the pipeline compresses; everything else is kept exact.
 COMPRESSIBLE = frozenset({"F16", "BF16", "F32", "F64"})
@@ -22,15 +14,15 @@ COMPRESSIBLE = frozenset({"F16", "BF16", "F32", "F64"})
 
 def wire_name(dtype: np.dtype) -> str | None:
     """The wire name of a numpy dtype (either byte order), or None if the format has none."""
-    dtype = np.dtype(dtype)
-    if dtype.byteorder not in "=|" and dtype.isnative is False:
-        dtype = dtype.newbyteorder("=")
-    return _WIRE.get(dtype)
+    try:
+        return dtype_of(np.empty(0, dtype=dtype)).name
+    except UnsupportedDType:
+        return None
 
 
 def numpy_dtype(name: str) -> np.dtype:
-    """The native numpy dtype of a wire name (KeyError if unknown)."""
-    return _NUMPY[name]
+    """The numpy dtype of a wire name (the one table in :mod:`dcformat.dtypes`)."""
+    return _numpy_dtype(name)
 
 
 def work_dtype(name: str) -> np.dtype:
