@@ -37,10 +37,6 @@ RULES = [f"R{i}" for i in range(1, 34)]
 #: Vectors the fast reader refuses with another error than the spec names (reported; strict
 #: xfail, so a fix turns them into failures to remove from here).
 FAST_READER_BUGS: dict[str, str] = {
-    "order-duplicate-key-before-its-value":
-        "container.reader._parse_metadata reads the value before checking the key is repeated",
-    "order-duplicate-name-before-dtype":
-        "container.reader._parse_records checks a name only after parsing the whole record",
     "order-chunks-decoded-in-order":
         "streams.huffman checks every raw chunk's size before decoding chunk 0",
     "order-huffman-chunk-before-later-raw-chunk":

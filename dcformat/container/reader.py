@@ -133,10 +133,9 @@ def _parse_metadata(r: ByteReader) -> dict[str, str]:
     metadata: dict[str, str] = {}
     for _ in range(count):
         key = r.string("metadata key", C.MAX_NAME_BYTES)
-        value = r.string("metadata value", C.MAX_METADATA_VALUE_BYTES)
         if key in metadata:
             raise DuplicateName("metadata", key)
-        metadata[key] = value
+        metadata[key] = r.string("metadata value", C.MAX_METADATA_VALUE_BYTES)
     return metadata
 
 
@@ -146,16 +145,15 @@ def _parse_records(r: ByteReader, kind: str, limit: int, banks: tuple[Record, ..
         raise LimitExceeded(kind.capitalize() + "_Count", count, limit)
     records, names = [], set()
     for _ in range(count):
-        record = _parse_record(r, kind, banks)
-        if record.name in names:
-            raise DuplicateName(kind, record.name)
-        names.add(record.name)
-        records.append(record)
+        records.append(_parse_record(r, kind, banks, names))
     return tuple(records)
 
 
-def _parse_record(r: ByteReader, kind: str, banks: tuple[Record, ...]) -> Record:
+def _parse_record(r: ByteReader, kind: str, banks: tuple[Record, ...], names: set[str]) -> Record:
     name = r.string(f"{kind} name", C.MAX_NAME_BYTES)
+    if name in names:
+        raise DuplicateName(kind, name)
+    names.add(name)
     code = r.u8("DType")
     try:
         dtype = C.DType(code)
