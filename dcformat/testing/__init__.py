@@ -1,0 +1,50 @@
+"""Hypothesis strategies for fuzzing dcformat files and the loaders that read them.
+
+Valid inputs, with the oracle that says what they decode to:
+
+- :func:`arrays`: numpy arrays of every dtype dcformat stores, special floats included;
+- :func:`stream_codecs`, :func:`symbol_streams`, :func:`codebook_sizes`;
+- :func:`encoded_tensors`: every layout x value-kind combination of
+  :class:`~dcformat.EncodedTensor`; :func:`banks`: kernel banks;
+- :func:`containers`: a :class:`ContainerSpec` (tensors, the banks they select from,
+  metadata) ready for ``dcformat.save(spec.tensors, spec.metadata, banks=spec.banks)``;
+- :func:`expected_tensors`, :func:`expected_banks`, :func:`expected_array`: the plain
+  numpy decode of what was written, independent of dcformat's decoders.
+
+Invalid inputs: :func:`mutations` of a valid file (aimed with :func:`field_offsets`),
+and :func:`refresh_checksums` to carry an edit past the CRC checks.
+
+Needs ``hypothesis`` (``pip install dcformat[test]``). See ``README.md`` beside this
+file for a guide.
+"""
+
+try:
+    import hypothesis  # noqa: F401
+except ImportError as exc:  # pragma: no cover
+    raise ImportError("dcformat.testing needs hypothesis: pip install 'dcformat[test]'") from exc
+
+from .expected import expected_array, expected_banks, expected_tensors
+from .mutations import Field, field_offsets, mutations, refresh_checksums
+from .strategies import (
+    DTYPE_NAMES,
+    LAYOUTS,
+    VALUE_KINDS,
+    WIRE_NUMPY_DTYPES,
+    ContainerSpec,
+    arrays,
+    banks,
+    codebook_sizes,
+    containers,
+    encoded_tensors,
+    special_bit_patterns,
+    stream_codecs,
+    symbol_streams,
+)
+
+__all__ = [
+    "DTYPE_NAMES", "LAYOUTS", "VALUE_KINDS", "WIRE_NUMPY_DTYPES", "ContainerSpec",
+    "arrays", "banks", "codebook_sizes", "containers", "encoded_tensors", "special_bit_patterns",
+    "stream_codecs", "symbol_streams",
+    "expected_array", "expected_banks", "expected_tensors",
+    "Field", "field_offsets", "mutations", "refresh_checksums",
+]

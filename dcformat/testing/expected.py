@@ -1,0 +1,112 @@
+"""What a container must decode to, computed from what was written, in plain numpy.
+
+This is the oracle of the round-trip properties, so it shares nothing with dcformat's
+decoders: no stream codec, no kernel, no container code. It reads the symbols straight
+from the :class:`~dcformat.EncodedTensor` objects and applies spec/FORMAT.md,
+"Decoding a record": an output of zero bits, the stored units' values (raw, the
+codebook entry of each code, or the bank row of each selector) placed at every unit
+(DENSE) or at ``cumsum(gaps + 1) - 1`` (SPARSE).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..encodings.model import BankValues, CodebookValues, Dense, EncodedTensor, RawValues, Sparse
+from .strategies import WIRE_NUMPY_DTYPES, _wire_name
+
+__all__ = ["expected_tensors", "expected_banks", "expected_array"]
+
+_UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _bits_of(array: np.ndarray, name: str) -> np.ndarray:
+    """The little-endian C-order element bits of ``array``, as unsigned ints (1-D)."""
+    dtype = WIRE_NUMPY_DTYPES[name]
+    array = np.asarray(array)
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("<"))
+    flat = np.ascontiguousarray(array.reshape(-1))
+    if flat.dtype != dtype:
+        raise ValueError(f"array of dtype {flat.dtype} in a {name} tensor")
+    return flat.view(_UINT[dtype.itemsize])
+
+
+def expected_array(tensor, banks: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """The array one tensor (ndarray or EncodedTensor) must decode to.
+
+    ``banks`` maps bank names to their expected arrays; it is needed only for
+    BANK-valued tensors.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dcformat import EncodedTensor, Sparse, CodebookValues
+    >>> t = EncodedTensor("F32", (2, 3), Sparse(2, np.array([1, 3], dtype=np.uint16)),
+    ...                   CodebookValues(np.array([0.5, -2.0], dtype=np.float32),
+    ...                                  np.array([1, 0], dtype=np.uint16)))
+    >>> expected_array(t)
+    array([[ 0. , -2. ,  0. ],
+           [ 0. ,  0. ,  0.5]], dtype=float32)
+    """
+    if not isinstance(tensor, EncodedTensor):
+        array = np.asarray(tensor)
+        name = _wire_name(array.dtype)
+        return _bits_of(array, name).copy().view(WIRE_NUMPY_DTYPES[name]).reshape(array.shape)
+
+    name = tensor.dtype
+    dtype = WIRE_NUMPY_DTYPES[name]
+    shape = tuple(int(d) for d in tensor.shape)
+    values = tensor.values
+    if isinstance(values, BankValues):
+        bank = (banks or {})[values.bank]
+        unit = math.prod(bank.shape[1:])
+        table = _bits_of(bank, name).reshape(bank.shape[0], unit)
+        rows = table[np.asarray(values.selectors, dtype=np.int64).reshape(-1)]
+    elif isinstance(values, CodebookValues):
+        unit = 1
+        table = _bits_of(values.codebook, name)
+        rows = table[np.asarray(values.codes, dtype=np.int64).reshape(-1)].reshape(-1, 1)
+    elif isinstance(values, RawValues):
+        unit = 1
+        rows = _bits_of(values.values, name).reshape(-1, 1)
+    else:
+        raise TypeError(f"unknown values {values!r}")
+
+    units = math.prod(shape) // unit
+    out = np.zeros((units, unit), dtype=_UINT[dtype.itemsize])
+    if isinstance(tensor.layout, Dense):
+        out[:] = rows.reshape(units, unit)
+    elif isinstance(tensor.layout, Sparse):
+        gaps = np.asarray(tensor.layout.gaps, dtype=np.int64).reshape(-1)
+        positions = np.cumsum(gaps + 1) - 1
+        out[positions] = rows.reshape(-1, unit)
+    else:
+        raise TypeError(f"unknown layout {tensor.layout!r}")
+    return out.view(dtype).reshape(shape)
+
+
+def expected_banks(spec) -> dict[str, np.ndarray]:
+    """The arrays the banks of a :class:`ContainerSpec` must decode to, by name."""
+    return {name: expected_array(bank) for name, bank in spec.banks.items()}
+
+
+def expected_tensors(spec) -> dict[str, np.ndarray]:
+    """The arrays the tensors of a :class:`ContainerSpec` must decode to, in order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dcformat import EncodedTensor, Dense, BankValues
+    >>> from dcformat.testing import ContainerSpec
+    >>> bank = np.array([[0, 0], [7, 9]], dtype=np.uint8)
+    >>> t = EncodedTensor("U8", (3, 2), Dense(), BankValues("k", np.array([1, 0, 1], dtype=np.uint16)))
+    >>> expected_tensors(ContainerSpec({"t": t}, banks={"k": bank}))["t"]
+    array([[7, 9],
+           [0, 0],
+           [7, 9]], dtype=uint8)
+    """
+    banks = expected_banks(spec)
+    return {name: expected_array(tensor, banks) for name, tensor in spec.tensors.items()}

@@ -1,0 +1,719 @@
+"""Hypothesis strategies for dcformat values: arrays, stream codecs, encoded tensors, containers.
+
+Everything here draws *valid* inputs: :func:`dcformat.save` accepts every value these
+strategies produce, and :func:`~dcformat.testing.expected_tensors` says what the file
+must decode to. Invalid files come from :func:`~dcformat.testing.mutations`.
+
+Large arrays are not drawn element by element (hypothesis would run out of data);
+past a few dozen elements a strategy draws a seed and a distribution and lets numpy
+fill the array, then sprinkles in the dtype's special values. Small arrays are drawn
+element by element, so failures shrink to readable examples.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+import ml_dtypes
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from ..encodings.model import BankValues, CodebookValues, Dense, EncodedTensor, RawValues, Sparse
+from ..streams import HuffmanCodec, PackedCodec
+
+__all__ = [
+    "DTYPE_NAMES", "LAYOUTS", "VALUE_KINDS", "WIRE_NUMPY_DTYPES", "ContainerSpec",
+    "arrays", "special_bit_patterns", "stream_codecs", "symbol_streams", "codebook_sizes", "encoded_tensors",
+    "banks", "containers",
+]
+
+# --- dtypes (our own table: the expected decode must not lean on dcformat.dtypes) -----
+
+#: The numpy dtype each wire dtype name decodes to (spec/FORMAT.md, Table A.1).
+WIRE_NUMPY_DTYPES: dict[str, np.dtype] = {
+    "BOOL": np.dtype(np.bool_),
+    "U8": np.dtype("<u1"), "I8": np.dtype("<i1"),
+    "I16": np.dtype("<i2"), "U16": np.dtype("<u2"),
+    "I32": np.dtype("<i4"), "U32": np.dtype("<u4"),
+    "I64": np.dtype("<i8"), "U64": np.dtype("<u8"),
+    "F16": np.dtype("<f2"), "BF16": np.dtype(ml_dtypes.bfloat16),
+    "F32": np.dtype("<f4"), "F64": np.dtype("<f8"),
+    "F8_E4M3": np.dtype(ml_dtypes.float8_e4m3fn), "F8_E5M2": np.dtype(ml_dtypes.float8_e5m2),
+}
+#: Every wire dtype name, in wire-code order.
+DTYPE_NAMES: tuple[str, ...] = tuple(WIRE_NUMPY_DTYPES)
+#: Layout names accepted by :func:`encoded_tensors` and :func:`containers`.
+LAYOUTS: tuple[str, ...] = ("dense", "sparse")
+#: Value-kind names accepted by :func:`encoded_tensors` and :func:`containers`.
+VALUE_KINDS: tuple[str, ...] = ("raw", "codebook", "bank")
+
+_STORAGE = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
+#: (exponent bits, mantissa bits) of each float dtype.
+_FLOAT_BITS = {"F16": (5, 10), "BF16": (8, 7), "F32": (8, 23), "F64": (11, 52),
+               "F8_E4M3": (4, 3), "F8_E5M2": (5, 2)}
+#: Arrays with more elements than this are filled by numpy from a drawn seed.
+_EXPLICIT_LIMIT = 48
+
+
+def _wire_name(dtype: np.dtype) -> str:
+    dtype = np.dtype(dtype)
+    if dtype.byteorder == ">":
+        dtype = dtype.newbyteorder("<")
+    for name, candidate in WIRE_NUMPY_DTYPES.items():
+        if candidate == dtype:
+            return name
+    raise ValueError(f"{dtype} is not a dcformat dtype")
+
+
+def _storage(name: str) -> np.dtype:
+    return _STORAGE[WIRE_NUMPY_DTYPES[name].itemsize]
+
+
+def _bits(name: str) -> int:
+    return 8 * WIRE_NUMPY_DTYPES[name].itemsize
+
+
+def special_bit_patterns(name: str) -> tuple[int, ...]:
+    """Bit patterns every test of dtype ``name`` should meet, as unsigned ints.
+
+    Floats: both zeros, the smallest and largest denormals, the smallest normal, 1.0,
+    the largest finite value, infinities and NaNs (quiet, signalling, with payloads),
+    each with either sign; every pattern is a valid value of its format (for the
+    finite-only F8_E4M3 the "infinity" pattern is a large finite number). Integers:
+    0, 1, the extremes and all ones. BOOL: 0 and 1.
+
+    Examples
+    --------
+    >>> [hex(b) for b in special_bit_patterns("F8_E5M2")][:6]
+    ['0x0', '0x1', '0x3', '0x4', '0x3c', '0x7b']
+    """
+    bits = _bits(name)
+    if name == "BOOL":
+        return (0, 1)
+    if name not in _FLOAT_BITS:
+        top = 1 << (bits - 1)
+        return (0, 1, 2, top - 1, top, top + 1, (1 << bits) - 2, (1 << bits) - 1)
+    e, m = _FLOAT_BITS[name]
+    exp_all = ((1 << e) - 1) << m
+    one = ((1 << (e - 1)) - 1) << m
+    positive = [0, 1, (1 << m) - 1, 1 << m, one, exp_all - 1, exp_all, exp_all | 1,
+                exp_all | (1 << (m - 1)), exp_all | ((1 << m) - 1), exp_all | ((1 << m) - 1) >> 1,
+                exp_all | ((1 << m) - 2)]  # the last: F8_E4M3's largest finite, a NaN elsewhere
+    sign = 1 << (e + m)
+    out = []
+    for s in (0, sign):
+        for p in positive:
+            if p | s not in out:
+                out.append(p | s)
+    return tuple(out)
+
+
+def _to_bits(name: str, value: float) -> int:
+    """The bit pattern of ``value`` rounded to dtype ``name``."""
+    with np.errstate(all="ignore"):
+        arr = np.array([value], dtype=np.float64).astype(WIRE_NUMPY_DTYPES[name])
+    return int(arr.view(_storage(name))[0])
+
+
+def _element_bits(name: str) -> st.SearchStrategy[int]:
+    """One element of dtype ``name`` as its unsigned bit pattern."""
+    bits = _bits(name)
+    specials = st.sampled_from(special_bit_patterns(name))
+    if name == "BOOL":
+        return st.integers(0, 1)
+    if name not in _FLOAT_BITS:
+        return st.one_of(st.integers(0, (1 << bits) - 1), specials)
+    if name in ("F16", "F32", "F64"):
+        # bounded: an unbounded narrow float overflows when hypothesis narrows it, and is rejected
+        largest = float(np.finfo(WIRE_NUMPY_DTYPES[name]).max)
+        ordinary = st.floats(-largest, largest, width=bits)
+    else:
+        ordinary = st.floats(-1e4, 1e4, allow_nan=False, width=32)
+    return st.one_of(specials, ordinary.map(lambda x: _to_bits(name, x)), st.integers(0, (1 << bits) - 1))
+
+
+def _seeded_bits(name: str, count: int, seed: int, mode: str) -> np.ndarray:
+    """``count`` bit patterns of dtype ``name`` filled by numpy: fast for any count."""
+    rng = np.random.default_rng(seed)
+    storage = _storage(name)
+    dtype = WIRE_NUMPY_DTYPES[name]
+    if name == "BOOL":
+        return rng.integers(0, 2, count).astype(storage)
+    if mode == "bits":
+        out = np.frombuffer(rng.bytes(count * storage.itemsize), dtype=storage).copy()
+    elif mode == "few":  # a handful of distinct values, as weight sharing leaves
+        pool = np.frombuffer(rng.bytes(4 * storage.itemsize), dtype=storage)
+        out = pool[rng.integers(0, 4, count)].copy()
+    else:  # "ordinary": small normal values (small integers for integer dtypes)
+        if name in _FLOAT_BITS:
+            with np.errstate(all="ignore"):
+                out = (rng.standard_normal(count) * 0.1).astype(dtype).view(storage).copy()
+        else:
+            out = rng.integers(-100, 100, count).astype(storage)
+    specials = np.array(special_bit_patterns(name), dtype=storage)
+    k = int(rng.integers(0, min(count, 8) + 1))
+    out[rng.integers(0, count, k)] = specials[rng.integers(0, specials.size, k)]
+    return out
+
+
+@st.composite
+def _value_bits(draw, name: str, count: int) -> np.ndarray:
+    """A 1-D array of ``count`` bit patterns (the storage view) of dtype ``name``."""
+    if count <= _EXPLICIT_LIMIT:
+        return draw(hnp.arrays(_storage(name), count, elements=_element_bits(name)))
+    mode = draw(st.sampled_from(["bits", "ordinary", "few"]))
+    return _seeded_bits(name, count, draw(st.integers(0, 2**32 - 1)), mode)
+
+
+def _as_strategy(value, what: str) -> st.SearchStrategy:
+    """A strategy from a strategy, a single value, or a sequence of choices."""
+    if isinstance(value, st.SearchStrategy):
+        return value
+    if isinstance(value, str):
+        return st.just(value)
+    if isinstance(value, Iterable):
+        choices = list(value)
+        if not choices:
+            raise ValueError(f"{what} must not be empty")
+        return st.sampled_from(choices)
+    raise TypeError(f"{what} must be a strategy, a value or a sequence of values")
+
+
+def _default_shapes() -> st.SearchStrategy[tuple[int, ...]]:
+    return st.one_of(
+        hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=6),
+        st.tuples(st.integers(0, 3000)),  # long 1-D tensors: multi-chunk streams, fillers
+    )
+
+
+def _check_dtypes(dtypes) -> None:
+    if not isinstance(dtypes, st.SearchStrategy):
+        names = [dtypes] if isinstance(dtypes, str) else list(dtypes)
+        unknown = [n for n in names if n not in WIRE_NUMPY_DTYPES]
+        if unknown:
+            raise ValueError(f"unknown dtype names {unknown}; choose from {DTYPE_NAMES}")
+
+
+# --- arrays -------------------------------------------------------------------------
+
+
+def arrays(dtypes=DTYPE_NAMES, shapes=None, *, big_endian: bool = False,
+           non_contiguous: bool = False) -> st.SearchStrategy[np.ndarray]:
+    """Arbitrary numpy arrays of the dtypes dcformat stores.
+
+    Parameters
+    ----------
+    dtypes : str, sequence of str, or strategy of str
+        Wire dtype names (``"F32"``, ``"BF16"``, ...; see :data:`DTYPE_NAMES`).
+    shapes : tuple, strategy of tuples, or None
+        Shapes to draw; the default mixes rank 0 to 4 (sides 0 to 6, so zero-sized and
+        0-d arrays are common) with 1-D arrays of up to 3000 elements.
+    big_endian : bool
+        Also draw big-endian arrays of the numpy-native multi-byte dtypes (the
+        writer must byte-swap them; they decode as little-endian).
+    non_contiguous : bool
+        Also draw Fortran-ordered and strided views (the writer stores C order).
+
+    Returns
+    -------
+    SearchStrategy[numpy.ndarray]
+
+    Notes
+    -----
+    Elements are drawn as bit patterns: floats are arbitrary patterns (every NaN
+    payload, denormals, both infinities, -0.0) as well as ordinary values, and the
+    special patterns of :func:`special_bit_patterns` are favoured. BF16 and float8
+    arrays use the ``ml_dtypes`` types. Compare results bit by bit, never with ``==``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hypothesis import given, settings
+    >>> @settings(max_examples=25, deadline=None)
+    ... @given(arrays(dtypes=["F16", "BF16"], shapes=(3,)))
+    ... def check(a):
+    ...     assert a.shape == (3,) and a.dtype.itemsize == 2
+    >>> check()
+    """
+    _check_dtypes(dtypes)
+    dtype_strategy = _as_strategy(dtypes, "dtypes")
+    shape_strategy = _default_shapes() if shapes is None else (
+        shapes if isinstance(shapes, st.SearchStrategy) else st.just(tuple(shapes)))
+
+    @st.composite
+    def _arrays(draw):
+        name = draw(dtype_strategy)
+        shape = tuple(int(d) for d in draw(shape_strategy))
+        bits = draw(_value_bits(name, math.prod(shape)))
+        array = bits.view(WIRE_NUMPY_DTYPES[name]).reshape(shape)
+        if big_endian and array.dtype.itemsize > 1 and array.dtype.kind in "iuf" and draw(st.booleans()):
+            array = array.astype(array.dtype.newbyteorder(">"))
+        if non_contiguous and array.ndim and array.size > 1:
+            how = draw(st.sampled_from(["c", "fortran", "strided"]))
+            if how == "fortran":
+                array = np.asfortranarray(array)
+            elif how == "strided":  # every other element of an array twice as long
+                doubled = np.repeat(array, 2, axis=array.ndim - 1)
+                array = doubled[..., ::2]
+        return array
+
+    return _arrays()
+
+
+# --- streams ------------------------------------------------------------------------
+
+
+def stream_codecs(*, packed: bool = True, huffman: bool = True) -> st.SearchStrategy:
+    """Stream codecs with arbitrary valid settings.
+
+    ``HuffmanCodec`` comes with tiny chunks (1 to 16 symbols, so even short streams
+    have many chunks), medium and default-sized chunks, and every ``max_code_length``
+    from 1 to 15 (short limits force length-limited codes).
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> from dcformat.streams import StreamCodec
+    >>> @settings(max_examples=20, deadline=None)
+    ... @given(stream_codecs())
+    ... def check(codec):
+    ...     assert isinstance(codec, StreamCodec)
+    >>> check()
+    """
+    options = []
+    if packed:
+        options.append(st.just(PackedCodec()))
+    if huffman:
+        chunks = st.one_of(st.integers(1, 16), st.integers(17, 1024),
+                           st.sampled_from([4096, 65536, 1 << 20]))
+        options.append(st.builds(HuffmanCodec, chunk_symbols=chunks, max_code_length=st.integers(1, 15)))
+    if not options:
+        raise ValueError("at least one of packed and huffman must be allowed")
+    return st.one_of(options)
+
+
+#: Symbol distributions of :func:`symbol_streams` beyond element-by-element draws.
+_DISTRIBUTIONS = ("uniform", "geometric", "zipf", "constant", "few", "extremes", "phases", "phases")
+
+
+def symbol_streams(count: int, alphabet_size: int) -> st.SearchStrategy[np.ndarray]:
+    """``count`` uint16 symbols below ``alphabet_size``, often heavily skewed.
+
+    Short streams are drawn symbol by symbol; longer ones from a uniform, geometric,
+    Zipf, constant or few-valued distribution (mapped through a random permutation of
+    the alphabet, so frequent symbols are not always the small ones), from a skewed
+    prefix followed by a uniform tail, or from just the two extremes 0 and
+    ``alphabet_size - 1``. Skew is what makes Huffman coding win over raw chunks; the
+    skewed-then-uniform streams make streams with both chunk modes.
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> @settings(max_examples=20, deadline=None)
+    ... @given(symbol_streams(100, 5))
+    ... def check(s):
+    ...     assert s.dtype == "uint16" and s.shape == (100,) and (s < 5).all()
+    >>> check()
+    """
+    if alphabet_size < 1:
+        raise ValueError("alphabet_size must be at least 1")
+
+    @st.composite
+    def _streams(draw):
+        if count == 0:
+            return np.zeros(0, dtype=np.uint16)
+        if count <= _EXPLICIT_LIMIT and draw(st.booleans()):
+            return draw(hnp.arrays(np.uint16, count, elements=st.integers(0, alphabet_size - 1)))
+        kind = draw(st.sampled_from(_DISTRIBUTIONS))
+        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+        if kind == "uniform":
+            ranks = rng.integers(0, alphabet_size, count)
+        elif kind == "geometric":
+            ranks = rng.geometric(draw(st.sampled_from([0.7, 0.3, 0.05])), count) - 1
+        elif kind == "zipf":
+            ranks = rng.zipf(draw(st.sampled_from([1.2, 2.0])), count) - 1
+        elif kind == "constant":
+            ranks = np.zeros(count, dtype=np.int64)
+        elif kind == "few":
+            ranks = rng.integers(0, draw(st.integers(2, 4)), count)
+        elif kind == "phases":  # skewed, then uniform: some chunks Huffman-coded, some raw
+            ranks = rng.geometric(0.6, count) - 1
+            cut = int(rng.integers(0, count + 1))
+            ranks[cut:] = rng.integers(0, alphabet_size, count - cut)
+        else:
+            return np.where(rng.random(count) < 0.5, 0, alphabet_size - 1).astype(np.uint16)
+        ranks = np.minimum(ranks, alphabet_size - 1)
+        if alphabet_size <= 4096 or ranks.max() < 4096:  # a permutation of a huge alphabet is costly
+            perm = rng.permutation(alphabet_size)
+            return perm[ranks].astype(np.uint16)
+        return ranks.astype(np.uint16)
+
+    return _streams()
+
+
+def codebook_sizes(max_size: int = 4096) -> st.SearchStrategy[int]:
+    """Codebook sizes from 1 to ``max_size``: small, powers of two and their neighbours, any."""
+    edges = sorted({n for k in range(17) for n in (2**k - 1, 2**k, 2**k + 1) if 1 <= n <= max_size})
+    return st.one_of(st.integers(1, min(16, max_size)), st.sampled_from(edges), st.integers(1, max_size))
+
+
+# --- encoded tensors ----------------------------------------------------------------
+
+
+def _positions(draw, units: int) -> np.ndarray:
+    """Sorted distinct unit positions that a sparse record stores."""
+    if units == 0:
+        return np.zeros(0, dtype=np.int64)
+    kind = draw(st.sampled_from(["density", "density", "none", "all", "last", "first", "explicit"]))
+    if kind == "none":
+        return np.zeros(0, dtype=np.int64)
+    if kind == "all":
+        return np.arange(units, dtype=np.int64)
+    if kind == "last":
+        return np.array([units - 1], dtype=np.int64)
+    if kind == "first":
+        return np.array([0], dtype=np.int64)
+    if kind == "explicit":
+        chosen = draw(st.lists(st.integers(0, units - 1), max_size=16))
+        return np.unique(np.array(chosen, dtype=np.int64))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    density = draw(st.sampled_from([0.001, 0.01, 0.1, 0.5, 0.9]))
+    return np.flatnonzero(rng.random(units) < density).astype(np.int64)
+
+
+def _gaps_with_fillers(positions: np.ndarray, gap_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """The gap stream that reaches ``positions``, and which of its entries are fillers.
+
+    A skip longer than ``2**gap_bits - 1`` is bridged by filler entries of the widest
+    gap (spec/FORMAT.md, "Fillers"): f fillers cover f * 2**gap_bits units.
+    """
+    widest = (1 << gap_bits) - 1
+    skips = np.diff(positions, prepend=-1) - 1
+    fillers = skips // (widest + 1)
+    per_entry = fillers + 1
+    total = int(per_entry.sum())
+    gaps = np.full(total, widest, dtype=np.int64)
+    real = np.cumsum(per_entry) - 1
+    gaps[real] = skips % (widest + 1)
+    is_filler = np.ones(total, dtype=bool)
+    is_filler[real] = False
+    return gaps.astype(np.uint16), is_filler
+
+
+def _gap_bits() -> st.SearchStrategy[int]:
+    # small widths make fillers; 16 is the widest allowed
+    return st.one_of(st.integers(1, 4), st.integers(1, 16), st.just(16))
+
+
+def encoded_tensors(dtypes=DTYPE_NAMES, shapes=None, *, layouts=LAYOUTS, values=("raw", "codebook"),
+                    banks: Mapping[str, object] | None = None, max_codebook_size: int = 4096,
+                    codecs: st.SearchStrategy | None = None) -> st.SearchStrategy[EncodedTensor]:
+    """Arbitrary valid :class:`~dcformat.EncodedTensor` objects.
+
+    Parameters
+    ----------
+    dtypes, shapes
+        As for :func:`arrays`. For BANK values the dtype is the bank's and the shape
+        is drawn outer dimensions followed by the bank's kernel shape.
+    layouts : sequence of {"dense", "sparse"}
+    values : sequence of {"raw", "codebook", "bank"}
+        ``"bank"`` needs ``banks``.
+    banks : mapping of str to array or EncodedTensor, optional
+        The banks (shape ``(L, *kernel)``) that BANK-valued tensors may select from;
+        pass the same mapping to :func:`dcformat.save`. To draw banks and tensors
+        together use :func:`containers`.
+    max_codebook_size : int
+        Codebooks have 1 to this many entries (see :func:`codebook_sizes`).
+    codecs : strategy of StreamCodec, optional
+        Codecs of the gap, code and selector streams (default :func:`stream_codecs`).
+
+    Returns
+    -------
+    SearchStrategy[EncodedTensor]
+
+    Notes
+    -----
+    Sparse tensors use any ``gap_bits`` from 1 to 16 and any density, empty included;
+    skips wider than the widest gap are bridged with filler entries whose value is
+    usually zero (a zero raw value, a code whose codebook entry is zero, or a selector
+    of an all-zero kernel when the bank has one) and sometimes not. Symbol streams
+    are often skewed (see :func:`symbol_streams`). One tensor in eight is handed over
+    untidy: symbols as other integer dtypes, values big-endian or non-contiguous.
+
+    Examples
+    --------
+    >>> import dcformat
+    >>> from hypothesis import given, settings
+    >>> from dcformat.testing import expected_tensors, ContainerSpec
+    >>> @settings(max_examples=20, deadline=None)
+    ... @given(encoded_tensors(dtypes=["F32", "U8"], layouts=["sparse"]))
+    ... def check(t):
+    ...     data = dcformat.save({"t": t})
+    ...     want = expected_tensors(ContainerSpec({"t": t}))["t"]
+    ...     assert dcformat.load(data)["t"].tobytes() == want.tobytes()
+    >>> check()
+    """
+    _check_dtypes(dtypes)
+    layouts, values = tuple(layouts), tuple(values)
+    if not set(layouts) <= set(LAYOUTS) or not layouts:
+        raise ValueError(f"layouts must be a non-empty subset of {LAYOUTS}")
+    if not set(values) <= set(VALUE_KINDS) or not values:
+        raise ValueError(f"values must be a non-empty subset of {VALUE_KINDS}")
+    bank_arrays = {}
+    if banks:
+        from .expected import expected_array  # the decoded rows a selector picks
+        bank_arrays = {name: expected_array(bank) for name, bank in banks.items()}
+    kinds = [v for v in values if v != "bank" or bank_arrays]
+    if not kinds:
+        raise ValueError("BANK values need a non-empty banks mapping")
+    dtype_strategy = _as_strategy(dtypes, "dtypes")
+    shape_strategy = _default_shapes() if shapes is None else (
+        shapes if isinstance(shapes, st.SearchStrategy) else st.just(tuple(shapes)))
+    codec_strategy = stream_codecs() if codecs is None else codecs
+
+    @st.composite
+    def _tensors(draw):
+        kind = draw(st.sampled_from(kinds))
+        if kind == "bank":
+            bank_name = draw(st.sampled_from(sorted(bank_arrays)))
+            bank = bank_arrays[bank_name]
+            name = _wire_name(bank.dtype)
+            kernel = tuple(bank.shape[1:])
+            outer = draw(st.one_of(hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5),
+                                   st.tuples(st.integers(0, 600))))
+            shape, unit = tuple(outer) + kernel, math.prod(kernel)
+        else:
+            name = draw(dtype_strategy)
+            shape, unit = tuple(int(d) for d in draw(shape_strategy)), 1
+        units = math.prod(shape) // unit
+
+        if draw(st.sampled_from(layouts)) == "sparse":
+            gap_bits = draw(_gap_bits())
+            gaps, is_filler = _gaps_with_fillers(_positions(draw, units), gap_bits)
+            layout = Sparse(gap_bits, gaps, draw(codec_strategy))
+            zero_fillers = bool(is_filler.any()) and draw(st.sampled_from([True, True, False]))
+        else:
+            layout, is_filler, zero_fillers = Dense(), np.zeros(units, dtype=bool), False
+        stored = is_filler.size
+
+        dtype = WIRE_NUMPY_DTYPES[name]
+        if kind == "raw":
+            bits = draw(_value_bits(name, stored))
+            if zero_fillers:
+                bits[is_filler] = 0
+            value = RawValues(bits.view(dtype))
+        elif kind == "codebook":
+            size = draw(codebook_sizes(max_codebook_size))
+            codebook = draw(_value_bits(name, size))
+            codes = draw(symbol_streams(stored, size)).copy()
+            if zero_fillers:
+                zero = draw(st.integers(0, size - 1))
+                codebook[zero] = 0
+                codes[is_filler] = zero
+            value = CodebookValues(codebook.view(dtype), codes, draw(codec_strategy))
+        else:
+            size = bank.shape[0]
+            selectors = draw(symbol_streams(stored, size)).copy()
+            rows = bank.reshape(size, -1).view(_storage(name))
+            zero_rows = np.flatnonzero(~rows.any(axis=1))
+            if zero_fillers and zero_rows.size:
+                selectors[is_filler] = zero_rows[0]
+            value = BankValues(bank_name, selectors, draw(codec_strategy))
+        if draw(st.integers(0, 7)) == 7:
+            layout, value = _untidy(draw, layout, value)
+        return EncodedTensor(name, shape, layout, value)
+
+    return _tensors()
+
+
+def _untidy(draw, layout, value):
+    """The same tensor as a caller might hand it over: symbols of another integer dtype,
+    values and codebooks big-endian or strided. The writer must normalise them all."""
+    def symbols(array):
+        dtype = draw(st.sampled_from(["<i4", ">u2", "<i8", ">i4"]))
+        return array.astype(dtype)
+
+    def values(array):
+        if array.dtype.kind in "iuf" and array.dtype.itemsize > 1 and draw(st.booleans()):
+            return array.astype(array.dtype.newbyteorder(">"))
+        return np.repeat(array, 2)[::2]  # same values, not contiguous
+
+    if isinstance(layout, Sparse):
+        layout = Sparse(layout.gap_bits, symbols(layout.gaps), layout.codec)
+    if isinstance(value, RawValues):
+        value = RawValues(values(value.values))
+    elif isinstance(value, CodebookValues):
+        value = CodebookValues(values(value.codebook), symbols(value.codes), value.codec)
+    else:
+        value = BankValues(value.bank, symbols(value.selectors), value.codec)
+    return layout, value
+
+
+def banks(dtypes=DTYPE_NAMES, *, max_size: int = 64, encoded: bool = True) -> st.SearchStrategy:
+    """One kernel bank: an array (or an EncodedTensor) of shape ``(L, *kernel)``.
+
+    ``L`` is 1 to ``max_size`` (sometimes 1, sometimes exactly ``max_size``), the
+    kernel has rank 0 to 3 with sides 1 to 4, and the bank often has an all-zero row
+    for fillers to select. With ``encoded`` the bank itself may be stored sparse or
+    codebook-coded, as the format allows.
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> @settings(max_examples=20, deadline=None)
+    ... @given(banks(["F32"], encoded=False))
+    ... def check(b):
+    ...     assert b.ndim >= 1 and 1 <= b.shape[0] <= 64
+    >>> check()
+    """
+    _check_dtypes(dtypes)
+    dtype_strategy = _as_strategy(dtypes, "dtypes")
+
+    @st.composite
+    def _banks(draw):
+        name = draw(dtype_strategy)
+        size = draw(st.one_of(st.integers(1, max_size), st.sampled_from([1, max_size])))
+        kernel = draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4))
+        shape = (size, *kernel)
+        if encoded and draw(st.booleans()):
+            return draw(encoded_tensors([name], shape, values=("raw", "codebook"), max_codebook_size=64))
+        bits = draw(_value_bits(name, math.prod(shape))).reshape(size, -1)
+        if draw(st.booleans()):
+            bits[draw(st.integers(0, size - 1))] = 0
+        return bits.view(WIRE_NUMPY_DTYPES[name]).reshape(shape)
+
+    return _banks()
+
+
+# --- containers ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """What a container holds: tensors, banks and metadata, consistent together.
+
+    ``tensors`` maps names to numpy arrays or EncodedTensors; ``banks`` maps bank names
+    to arrays or EncodedTensors of shape ``(L, *kernel)``, and every BANK-valued tensor
+    names one of them. The fields are what :func:`dcformat.save` takes::
+
+        dcformat.save(spec.tensors, spec.metadata, banks=spec.banks)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> spec = ContainerSpec({"w": np.arange(3, dtype=np.int16)}, metadata={"k": "v"})
+    >>> import dcformat
+    >>> dcformat.load(spec.save())["w"]
+    array([0, 1, 2], dtype=int16)
+    """
+
+    tensors: dict = field(default_factory=dict)
+    banks: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+
+    def save(self) -> bytes:
+        """The bytes :func:`dcformat.save` writes for this spec."""
+        from ..numpy import save
+
+        return save(self.tensors, self.metadata, banks=self.banks)
+
+    def expected(self) -> dict[str, np.ndarray]:
+        """The tensors the saved file must decode to (see :func:`expected_tensors`)."""
+        from .expected import expected_tensors
+
+        return expected_tensors(self)
+
+
+def _names() -> st.SearchStrategy[str]:
+    # any UTF-8 text, the empty name included; short so that headers stay small
+    return st.text(st.characters(codec="utf-8"), max_size=12)
+
+
+def _unique(names: list[str], count: int, stem: str) -> list[str]:
+    """``names`` without repeats, topped up to ``count`` (drawing distinct short strings
+    with ``unique=True`` makes hypothesis give up now and then)."""
+    names = list(dict.fromkeys(names))
+    i = 0
+    while len(names) < count:
+        if f"{stem}{i}" not in names:
+            names.append(f"{stem}{i}")
+        i += 1
+    return names
+
+
+def containers(dtypes=DTYPE_NAMES, *, layouts=LAYOUTS, values=VALUE_KINDS, min_tensors: int = 0,
+               max_tensors: int = 4, max_banks: int = 2, plain_arrays: bool = True,
+               metadata: st.SearchStrategy | None = None) -> st.SearchStrategy[ContainerSpec]:
+    """Whole containers: tensors, the banks they select from, and metadata.
+
+    Parameters
+    ----------
+    dtypes : sequence of str or strategy
+        Wire dtype names of tensors and banks.
+    layouts, values
+        Restrict the encoded tensors (see :func:`encoded_tensors`). When ``values``
+        holds ``"bank"``, 0 to ``max_banks`` banks are drawn first (at least one when
+        BANK is the only kind) and BANK-valued tensors select from them. Banks
+        themselves are stored in any layout with raw or codebook values.
+    min_tensors, max_tensors : int
+        How many tensors.
+    plain_arrays : bool
+        Also draw tensors given as plain numpy arrays (any byte order, contiguous or
+        not) rather than EncodedTensors; only when ``values`` holds ``"raw"`` and
+        ``layouts`` holds ``"dense"``.
+    metadata : strategy of dict[str, str], optional
+        Default: up to 4 entries of arbitrary text.
+
+    Returns
+    -------
+    SearchStrategy[ContainerSpec]
+
+    Examples
+    --------
+    >>> import dcformat
+    >>> from hypothesis import given, settings
+    >>> from dcformat.testing import expected_tensors
+    >>> @settings(max_examples=10, deadline=None)
+    ... @given(containers(max_tensors=2))
+    ... def check(spec):
+    ...     got = dcformat.load(dcformat.save(spec.tensors, spec.metadata, banks=spec.banks))
+    ...     want = expected_tensors(spec)
+    ...     assert [a.tobytes() for a in got.values()] == [a.tobytes() for a in want.values()]
+    >>> check()
+    """
+    _check_dtypes(dtypes)
+    layouts, values = tuple(layouts), tuple(values)
+    metadata_strategy = metadata if metadata is not None else st.lists(
+        st.tuples(_names(), st.text(st.characters(codec="utf-8"), max_size=40)), max_size=4).map(dict)
+    arrays_ok = plain_arrays and "raw" in values and "dense" in layouts
+
+    @st.composite
+    def _containers(draw):
+        bank_specs: dict = {}
+        if "bank" in values:
+            least = 1 if values == ("bank",) and max_tensors > 0 else 0
+            count = draw(st.integers(least, max(least, max_banks)))
+            for name in _unique(draw(st.lists(_names(), max_size=count)), count, "bank"):
+                bank_specs[name] = draw(banks(dtypes))
+        kinds = [v for v in values if v != "bank" or bank_specs]
+        choices = []
+        if kinds:
+            choices.append(encoded_tensors(dtypes, layouts=layouts, values=kinds, banks=bank_specs or None))
+        if arrays_ok:
+            choices.append(arrays(dtypes, big_endian=True, non_contiguous=True))
+        tensors = {}
+        if choices:
+            # an empty container now and then, not a quarter of the time
+            counts = [*range(max(min_tensors, 1), max_tensors + 1)] * 4 + [min_tensors]
+            count = draw(st.sampled_from(counts))
+            names = _unique(draw(st.lists(_names(), max_size=count)), count, "tensor")
+            for name in names:
+                # encoded tensors three times as often as plain arrays: they have more to test
+                tensors[name] = draw(choices[0] if len(choices) == 1 else
+                                     st.sampled_from([0, 0, 0, 1]).flatmap(choices.__getitem__))
+        return ContainerSpec(tensors, bank_specs, draw(metadata_strategy))
+
+    return _containers()
