@@ -90,7 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1M-symbol streams, fewer repeats")
     args = parser.parse_args()
-    repeats = 3 if args.quick else 15
+    repeats = 3 if args.quick else 25
     rng = np.random.default_rng(0)
     huffman, packed = HuffmanCodec(), PackedCodec()
     cores = os.cpu_count() or 1

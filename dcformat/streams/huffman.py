@@ -326,7 +326,8 @@ class HuffmanCodec(StreamCodec):
         if bad.size:
             c = int(bad[0])
             raise CorruptStream(name, f"chunk {c} Start_Position is {int(stored[c])}, expected {int(expected[c])}")
-        if (~is_huffman).any():  # Huffman symbols are below Table_Size <= alphabet_size
+        # Huffman symbols are below Table_Size <= alphabet_size; raw ones below 2**width
+        if alphabet_size < 1 << width and (~is_huffman).any():
             check_symbol_range(result, alphabet_size, name, range_error)
         return out if out is not None else result
 

@@ -153,5 +153,6 @@ class PackedCodec(StreamCodec):
             check_trailing_bits(int(data[-1]), total_bits % 8, f"{name} (packed trailing bits)")
         result = prepare_output(out, count)
         bitpack.unpack(data, count, width, result)
-        check_symbol_range(result, alphabet_size, name, range_error)
+        if alphabet_size < 1 << width:  # else every width-bit value is a symbol
+            check_symbol_range(result, alphabet_size, name, range_error)
         return out if out is not None else result
