@@ -17,11 +17,13 @@ Any other exception (IndexError, a numpy or numba error) fails the test.
 from __future__ import annotations
 
 import collections
+import os
+import warnings
 
 import ml_dtypes
 import numpy as np
 import pytest
-from hypothesis import currently_in_test_context, event, given, note, settings
+from hypothesis import Phase, currently_in_test_context, event, given, note, settings
 from hypothesis import strategies as st
 
 import dcformat
@@ -37,8 +39,8 @@ from tests.common import assert_dicts_bit_equal
 #: than this per decoder (the reference holds about three copies of its output).
 BUDGET = 16 << 20
 
-FAST = settings(max_examples=60, deadline=None)
-SLOW = settings(max_examples=int(__import__("os").environ.get("DCF_SLOW_EXAMPLES", 3000)), deadline=None)
+FAST = settings(max_examples=300, deadline=None)
+SLOW = settings(max_examples=int(os.environ.get("DCFORMAT_SLOW_EXAMPLES", 3000)), deadline=None)
 
 #: (fast error class, reference error class) -> count, over the whole session.
 CLASS_DIFFERENCES: collections.Counter = collections.Counter()
@@ -185,6 +187,16 @@ def check_all(case, fix) -> None:
 # --- tests ----------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module", autouse=True)
+def report_class_differences():
+    """Say, once per module, which error classes the two decoders disagreed on."""
+    yield
+    if CLASS_DIFFERENCES:
+        pairs = ", ".join(f"{fast} / {ref} x{n}" for (fast, ref), n in CLASS_DIFFERENCES.most_common())
+        warnings.warn(f"fast / reference decoders refused mutated files with different classes: {pairs}",
+                      stacklevel=1)
+
+
 def test_corpus_round_trips():
     for spec, data in zip(CORPUS, CORPUS_FILES):
         assert_dicts_bit_equal(dcformat.load(data), expected_tensors(spec))
@@ -221,3 +233,22 @@ def test_stale_checksums_decode_exactly_or_refuse_slow(case):
 @given(mutated(fix_checksums=True))
 def test_repaired_checksums_fast_and_reference_agree_slow(case):
     check_all(case, True)
+
+
+#: Known differences in the order of checks (spec/FORMAT.md, Appendix B, "Order of
+#: checks"); the fast reader checks a bank's shape only after its Layout, Value_Kind and
+#: value parameters, and every chunk's Mode (and whether a Huffman chunk has codes)
+#: before any chunk's Byte_Offset.
+ORDER_OF_CHECKS = ("fast reader: bank shape rules after Layout/Value_Kind/Codebook_Size; "
+                   "all chunk Modes before chunk 0's Byte_Offset")
+
+
+@pytest.mark.xfail(strict=False, reason=ORDER_OF_CHECKS)
+@settings(max_examples=300, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(mutated(fix_checksums=None))
+def test_fast_and_reference_refuse_with_the_same_class(case):
+    for verify in (False, True):
+        fast = outcome(fast_decode, case[1], verify=verify)
+        reference = outcome(reference_decode, case[1], verify=verify)
+        if isinstance(fast, DCFormatError) and isinstance(reference, DCFormatError):
+            assert type(fast) is type(reference), f"fast: {fast!r}\nreference: {reference!r}"

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import doctest
 import itertools
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dcformat
 from dcformat.container.file import ContainerFile
-from dcformat.container.constants import ChunkMode, SegmentCodec
+from dcformat.container.constants import ChunkMode
 from dcformat.reference import decode_file
 from dcformat.streams import HuffmanCodec, PackedCodec
 from dcformat.testing import (
@@ -40,8 +41,8 @@ from tests.common import assert_bit_equal, assert_dicts_bit_equal
 #: No test lets a file make a decoder allocate more than this.
 BUDGET = 64 << 20
 
-FAST = settings(max_examples=40, deadline=None)
-SLOW = settings(max_examples=1500, deadline=None)
+FAST = settings(max_examples=100, deadline=None)
+SLOW = settings(max_examples=int(os.environ.get("DCFORMAT_SLOW_EXAMPLES", 1500)), deadline=None)
 COMBINATIONS = list(itertools.product(["dense", "sparse"], ["raw", "codebook", "bank"]))
 
 
