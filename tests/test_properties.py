@@ -283,7 +283,7 @@ def test_readme_examples_run(path):
 def test_docstring_examples_run():
     import importlib
 
-    for name in ("strategies", "expected", "mutations"):
+    for name in ("elements", "strategies", "expected", "mutate"):
         module = importlib.import_module(f"dcformat.testing.{name}")
         failures, _ = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert failures == 0, module.__name__

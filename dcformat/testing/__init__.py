@@ -14,8 +14,10 @@ Valid inputs, with the oracle that says what they decode to:
 Invalid inputs: :func:`mutations` of a valid file (aimed with :func:`field_offsets`),
 and :func:`refresh_checksums` to carry an edit past the CRC checks.
 
-Needs ``hypothesis`` (``pip install dcformat[test]``). See ``README.md`` beside this
-file for a guide.
+Modules: :mod:`.elements` (dtypes, special values, arrays), :mod:`.strategies`
+(codecs, encoded tensors, containers), :mod:`.expected` (the oracle), :mod:`.mutate`
+(mutations). Needs ``hypothesis`` (``pip install dcformat[test]``). See ``README.md``
+beside this file for a guide.
 """
 
 try:
@@ -23,20 +25,17 @@ try:
 except ImportError as exc:  # pragma: no cover
     raise ImportError("dcformat.testing needs hypothesis: pip install 'dcformat[test]'") from exc
 
+from .elements import DTYPE_NAMES, WIRE_NUMPY_DTYPES, arrays, special_bit_patterns
 from .expected import expected_array, expected_banks, expected_tensors
-from .mutations import Field, field_offsets, mutations, refresh_checksums
+from .mutate import Field, field_offsets, mutations, refresh_checksums
 from .strategies import (
-    DTYPE_NAMES,
     LAYOUTS,
     VALUE_KINDS,
-    WIRE_NUMPY_DTYPES,
     ContainerSpec,
-    arrays,
     banks,
     codebook_sizes,
     containers,
     encoded_tensors,
-    special_bit_patterns,
     stream_codecs,
     symbol_streams,
 )

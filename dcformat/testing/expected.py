@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ..encodings.model import BankValues, CodebookValues, Dense, EncodedTensor, RawValues, Sparse
-from .strategies import WIRE_NUMPY_DTYPES, _wire_name
+from .elements import WIRE_NUMPY_DTYPES, _wire_name
 
 __all__ = ["expected_tensors", "expected_banks", "expected_array"]
 
