@@ -89,7 +89,16 @@ def expected_array(tensor, banks: dict[str, np.ndarray] | None = None) -> np.nda
 
 
 def expected_banks(spec) -> dict[str, np.ndarray]:
-    """The arrays the banks of a :class:`ContainerSpec` must decode to, by name."""
+    """The arrays the banks of a :class:`ContainerSpec` must decode to, by name.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dcformat.testing import ContainerSpec
+    >>> expected_banks(ContainerSpec(banks={"k": np.eye(2, dtype=np.int8)}))["k"]
+    array([[1, 0],
+           [0, 1]], dtype=int8)
+    """
     return {name: expected_array(bank) for name, bank in spec.banks.items()}
 
 

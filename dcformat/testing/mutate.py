@@ -38,6 +38,16 @@ class Field:
     ``section`` is ``"preamble"``, ``"header"``, ``"padding"``, ``"payload"`` (a
     segment's bytes) or ``"stream"`` (inside a Huffman segment: the table, the chunk
     entries, the first bits of chunks).
+
+    Examples
+    --------
+    >>> import numpy as np, dcformat
+    >>> data = dcformat.save({"w": np.zeros((2, 3), dtype=np.float32)})
+    >>> shape = [f for f in field_offsets(data) if f.name == "tensor[0] Shape[1]"][0]
+    >>> shape
+    Field(name='tensor[0] Shape[1]', offset=63, size=8, section='header')
+    >>> int.from_bytes(data[shape.offset:shape.offset + shape.size], "little")
+    3
     """
 
     name: str

@@ -48,9 +48,17 @@ VALUE_KINDS: tuple[str, ...] = ("raw", "codebook", "bank")
 def stream_codecs(*, packed: bool = True, huffman: bool = True) -> st.SearchStrategy:
     """Stream codecs with arbitrary valid settings.
 
-    ``HuffmanCodec`` comes with tiny chunks (1 to 16 symbols, so even short streams
-    have many chunks), medium and default-sized chunks, and every ``max_code_length``
-    from 1 to 15 (short limits force length-limited codes).
+    Parameters
+    ----------
+    packed, huffman : bool
+        Which codecs to draw: ``PackedCodec()``, and ``HuffmanCodec`` with tiny chunks
+        (1 to 16 symbols, so even short streams have many chunks), medium, default and
+        huge chunks, and every ``max_code_length`` from 1 to 15 (short limits force
+        length-limited codes).
+
+    Returns
+    -------
+    SearchStrategy[StreamCodec]
 
     Examples
     --------
@@ -81,6 +89,19 @@ _DISTRIBUTIONS = ("uniform", "geometric", "zipf", "constant", "few", "extremes",
 def symbol_streams(count: int, alphabet_size: int) -> st.SearchStrategy[np.ndarray]:
     """``count`` uint16 symbols below ``alphabet_size``, often heavily skewed.
 
+    Parameters
+    ----------
+    count : int
+        Length of the stream.
+    alphabet_size : int
+        1 to 65536; every symbol is below it.
+
+    Returns
+    -------
+    SearchStrategy[numpy.ndarray]
+
+    Notes
+    -----
     Short streams are drawn symbol by symbol; longer ones from a uniform, geometric,
     Zipf, constant or few-valued distribution (mapped through a random permutation of
     the alphabet, so frequent symbols are not always the small ones), from a skewed
@@ -134,7 +155,17 @@ def symbol_streams(count: int, alphabet_size: int) -> st.SearchStrategy[np.ndarr
 
 
 def codebook_sizes(max_size: int = 4096) -> st.SearchStrategy[int]:
-    """Codebook sizes from 1 to ``max_size``: small, powers of two and their neighbours, any."""
+    """Codebook sizes from 1 to ``max_size``: small, powers of two and their neighbours, any.
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> @settings(max_examples=30, deadline=None)
+    ... @given(codebook_sizes(300))
+    ... def check(n):
+    ...     assert 1 <= n <= 300
+    >>> check()
+    """
     edges = sorted({n for k in range(17) for n in (2**k - 1, 2**k, 2**k + 1) if 1 <= n <= max_size})
     return st.one_of(st.integers(1, min(16, max_size)), st.sampled_from(edges), st.integers(1, max_size))
 
