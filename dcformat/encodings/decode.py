@@ -29,12 +29,16 @@ def decode_record(record: Record, segment: SegmentGetter, bank: np.ndarray | Non
     is the decoded bank for BANK-valued records.
     """
     dtype = numpy_dtype(record.dtype)
-    out = _prepare_output(record, dtype, out)
-    flat = storage_view(out.reshape(-1)).reshape(record.units, record.unit_size)
-    # Segment order (FORMAT.md, "Order of checks"): codebook, gaps, then the values.
+    _check_output(record, dtype, out)
+    # Segment order (FORMAT.md, "Order of checks"): codebook, gaps, then the values. The
+    # streams are decoded before the output is allocated: each stream codec bounds its
+    # symbol count by its payload first, so a dense record's N is proven by then.
     codebook = _codebook(record, segment, dtype) if record.value_kind == ValueKind.CODEBOOK else None
     positions = _sparse_positions(record, segment) if record.layout == Layout.SPARSE else None
     values = _stored_values(record, segment, dtype, codebook, bank)
+    if out is None:
+        out = np.empty(record.shape, dtype=dtype)
+    flat = storage_view(out.reshape(-1)).reshape(record.units, record.unit_size)
     if positions is None:
         _place_dense(values, flat)
     else:
@@ -43,13 +47,11 @@ def decode_record(record: Record, segment: SegmentGetter, bank: np.ndarray | Non
     return out
 
 
-def _prepare_output(record: Record, dtype: np.dtype, out: np.ndarray | None) -> np.ndarray:
-    if out is None:
-        return np.empty(record.shape, dtype=dtype)
-    if out.shape != record.shape or out.dtype != dtype or not out.flags.c_contiguous:
-        raise UsageError(f"out for {record.name!r} must be a C-contiguous {dtype} array of shape "
-                         f"{record.shape}, got {out.dtype} {out.shape}")
-    return out
+def _check_output(record: Record, dtype: np.dtype, out: np.ndarray | None) -> None:
+    if out is not None and (out.shape != record.shape or out.dtype != dtype or not out.flags.c_contiguous
+                            or not out.flags.writeable):
+        raise UsageError(f"out for {record.name!r} must be a writeable C-contiguous {dtype} array of "
+                         f"shape {record.shape}, got {out.dtype} {out.shape}")
 
 
 class _Gathered:
