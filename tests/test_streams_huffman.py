@@ -419,6 +419,41 @@ def test_empty_stream_with_trailing_bytes():
         decode(bytes(8) + b"\x00", count=0)
 
 
+# --- order of checks (spec Appendix B): entries one at a time, then chunks in order ------------
+
+
+@pytest.mark.parametrize("entries, error", [
+    ([(0, 1, 0, 0), (2, 1, 4, 0)], CorruptStream),        # entry 0's Byte_Offset before entry 1's Mode
+    ([(2, 1, 0, 0), (1, 1, 4, 0)], UnknownEncoding),      # an entry's Mode before its Byte_Offset
+    ([(0, 0, 1, 0), (2, 1, 4, 0)], CorruptStream),        # entry 0's First_Symbol before entry 1's Mode
+])
+def test_order_chunk_entries_one_at_a_time(entries, error):
+    with pytest.raises(error) as info:
+        decode(build(LENGTHS, entries, STREAM))
+    assert type(info.value) is error
+
+
+@pytest.mark.parametrize("lengths, entries, stream, count, error", [
+    # Huffman chunk 0 (trailing bits) before raw chunk 1 (size)
+    (LENGTHS, ENTRIES, b"\x9a\x03\x00", 6, NonZeroPadding),
+    # Huffman chunk 0 (no code starts with 11) before raw chunk 1 (trailing bits)
+    ([1, 2, 0], ENTRIES, b"\x1a\x83", 6, CorruptStream),
+    # raw chunk 0 (trailing bits) before Huffman chunk 1 (20 symbols in 8 bits)
+    (LENGTHS, [(1, 0, 0, 0), (0, 1, 2, 0)], b"\x83\x00", 22, NonZeroPadding),
+    # Huffman chunk 0 (trailing bits) before Huffman chunk 1 (20 symbols in 8 bits)
+    (LENGTHS, [(0, 0, 0, 0), (0, 1, 4, 0)], b"\x9a\x00", 24, NonZeroPadding),
+])
+def test_order_chunks_in_order(lengths, entries, stream, count, error):
+    with pytest.raises(error) as info:
+        decode(build(lengths, entries, stream), count=count)
+    assert type(info.value) is error
+
+
+def test_order_start_positions_after_every_chunk():
+    with pytest.raises(NonZeroPadding):  # chunk 1's trailing bits come before chunk 1's Start_Position
+        decode(build(LENGTHS, [(0, 0, 0, 0), (1, 1, 4, 5)], b"\x1a\x83"), gap_stream=True)
+
+
 # --- interface -----------------------------------------------------------------------------
 
 

@@ -252,52 +252,19 @@ class HuffmanCodec(StreamCodec):
             result = prepare_output(out, 0)
             return out if out is not None else result
 
-        # Modes (R14, R24)
+        # Chunk entries one at a time: Mode, Byte_Offset, First_Symbol (R14, R24, R26)
+        _check_entries(entries, count, total, bool(lengths.any()), name)
         modes = entries["mode"]
-        if (modes > ChunkMode.RAW).any():
-            bad = int(np.flatnonzero(modes > ChunkMode.RAW)[0])
-            raise UnknownEncoding(f"chunk Mode of {name} chunk {bad}", int(modes[bad]))
         is_huffman = modes == ChunkMode.HUFFMAN
-        if is_huffman.any() and not lengths.any():
-            raise InvalidHuffmanTable(f"{name}: Huffman-coded chunks but no symbol has a code")
-
-        # Byte_Offset and First_Symbol (R26)
-        offsets = entries["offset"]
-        firsts = entries["first"]
-        if offsets[0] != 0 or (offsets[1:] < offsets[:-1]).any() or int(offsets[-1]) > total:
-            raise CorruptStream(name, "chunk Byte_Offsets must start at 0, not decrease, and stay "
-                                      f"within the {total} bytes of bit streams")
-        if firsts[0] != 0 or (firsts[1:] <= firsts[:-1]).any() or int(firsts[-1]) >= count:
-            raise CorruptStream(name, "chunk First_Symbols must start at 0, increase, and stay "
-                                      f"below the symbol count {count}")
-        if count > 8 * total:
-            raise CorruptStream(name, f"{count} symbols cannot fit in {total} bytes")
-        begins = offsets.astype(np.int64)
+        begins = entries["offset"].astype(np.int64)
         ends = np.append(begins[1:], np.int64(total))
-        starts = firsts.astype(np.int64)
+        starts = entries["first"].astype(np.int64)
         counts = np.append(np.diff(starts), np.int64(count) - starts[-1])
-        sizes = ends - begins
 
-        # Raw chunk sizes and trailing bits (R27); Huffman chunks need a bit per symbol
-        raw_sizes = (counts * width + 7) // 8
-        bad = np.flatnonzero(~is_huffman & (sizes != raw_sizes))
-        if bad.size:
-            c = int(bad[0])
-            raise CorruptStream(name, f"raw chunk {c} is {int(sizes[c])} bytes, expected {int(raw_sizes[c])}")
-        tail_bits = (counts * width) % 8
-        has_tail = np.flatnonzero(~is_huffman & (tail_bits != 0))
-        if has_tail.size:
-            last = stream[ends[has_tail] - 1] >> tail_bits[has_tail].astype(np.uint8)
-            if last.any():
-                c = int(has_tail[np.flatnonzero(last)[0]])
-                raise NonZeroPadding(f"{name} raw chunk {c} (trailing bits)")
-        bad = np.flatnonzero(is_huffman & (counts > 8 * sizes))
-        if bad.size:
-            c = int(bad[0])
-            raise CorruptStream(name, f"Huffman chunk {c} holds {int(counts[c])} symbols in {int(sizes[c])} bytes")
-
-        # Decode (R28)
-        result = prepare_output(out, count)
+        # Chunks in order, each checked completely (R27, R28). What can be seen without
+        # decoding (a raw chunk's size and trailing bits, a Huffman chunk with fewer bits
+        # than symbols) is found here; Huffman chunks before such a chunk are still
+        # decoded first, since their errors come first.
         if is_huffman.any():
             maxlen = int(lengths.max())
             table = np.zeros(1 << maxlen, dtype=np.uint32)
@@ -306,12 +273,20 @@ class HuffmanCodec(StreamCodec):
             maxlen = 1
             table = np.zeros(2, dtype=np.uint32)
         status = np.zeros(n_chunks, dtype=np.uint8)
+        problem = _first_chunk_seen_bad(stream, is_huffman, begins, ends, counts, width, name)
+        if problem is not None:
+            bad, error = problem
+            if bad:  # these chunks hold at most 8 symbols per byte: a bounded scratch array
+                scratch = np.empty(int(starts[bad]), dtype=SYMBOL_DTYPE)
+                hk.decode_chunks(stream, table, maxlen, modes[:bad], begins[:bad], ends[:bad],
+                                 starts[:bad], counts[:bad], width, scratch, status[:bad])
+                _raise_first_status(status, name)
+            raise error
+        # every chunk has at least a bit per symbol now, so count <= 8 * total
+        result = prepare_output(out, count)
         _run_chunks(stream, table, maxlen, modes, begins, ends, starts, counts, width, result, status,
                     _thread_count(threads, count, int(is_huffman.sum())))
-        bad = np.flatnonzero(status)
-        if bad.size:
-            c = int(bad[0])
-            _raise_status(int(status[c]), name, c)
+        _raise_first_status(status, name)
 
         # Start_Position (R29) and symbol range (R30)
         stored = entries["start"]
@@ -352,14 +327,73 @@ class _Reader:
         return int.from_bytes(self.take(4, field).tobytes(), "little")
 
 
-def _raise_status(status: int, name: str, chunk: int):
-    if status == hk.STATUS_INVALID_CODE:
-        raise CorruptStream(name, f"Huffman chunk {chunk} holds a bit pattern that no code starts with")
-    if status == hk.STATUS_PAST_END:
-        raise CorruptStream(name, f"Huffman chunk {chunk} reads past its last byte")
-    if status == hk.STATUS_SIZE_MISMATCH:
-        raise CorruptStream(name, f"Huffman chunk {chunk} is longer than its codes")
-    raise NonZeroPadding(f"{name} Huffman chunk {chunk} (bits after the last code)")
+def _check_entries(entries: np.ndarray, count: int, total: int, has_codes: bool, name: str) -> None:
+    """Raise for the first bad chunk entry, checking each entry's fields in order."""
+    modes = entries["mode"]
+    offsets = entries["offset"]
+    firsts = entries["first"]
+    unknown_mode = modes > ChunkMode.RAW
+    no_codes = (modes == ChunkMode.HUFFMAN) & (not has_codes)
+    bad_offset = offsets > np.uint64(total)
+    bad_offset[0] |= offsets[0] != 0
+    bad_offset[1:] |= offsets[1:] < offsets[:-1]
+    bad_first = np.zeros(firsts.shape[0], dtype=bool) if count > 2**64 - 1 else firsts >= np.uint64(count)
+    bad_first[0] |= firsts[0] != 0
+    bad_first[1:] |= firsts[1:] <= firsts[:-1]
+    bad = np.flatnonzero(unknown_mode | no_codes | bad_offset | bad_first)
+    if not bad.size:
+        return
+    c = int(bad[0])
+    if unknown_mode[c]:
+        raise UnknownEncoding(f"chunk {c} Mode of {name}", int(modes[c]))
+    if no_codes[c]:
+        raise InvalidHuffmanTable(f"{name}: chunk {c} is Huffman-coded but no symbol has a code")
+    if bad_offset[c]:
+        raise CorruptStream(name, f"chunk {c} Byte_Offset {int(offsets[c])}: the first must be 0, they "
+                                  f"must not decrease nor pass the {total} bytes of bit streams")
+    raise CorruptStream(name, f"chunk {c} First_Symbol {int(firsts[c])}: the first must be 0, they "
+                              f"must increase and stay below the symbol count {count}")
+
+
+def _first_chunk_seen_bad(stream, is_huffman, begins, ends, counts, width, name):
+    """(chunk, error) for the first chunk found bad without decoding, or None.
+
+    A raw chunk's size and trailing bits (R27); a Huffman chunk with fewer bits than
+    symbols, which must read past its end (R28).
+    """
+    sizes = ends - begins
+    raw_sizes = (counts * width + 7) // 8
+    wrong_size = ~is_huffman & (sizes != raw_sizes)
+    tail_bits = (counts * width) % 8
+    has_tail = np.flatnonzero(~is_huffman & ~wrong_size & (tail_bits != 0))
+    padding = np.zeros(is_huffman.shape[0], dtype=bool)
+    padding[has_tail] = (stream[ends[has_tail] - 1] >> tail_bits[has_tail].astype(np.uint8)) != 0
+    short = is_huffman & (counts > 8 * sizes)
+    bad = np.flatnonzero(wrong_size | padding | short)
+    if not bad.size:
+        return None
+    c = int(bad[0])
+    if wrong_size[c]:
+        return c, CorruptStream(name, f"raw chunk {c} is {int(sizes[c])} bytes, expected {int(raw_sizes[c])}")
+    if padding[c]:
+        return c, NonZeroPadding(f"{name} raw chunk {c} (trailing bits)")
+    return c, CorruptStream(name, f"Huffman chunk {c} holds {int(counts[c])} symbols in {int(sizes[c])} bytes")
+
+
+def _raise_first_status(status: np.ndarray, name: str) -> None:
+    """Raise for the first chunk whose kernel status is not STATUS_OK."""
+    bad = np.flatnonzero(status)
+    if not bad.size:
+        return
+    c = int(bad[0])
+    code = int(status[c])
+    if code == hk.STATUS_INVALID_CODE:
+        raise CorruptStream(name, f"Huffman chunk {c} holds a bit pattern that no code starts with")
+    if code == hk.STATUS_PAST_END:
+        raise CorruptStream(name, f"Huffman chunk {c} reads past its last byte")
+    if code == hk.STATUS_SIZE_MISMATCH:
+        raise CorruptStream(name, f"Huffman chunk {c} is longer than its codes")
+    raise NonZeroPadding(f"{name} Huffman chunk {c} (bits after the last code)")
 
 
 def _thread_count(threads: int | None, count: int, huffman_chunks: int) -> int:
