@@ -97,16 +97,22 @@ def canonical_codes(lengths: np.ndarray) -> np.ndarray:
     return codes
 
 
+#: Each byte value with its 8 bits in reverse order.
+_REVERSED_BYTES = np.array([int(f"{i:08b}"[::-1], 2) for i in range(256)], dtype=np.uint32)
+
+
 def reverse_codes(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Each code's low ``length`` bits in reverse order (for least-significant-first I/O)."""
-    codes = np.asarray(codes, dtype=np.int64)
-    lengths = np.asarray(lengths, dtype=np.int64)
-    rev = np.zeros(codes.shape[0], dtype=np.int64)
-    for bit in range(MAX_CODE_LENGTH):
-        has = lengths > bit
-        shift = np.where(has, lengths - 1 - bit, 0)
-        rev |= np.where(has, ((codes >> bit) & 1) << shift, 0)
-    return rev.astype(np.uint32)
+    """Each code's low ``length`` bits in reverse order (for least-significant-first I/O).
+
+    Examples
+    --------
+    >>> reverse_codes(np.array([2, 0, 6, 7]), np.array([2, 1, 3, 3])).tolist()
+    [1, 0, 3, 7]
+    """
+    codes = np.asarray(codes, dtype=np.uint32)
+    shift = 16 - np.asarray(lengths, dtype=np.uint32)  # length 0 shifts every bit out
+    reversed16 = (_REVERSED_BYTES[codes & 0xFF] << 8) | _REVERSED_BYTES[(codes >> 8) & 0xFF]
+    return (reversed16 >> shift).astype(np.uint32)
 
 
 def kraft_sum(lengths: np.ndarray) -> int:

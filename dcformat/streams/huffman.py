@@ -54,6 +54,10 @@ from .packed import (
 _ENTRY_DTYPE = np.dtype([("mode", "u1"), ("offset", "<u8"), ("first", "<u8"), ("start", "<u8")])
 assert _ENTRY_DTYPE.itemsize == CHUNK_ENTRY_SIZE
 
+#: Chunk modes as plain ints (IntEnum lookups cost microseconds on every decode).
+_HUFFMAN = int(ChunkMode.HUFFMAN)
+_RAW = int(ChunkMode.RAW)
+
 #: Streams shorter than this decode on the calling thread alone.
 _PARALLEL_MIN_SYMBOLS = 1 << 20
 
@@ -255,7 +259,7 @@ class HuffmanCodec(StreamCodec):
         # Chunk entries one at a time: Mode, Byte_Offset, First_Symbol (R14, R24, R26)
         _check_entries(entries, count, total, bool(lengths.any()), name)
         modes = entries["mode"]
-        is_huffman = modes == ChunkMode.HUFFMAN
+        is_huffman = modes == _HUFFMAN
         begins = entries["offset"].astype(np.int64)
         ends = np.append(begins[1:], np.int64(total))
         starts = entries["first"].astype(np.int64)
@@ -332,8 +336,8 @@ def _check_entries(entries: np.ndarray, count: int, total: int, has_codes: bool,
     modes = entries["mode"]
     offsets = entries["offset"]
     firsts = entries["first"]
-    unknown_mode = modes > ChunkMode.RAW
-    no_codes = (modes == ChunkMode.HUFFMAN) & (not has_codes)
+    unknown_mode = modes > _RAW
+    no_codes = (modes == _HUFFMAN) & (not has_codes)
     bad_offset = offsets > np.uint64(total)
     bad_offset[0] |= offsets[0] != 0
     bad_offset[1:] |= offsets[1:] < offsets[:-1]
