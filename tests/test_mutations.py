@@ -235,15 +235,7 @@ def test_repaired_checksums_fast_and_reference_agree_slow(case):
     check_all(case, True)
 
 
-#: Known differences in the order of checks (spec/FORMAT.md, Appendix B, "Order of
-#: checks"); the fast reader checks a bank's shape only after its Layout, Value_Kind and
-#: value parameters, and every chunk's Mode (and whether a Huffman chunk has codes)
-#: before any chunk's Byte_Offset.
-ORDER_OF_CHECKS = ("fast reader: bank shape rules after Layout/Value_Kind/Codebook_Size; "
-                   "all chunk Modes before chunk 0's Byte_Offset")
-
-
-@pytest.mark.xfail(strict=False, reason=ORDER_OF_CHECKS)
+# Both readers follow spec/FORMAT.md, Appendix B, "Order of checks".
 @settings(max_examples=300, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(mutated(fix_checksums=None))
 def test_fast_and_reference_refuse_with_the_same_class(case):

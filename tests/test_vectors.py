@@ -37,10 +37,6 @@ RULES = [f"R{i}" for i in range(1, 34)]
 #: Vectors the fast reader refuses with another error than the spec names (reported; strict
 #: xfail, so a fix turns them into failures to remove from here).
 FAST_READER_BUGS: dict[str, str] = {
-    "order-chunks-decoded-in-order":
-        "streams.huffman checks every raw chunk's size before decoding chunk 0",
-    "order-huffman-chunk-before-later-raw-chunk":
-        "streams.huffman checks every raw chunk's trailing bits before decoding chunk 0",
 }
 
 

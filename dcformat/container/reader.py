@@ -170,6 +170,8 @@ def _parse_record(r: ByteReader, kind: str, banks: tuple[Record, ...], names: se
     if nonzero > C.MAX_ELEMENTS:
         raise LimitExceeded(f"Shape of {name!r}", nonzero, C.MAX_ELEMENTS)
     size = 0 if 0 in shape else nonzero
+    if kind == "bank":
+        _check_bank_shape(name, shape)
     layout = _enum(C.Layout, r.u8("Layout"), "Layout", name)
     value_kind = _enum(C.ValueKind, r.u8("Value_Kind"), "Value_Kind", name)
 
@@ -190,9 +192,6 @@ def _parse_record(r: ByteReader, kind: str, banks: tuple[Record, ...], names: se
             raise InvalidHeader("Value_Kind", f"bank {name!r} cannot take its values from a bank")
         fields["bank_index"] = r.u32("Bank_Index")
         fields["unit_size"] = _check_bank_use(name, dtype, shape, fields["bank_index"], banks)
-    if kind == "bank":
-        _check_bank_shape(name, shape)
-
     unit_size = fields.get("unit_size", 1)
     units = size // unit_size
     if layout == C.Layout.SPARSE and fields["entry_count"] > units:
