@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..errors import UnknownCodecError
+from ..errors import SymbolOutOfRange, UnknownCodecError
 
 SYMBOL_DTYPE = np.dtype(np.uint16)
 
@@ -38,11 +38,13 @@ class StreamCodec(ABC):
 
     @abstractmethod
     def decode(self, buf, count: int, alphabet_size: int, *, gap_stream: bool = False,
-               out: np.ndarray | None = None, name: str = "stream") -> np.ndarray:
+               out: np.ndarray | None = None, name: str = "stream",
+               range_error: type[SymbolOutOfRange] = SymbolOutOfRange) -> np.ndarray:
         """Validate ``buf`` and return its ``count`` symbols as uint16.
 
         Raises a :class:`~dcformat.errors.FormatError` subclass for any payload that
-        breaks the spec; ``name`` is used in error messages.
+        breaks the spec; ``name`` is used in error messages, and a symbol not below
+        ``alphabet_size`` raises ``range_error`` (CodeOutOfRange, SelectorOutOfRange).
         """
 
     def get_config(self) -> dict:
