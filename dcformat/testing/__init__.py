@@ -12,7 +12,9 @@ Valid inputs, with the oracle that says what they decode to:
   numpy decode of what was written, independent of dcformat's decoders.
 
 Invalid inputs: :func:`mutations` of a valid file (aimed with :func:`field_offsets`),
-and :func:`refresh_checksums` to carry an edit past the CRC checks.
+and :func:`refresh_checksums` to carry an edit past the CRC checks. Forward
+compatibility: :func:`future_version` rewrites a valid file as a later minor version
+(header extension, optional feature bits) that must decode the same.
 
 Modules: :mod:`.elements` (dtypes, special values, arrays), :mod:`.strategies`
 (codecs, encoded tensors, containers), :mod:`.expected` (the oracle), :mod:`.mutate`
@@ -27,7 +29,7 @@ except ImportError as exc:  # pragma: no cover
 
 from .elements import DTYPE_NAMES, WIRE_NUMPY_DTYPES, arrays, special_bit_patterns
 from .expected import expected_array, expected_banks, expected_tensors
-from .mutate import Field, field_offsets, mutations, refresh_checksums
+from .mutate import Field, field_offsets, future_version, mutations, refresh_checksums
 from .strategies import (
     LAYOUTS,
     VALUE_KINDS,
@@ -45,5 +47,5 @@ __all__ = [
     "arrays", "banks", "codebook_sizes", "containers", "encoded_tensors", "special_bit_patterns",
     "stream_codecs", "symbol_streams",
     "expected_array", "expected_banks", "expected_tensors",
-    "Field", "field_offsets", "mutations", "refresh_checksums",
+    "Field", "field_offsets", "future_version", "mutations", "refresh_checksums",
 ]

@@ -28,7 +28,7 @@ from ..container import constants as C
 from ..container.reader import parse_header
 from ..errors import DCFormatError
 
-__all__ = ["Field", "field_offsets", "refresh_checksums", "mutations"]
+__all__ = ["Field", "field_offsets", "refresh_checksums", "future_version", "mutations"]
 
 
 @dataclass(frozen=True)
@@ -226,6 +226,39 @@ def refresh_checksums(data: bytes) -> bytes:
     crc = zlib.crc32(buf[C.PREAMBLE_SIZE:header_end], zlib.crc32(buf[:C.PREAMBLE_CHECKED_SIZE]))
     buf[28:32] = struct.pack("<I", crc)
     return bytes(buf)
+
+
+def future_version(data: bytes, *, minor: int = 1, optional_features: int = 0, extension: bytes = b"") -> bytes:
+    """A valid file as a later minor version could write it: same tensors, new extras.
+
+    Sets Version_Minor and Optional_Features, and appends ``extension`` to the header
+    (spec/FORMAT.md, "Extension"; the data section moves to the next aligned offset, its
+    segments keep their offsets from Data_Offset). A reader must decode the result to the
+    same tensors as ``data`` when ``minor`` is above its own, and refuse extension bytes
+    with InvalidHeader when ``minor`` is 0.
+
+    Examples
+    --------
+    >>> import numpy as np, dcformat
+    >>> data = dcformat.save({"w": np.arange(3, dtype=np.uint16)})
+    >>> later = future_version(data, minor=7, optional_features=0x80000001, extension=b"new field")
+    >>> dcformat.load(later)["w"]
+    array([0, 1, 2], dtype=uint16)
+    >>> dcformat.load(future_version(data, minor=0, extension=b"x"))
+    Traceback (most recent call last):
+    ...
+    dcformat.errors.InvalidHeader: invalid header: 1 bytes after the last record
+    """
+    data = bytes(data)
+    header = parse_header(data, verify=False)
+    old_end = C.PREAMBLE_SIZE + header.header_size
+    body = data[C.PREAMBLE_SIZE:old_end] + bytes(extension)
+    preamble = struct.pack(C.PREAMBLE_FORMAT[:-1], C.MAGIC, header.version[0], minor,
+                           header.required_features, optional_features, len(body))
+    checksum = zlib.crc32(body, zlib.crc32(preamble))
+    data_offset = C.align_up(C.PREAMBLE_SIZE + len(body), header.alignment)
+    padding = bytes(data_offset - C.PREAMBLE_SIZE - len(body))
+    return preamble + struct.pack("<I", checksum) + body + padding + data[header.data_offset:]
 
 
 # --- the strategy -----------------------------------------------------------------

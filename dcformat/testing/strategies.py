@@ -411,6 +411,11 @@ class ContainerSpec:
 
         dcformat.save(spec.tensors, spec.metadata, banks=spec.banks)
 
+    ``alignment`` is the segment alignment :meth:`save` writes with: None for the
+    writers' default (64, what ``dcformat.save`` uses), else a power of two from 8 to
+    4096 (through :class:`~dcformat.container.writer.ContainerWriter`). It does not
+    change what the file decodes to.
+
     Examples
     --------
     >>> import numpy as np
@@ -423,12 +428,22 @@ class ContainerSpec:
     tensors: dict = field(default_factory=dict)
     banks: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
+    alignment: int | None = None
 
     def save(self) -> bytes:
-        """The bytes :func:`dcformat.save` writes for this spec."""
-        from ..numpy import save
+        """The bytes of the file: what :func:`dcformat.save` writes, at ``alignment``."""
+        if self.alignment is None:
+            from ..numpy import save
 
-        return save(self.tensors, self.metadata, banks=self.banks)
+            return save(self.tensors, self.metadata, banks=self.banks)
+        from ..container.writer import ContainerWriter
+
+        writer = ContainerWriter(self.metadata, alignment=self.alignment)
+        for name, bank in self.banks.items():
+            writer.add_bank(name, bank)
+        for name, tensor in self.tensors.items():
+            writer.add_tensor(name, tensor)
+        return writer.to_bytes()
 
     def expected(self) -> dict[str, np.ndarray]:
         """The tensors the saved file must decode to (see :func:`expected_tensors`)."""
@@ -456,7 +471,8 @@ def _unique(names: list[str], count: int, stem: str) -> list[str]:
 
 def containers(dtypes=DTYPE_NAMES, *, layouts=LAYOUTS, values=VALUE_KINDS, min_tensors: int = 0,
                max_tensors: int = 4, max_banks: int = 2, plain_arrays: bool = True,
-               metadata: st.SearchStrategy | None = None) -> st.SearchStrategy[ContainerSpec]:
+               metadata: st.SearchStrategy | None = None,
+               alignments: st.SearchStrategy | None = None) -> st.SearchStrategy[ContainerSpec]:
     """Whole containers: tensors, the banks they select from, and metadata.
 
     Parameters
@@ -476,6 +492,9 @@ def containers(dtypes=DTYPE_NAMES, *, layouts=LAYOUTS, values=VALUE_KINDS, min_t
         ``layouts`` holds ``"dense"``.
     metadata : strategy of dict[str, str], optional
         Default: up to 4 entries of arbitrary text.
+    alignments : strategy of int or None, optional
+        ``ContainerSpec.alignment``. Default: None (the writers' 64) most of the time,
+        else 8, 16, 32, 128 or 4096.
 
     Returns
     -------
@@ -499,6 +518,9 @@ def containers(dtypes=DTYPE_NAMES, *, layouts=LAYOUTS, values=VALUE_KINDS, min_t
     metadata_strategy = metadata if metadata is not None else st.lists(
         st.tuples(_names(), st.text(st.characters(codec="utf-8"), max_size=40)), max_size=4).map(dict)
     arrays_ok = plain_arrays and "raw" in values and "dense" in layouts
+    # None at both ends of the list: hypothesis favours the first and last choices
+    alignment_strategy = alignments if alignments is not None else st.sampled_from(
+        [None, 8, None, 16, None, 32, None, 128, None, 4096, None])
 
     @st.composite
     def _containers(draw):
@@ -524,6 +546,6 @@ def containers(dtypes=DTYPE_NAMES, *, layouts=LAYOUTS, values=VALUE_KINDS, min_t
                 # encoded tensors three times as often as plain arrays: they have more to test
                 tensors[name] = draw(choices[0] if len(choices) == 1 else
                                      st.sampled_from([0, 0, 0, 1]).flatmap(choices.__getitem__))
-        return ContainerSpec(tensors, bank_specs, draw(metadata_strategy))
+        return ContainerSpec(tensors, bank_specs, draw(metadata_strategy), draw(alignment_strategy))
 
     return _containers()
