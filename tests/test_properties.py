@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 import dcformat
 from dcformat.container.file import ContainerFile
 from dcformat.container.constants import ChunkMode
+from dcformat.errors import DecodeLimitExceeded, InvalidHeader
 from dcformat.reference import decode_file
 from dcformat.streams import HuffmanCodec, PackedCodec
 from dcformat.testing import (
@@ -32,6 +33,7 @@ from dcformat.testing import (
     expected_banks,
     expected_tensors,
     field_offsets,
+    future_version,
     special_bit_patterns,
     stream_codecs,
     symbol_streams,
@@ -70,7 +72,7 @@ def assert_same_decode(fast, reference) -> None:
 
 
 def check_round_trip(spec: ContainerSpec) -> None:
-    data = dcformat.save(spec.tensors, spec.metadata, banks=spec.banks)
+    data = spec.save()
     assert_dicts_bit_equal(dcformat.load(data, decode_budget=BUDGET), expected_tensors(spec))
     fast = fast_decode(data)
     assert fast[1] == spec.metadata
@@ -103,8 +105,43 @@ def test_save_is_deterministic(spec):
     # a fresh copy of every array (other buffers, same values) writes the same bytes
     copied = ContainerSpec({k: v.copy() if isinstance(v, np.ndarray) else v for k, v in spec.tensors.items()},
                            {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in spec.banks.items()},
-                           dict(spec.metadata))
+                           dict(spec.metadata), spec.alignment)
     assert copied.save() == first
+    if spec.alignment is None:
+        assert dcformat.save(spec.tensors, spec.metadata, banks=spec.banks) == first
+
+
+@FAST
+@given(containers(max_tensors=3), st.integers(1, 65535), st.integers(0, 2**32 - 1), st.binary(max_size=80))
+def test_later_minor_versions_decode_the_same(spec, minor, optional, extension):
+    # spec "Versions and features": a reader decodes every file of its major whatever the
+    # minor, skips the header Extension of a later minor and ignores Optional_Features
+    data = future_version(spec.save(), minor=minor, optional_features=optional, extension=extension)
+    expected = expected_tensors(spec)
+    fast, reference = fast_decode(data), reference_decode(data)
+    assert fast[0] == reference[0] == (1, minor)
+    assert_dicts_bit_equal(fast[3], expected)
+    assert_same_decode(fast, reference)
+    if extension:  # the same bytes from a minor-0 file are refused by both
+        bad = future_version(spec.save(), minor=0, extension=extension)
+        for decode in (fast_decode, reference_decode):
+            with pytest.raises(InvalidHeader):
+                decode(bad)
+
+
+@FAST
+@given(containers(max_tensors=3))
+def test_decode_budget_is_exact(spec):
+    # the budget bounds the decoded bytes of every bank and tensor together (R33)
+    data = spec.save()
+    total = sum(a.nbytes for a in (*expected_banks(spec).values(), *expected_tensors(spec).values()))
+    assert_dicts_bit_equal(dcformat.load(data, decode_budget=total), expected_tensors(spec))
+    assert_dicts_bit_equal(decode_file(data, decode_budget=total).tensors, expected_tensors(spec))
+    if total:
+        with pytest.raises(DecodeLimitExceeded):
+            dcformat.load(data, decode_budget=total - 1)
+        with pytest.raises(DecodeLimitExceeded):
+            decode_file(data, decode_budget=total - 1)
 
 
 @pytest.mark.parametrize("layout,kind", COMBINATIONS)
