@@ -17,6 +17,7 @@ Any other exception (IndexError, a numpy or numba error) fails the test.
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import warnings
 
@@ -233,6 +234,34 @@ def test_stale_checksums_decode_exactly_or_refuse_slow(case):
 @given(mutated(fix_checksums=True))
 def test_repaired_checksums_fast_and_reference_agree_slow(case):
     check_all(case, True)
+
+
+@functools.lru_cache(maxsize=1)
+def _million_symbol_file() -> bytes:
+    """Streams long enough (1.2M symbols, many chunks of both modes) to decode on threads."""
+    rng = np.random.default_rng(11)
+    codes = np.minimum(rng.geometric(0.4, 1_200_000) - 1, 99).astype(np.uint16)
+    codes[900_000:] = rng.integers(0, 100, 300_000)
+    gaps = np.minimum(rng.geometric(0.5, 1_100_000) - 1, 15).astype(np.uint16)
+    units = int(gaps.sum()) + gaps.size
+    return dcformat.save({
+        "dense": EncodedTensor("F32", (1200, 1000), Dense(), CodebookValues(
+            np.linspace(-1, 1, 100, dtype=np.float32), codes, HuffmanCodec(4096, 9))),
+        "sparse": EncodedTensor("U8", (units,), Sparse(4, gaps, HuffmanCodec(50_000, 11)),
+                                RawValues(np.ones(gaps.size, dtype=np.uint8))),
+    })
+
+
+@pytest.mark.slow
+@settings(max_examples=1000, deadline=None)
+@given(st.data())
+def test_mutated_million_symbol_streams_slow(data):
+    # The reference decoder is too slow for these; the fast path must still decode or
+    # refuse each mutated file, on several threads, with checksums verified or not.
+    mutated_file = data.draw(mutations(_million_symbol_file(), max_edits=2))
+    for verify in (True, False):
+        result = outcome(dcformat.load, mutated_file, verify=verify, decode_budget=BUDGET)
+        _event(type(result).__name__ if isinstance(result, DCFormatError) else "decoded")
 
 
 # Both readers follow spec/FORMAT.md, Appendix B, "Order of checks".
