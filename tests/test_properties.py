@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dcformat
@@ -219,8 +219,7 @@ def _find(strategy, condition, max_examples=3000):
     from hypothesis import Phase, find
 
     return find(strategy, condition, settings=settings(max_examples=max_examples, deadline=None, database=None,
-                                                        phases=[Phase.generate],
-                                                        suppress_health_check=list(HealthCheck)))
+                                                        phases=[Phase.generate]))
 
 
 def test_strategies_reach_multi_chunk_huffman_with_both_modes():
