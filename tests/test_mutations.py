@@ -11,7 +11,8 @@ with every record kind and multi-chunk Huffman streams) is edited by
   When both refuse with different classes, the pair is recorded as a hypothesis event
   (``pytest --hypothesis-show-statistics``) and in ``CLASS_DIFFERENCES``.
 
-Any other exception (IndexError, a numpy or numba error) fails the test.
+``safe_open`` (lazy, per tensor, over an mmap) returns the reference's tensors or
+refuses. Any other exception (IndexError, a numpy or numba error) fails the test.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import collections
 import functools
 import os
+import tempfile
 import warnings
 
 import ml_dtypes
@@ -34,7 +36,7 @@ from dcformat.errors import DCFormatError
 from dcformat.reference import decode_file
 from dcformat.streams import HuffmanCodec, PackedCodec
 from dcformat.testing import ContainerSpec, containers, expected_banks, expected_tensors, mutations
-from tests.common import assert_dicts_bit_equal
+from tests.common import assert_bit_equal, assert_dicts_bit_equal
 
 #: Decode budget of every decode here: a mutated shape cannot make a test allocate more
 #: than this per decoder (the reference holds about three copies of its output).
@@ -234,6 +236,32 @@ def test_stale_checksums_decode_exactly_or_refuse_slow(case):
 @given(mutated(fix_checksums=True))
 def test_repaired_checksums_fast_and_reference_agree_slow(case):
     check_all(case, True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(mutated(fix_checksums=None))
+def test_safe_open_decodes_each_tensor_as_the_reference_or_refuses(case):
+    # lazy per-tensor access over an mmap: a tensor it returns is the reference's; where
+    # the reference accepts the whole file, safe_open accepts every tensor of it
+    data = case[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "mutated.dcf")
+        with open(path, "wb") as f:
+            f.write(data)
+        for verify in (True, False):
+            reference = outcome(reference_decode, data, verify=verify)
+            for use_mmap in (True, False):
+                opened = outcome(dcformat.safe_open, path, verify=verify, decode_budget=BUDGET, mmap=use_mmap)
+                if isinstance(opened, DCFormatError):
+                    assert isinstance(reference, DCFormatError), f"safe_open refused {opened!r}"
+                    continue
+                with opened:
+                    for name in opened.keys():
+                        tensor = outcome(opened.get_tensor, name)
+                        if isinstance(reference, DCFormatError):
+                            continue
+                        assert not isinstance(tensor, DCFormatError), f"{name!r}: {tensor!r}"
+                        assert_bit_equal(tensor, reference[3][name], name)
 
 
 @functools.lru_cache(maxsize=1)
