@@ -200,7 +200,7 @@ def arrays(dtypes=DTYPE_NAMES, shapes=None, *, big_endian: bool = False,
         Shapes to draw; the default mixes rank 0 to 4 (sides 0 to 6, so zero-sized and
         0-d arrays are common) with 1-D arrays of up to 3000 elements.
     big_endian : bool
-        Also draw big-endian arrays of the numpy-native multi-byte dtypes (the
+        Also draw big-endian arrays of the multi-byte dtypes, BF16 included (the
         writer must byte-swap them; they decode as little-endian).
     non_contiguous : bool
         Also draw Fortran-ordered and strided views (the writer stores C order).
@@ -237,7 +237,7 @@ def arrays(dtypes=DTYPE_NAMES, shapes=None, *, big_endian: bool = False,
         shape = tuple(int(d) for d in draw(shape_strategy))
         bits = draw(_value_bits(name, math.prod(shape)))
         array = bits.view(WIRE_NUMPY_DTYPES[name]).reshape(shape)
-        if big_endian and array.dtype.itemsize > 1 and array.dtype.kind in "iuf" and draw(st.booleans()):
+        if big_endian and array.dtype.itemsize > 1 and draw(st.booleans()):  # BF16 too (ml_dtypes)
             array = array.astype(array.dtype.newbyteorder(">"))
         if non_contiguous and array.ndim and array.size > 1:
             how = draw(st.sampled_from(["c", "fortran", "strided"]))
