@@ -104,9 +104,62 @@ def compress_tensor(array: np.ndarray, settings: TensorSettings,
         raise InvalidSettings(f"tensor {name!r} has NaN or infinite values; keep it exact") from None
 
 
-def _compress(array: np.ndarray, settings: TensorSettings, name: str) -> tuple[EncodedTensor, TensorReport]:
+def _compress(array: np.ndarray, settings: TensorSettings, name: str,
+              step: float | None = None) -> tuple[EncodedTensor, TensorReport]:
     if not isinstance(settings, TensorSettings):
         raise InvalidSettings(f"settings must be TensorSettings, got {type(settings).__name__}")
+    if settings.quantizer == "ecq":
+        return _compress_ecq(_candidate(array, settings, name), step)
+    bound = settings.max_relative_error
+    while True:
+        encoded, report = _compress_kmeans(array, settings, name)
+        if bound is None or report.rel_rms_error <= bound or settings.code_bits >= 16:
+            return encoded, report
+        settings = TensorSettings.from_dict(dict(settings.to_dict(), code_bits=settings.code_bits + 1))
+
+
+def _candidate(array: np.ndarray, settings: TensorSettings, name: str):
+    from .ratedistortion import Candidate
+
+    if settings.pruned:
+        raise InvalidSettings(f"tensor {name!r}: the ecq quantizer does not prune; drop sparsity/quality")
+    array = np.asarray(array)
+    wire = wire_name(array.dtype)
+    if wire not in COMPRESSIBLE:
+        raise UnsupportedDType(array.dtype, name)
+    work = np.ascontiguousarray(array.astype(work_dtype(wire), copy=False).ravel())
+    if work.size == 0 or not np.isfinite(work).all():
+        raise _NonFinite
+    if scale_exponent(work):
+        raise InvalidSettings(f"tensor {name!r}: values too large or small for the ecq quantizer; use kmeans")
+    return Candidate(name, work, settings, 8 * numpy_dtype(wire).itemsize, shape=tuple(int(d) for d in array.shape),
+                     wire=wire)
+
+
+def _compress_ecq(cand, step: float | None) -> tuple[EncodedTensor, TensorReport]:
+    from . import ecq
+    from .ratedistortion import final_plan
+
+    h, p = final_plan(cand, step)
+    dtype = numpy_dtype(cand.wire)
+    cb = p.codebook.astype(dtype).astype(np.float64) + 0.0
+    code_of_bin = p.code_of_bin
+    if cb.size > 1 and not np.all(cb[1:] > cb[:-1]):  # neighbours that round to one value
+        cb, inverse = np.unique(cb, return_inverse=True)
+        code_of_bin = inverse[code_of_bin]
+    p.code_of_bin = code_of_bin
+    codes, error = ecq.emit(cand.x, h, p, cb)
+    codec = _codec(cand.settings.huffman)
+    encoded = EncodedTensor(dtype=cand.wire, shape=cand.shape, layout=Dense(),
+                            values=CodebookValues(codebook=cb.astype(dtype), codes=codes, codec=codec))
+    rel, sqnr = error_measures(cand.energy, error)
+    report = TensorReport(name=cand.name, shape=cand.shape, dtype=cand.wire, kind=CODEBOOK, elements=cand.x.size,
+                          kept=cand.x.size, entries=cand.x.size, code_bits=int(max(cb.size - 1, 1)).bit_length(),
+                          codebook_size=int(cb.size), rel_rms_error=rel, sqnr_db=sqnr)
+    return encoded, report
+
+
+def _compress_kmeans(array: np.ndarray, settings: TensorSettings, name: str) -> tuple[EncodedTensor, TensorReport]:
     array = np.asarray(array)
     wire = wire_name(array.dtype)
     if wire not in COMPRESSIBLE:
@@ -205,6 +258,7 @@ def compress_tensors(tensors: Mapping[str, np.ndarray], settings: CompressionSet
 
     out: dict[str, np.ndarray | EncodedTensor] = {}
     reports: list[TensorReport] = []
+    steps = _plan_budget(tensors, settings) if settings.bits_per_param is not None else {}
     bar = tqdm(list(tensors.items()), disable=not progress, unit="tensor", desc="compressing")
     for name, array in bar:
         if progress:
@@ -216,7 +270,8 @@ def compress_tensors(tensors: Mapping[str, np.ndarray], settings: CompressionSet
         reason = settings.exact_reason(name, shape, wire)
         if reason is None:
             try:
-                out[name], report = _compress(array, settings.settings_for(name, shape, wire), name)
+                out[name], report = _compress(array, settings.settings_for(name, shape, wire), name,
+                                              steps.get(name))
                 reports.append(report)
                 continue
             except _NonFinite:
@@ -224,6 +279,38 @@ def compress_tensors(tensors: Mapping[str, np.ndarray], settings: CompressionSet
         out[name] = array
         reports.append(_exact_report(name, array, reason))
     return out, reports
+
+
+def _plan_budget(tensors: Mapping[str, np.ndarray], settings: CompressionSettings) -> dict[str, float]:
+    """The ECQ step of each ``ecq`` tensor under the ``bits_per_param`` budget (equal slope).
+
+    Exact tensors count at their size; ``kmeans`` tensors at ``code_bits`` per weight
+    (an upper bound before Huffman coding).
+    """
+    from .ratedistortion import allocate
+
+    total = 0
+    fixed = 0.0
+    cands = []
+    for name, array in tensors.items():
+        array = np.asarray(array)
+        total += int(array.size)
+        shape = tuple(int(d) for d in array.shape)
+        wire = wire_name(array.dtype)
+        ts = settings.settings_for(name, shape, wire) if settings.exact_reason(name, shape, wire) is None else None
+        if ts is not None and ts.quantizer == "ecq":
+            try:
+                cands.append(_candidate(array, ts, name))
+                continue
+            except _NonFinite:
+                ts = None
+        if ts is None:
+            fixed += 8.0 * array.nbytes
+        else:
+            fixed += float(ts.code_bits) * array.size * (1.0 if not ts.pruned else 0.5)
+    budget = settings.bits_per_param * total - fixed
+    db = allocate(cands, budget)
+    return {c.name: c.step(db) for c in cands}
 
 
 def reconstruct(encoded: EncodedTensor) -> np.ndarray:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from ..errors import InvalidSettings
 
 INITS = ("linear", "density", "random")
+QUANTIZERS = ("kmeans", "ecq")
 KINDS = ("conv", "fc")
 MIN_BITS = 1
 MAX_BITS = 16
@@ -73,6 +74,24 @@ class TensorSettings:
         Seed of the random initialisation.
     kmeans_iterations : int
         Most Lloyd iterations (0: use the initial centroids as they are).
+    quantizer : {"kmeans", "ecq"}
+        ``kmeans``: k-means with ``2**code_bits`` clusters (the paper). ``ecq``:
+        entropy-constrained scalar quantization (:mod:`dcformat.compress.ecq`): a
+        uniform step refined by Lloyd iterations that charge each code its Huffman
+        length; the step comes from ``max_rel_error`` / ``min_sqnr_db`` or from the
+        global ``CompressionSettings.bits_per_param`` budget, and ``code_bits`` caps
+        the codebook (up to 16).
+    ecq_kappa : float
+        ECQ's rate weight in units of step**2 (0: plain Lloyd from the uniform grid).
+    max_rel_error : float or None
+        Most relative RMS error ``||w - r|| / ||w||`` of this tensor (> 0).
+    min_sqnr_db : float or None
+        Least signal-to-quantization-noise ratio in dB (the same bound, in dB). With
+        ``kmeans`` either bound raises the codebook size until it holds (to 16 bits);
+        with ``ecq`` it caps the step.
+    rd_weight : float
+        Weight of this tensor's relative squared error in the global bit allocation
+        (> 0; 4 spends about one bit more per weight than 1).
 
     Examples
     --------
@@ -90,6 +109,11 @@ class TensorSettings:
     huffman: bool = True
     seed: int = 0
     kmeans_iterations: int = 1000
+    quantizer: str = "kmeans"
+    ecq_kappa: float = 0.0
+    max_rel_error: float | None = None
+    min_sqnr_db: float | None = None
+    rd_weight: float = 1.0
 
     def __post_init__(self):
         if self.sparsity is not None and self.quality is not None:
@@ -112,6 +136,31 @@ class TensorSettings:
             raise InvalidSettings(f"huffman must be true or false, got {self.huffman!r}")
         _check_int("seed", self.seed, 0, 2**63 - 1)
         _check_int("kmeans_iterations", self.kmeans_iterations, 0, 1_000_000)
+        if self.quantizer not in QUANTIZERS:
+            raise InvalidSettings(f"quantizer must be one of {list(QUANTIZERS)}, got {self.quantizer!r}")
+        k = _check_float("ecq_kappa", self.ecq_kappa)
+        if k < 0.0:
+            raise InvalidSettings(f"ecq_kappa must be >= 0, got {k!r}")
+        object.__setattr__(self, "ecq_kappa", k)
+        if self.max_rel_error is not None:
+            r = _check_float("max_rel_error", self.max_rel_error)
+            if r <= 0.0:
+                raise InvalidSettings(f"max_rel_error must be > 0, got {r!r}")
+            object.__setattr__(self, "max_rel_error", r)
+        if self.min_sqnr_db is not None:
+            object.__setattr__(self, "min_sqnr_db", _check_float("min_sqnr_db", self.min_sqnr_db))
+        w = _check_float("rd_weight", self.rd_weight)
+        if w <= 0.0:
+            raise InvalidSettings(f"rd_weight must be > 0, got {w!r}")
+        object.__setattr__(self, "rd_weight", w)
+
+    @property
+    def max_relative_error(self) -> float | None:
+        """The tighter of ``max_rel_error`` and ``min_sqnr_db`` as a relative RMS error, or None."""
+        bounds = [b for b in (self.max_rel_error,
+                              None if self.min_sqnr_db is None else 10.0 ** (-self.min_sqnr_db / 20.0))
+                  if b is not None]
+        return min(bounds) if bounds else None
 
     @property
     def pruned(self) -> bool:
@@ -211,6 +260,11 @@ class CompressionSettings:
         Glob patterns of tensors always kept exact (checked before the rules).
     min_elements : int
         Tensors with fewer elements are kept exact.
+    bits_per_param : float or None
+        A size budget for the whole file, in bits per parameter (every element of
+        every tensor, exact ones included). The ``ecq`` tensors share what the exact
+        and ``kmeans`` tensors leave, allocated by equal slope
+        (:mod:`dcformat.compress.ratedistortion`).
 
     Examples
     --------
@@ -227,6 +281,7 @@ class CompressionSettings:
     rules: tuple[Rule, ...] = ()
     keep: tuple[str, ...] = ()
     min_elements: int = 4096
+    bits_per_param: float | None = None
 
     def __post_init__(self):
         if self.default is not None and not isinstance(self.default, TensorSettings):
@@ -242,6 +297,11 @@ class CompressionSettings:
             raise InvalidSettings("keep patterns must be strings")
         object.__setattr__(self, "keep", keep)
         _check_int("min_elements", self.min_elements, 0, 2**63 - 1)
+        if self.bits_per_param is not None:
+            b = _check_float("bits_per_param", self.bits_per_param)
+            if b <= 0.0:
+                raise InvalidSettings(f"bits_per_param must be > 0, got {b!r}")
+            object.__setattr__(self, "bits_per_param", b)
 
     def exact_reason(self, name: str, shape: tuple[int, ...], dtype: str | None) -> str | None:
         """Why the tensor is kept exact, or None when it is compressed.
@@ -277,7 +337,8 @@ class CompressionSettings:
         """A JSON-safe dict; :meth:`from_dict` inverts it."""
         return {"default": None if self.default is None else self.default.to_dict(),
                 "rules": [r.to_dict() for r in self.rules],
-                "keep": list(self.keep), "min_elements": self.min_elements}
+                "keep": list(self.keep), "min_elements": self.min_elements,
+                "bits_per_param": self.bits_per_param}
 
     @classmethod
     def from_dict(cls, data: dict) -> "CompressionSettings":
@@ -326,10 +387,18 @@ def _paper() -> CompressionSettings:
     )
 
 
+def _rd() -> CompressionSettings:
+    # Post-training, no data: entropy-constrained quantization of every matrix under a
+    # global budget of 4 bits per parameter; 1-D tensors (biases, norms) stay exact.
+    return CompressionSettings(default=TensorSettings(quantizer="ecq", code_bits=12),
+                               bits_per_param=4.0)
+
+
 _PRESETS = {
     "default": CompressionSettings,  # no pruning, 8-bit linear-initialised codebooks
     "paper": _paper,
     "lossless": lambda: CompressionSettings(default=None),
+    "rd": _rd,
 }
 #: Names accepted by :meth:`CompressionSettings.preset`.
 PRESETS = tuple(_PRESETS)
