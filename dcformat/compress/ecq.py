@@ -173,7 +173,7 @@ def plan(h: Histogram, step_bins: int, kappa: float = 0.0, max_entries: int = 40
     assign = cell
     offsets = np.arange(-reach, reach + 1)
     cand = np.clip(cell[:, None] + offsets[None, :], 0, ncell - 1)
-    for _ in range(max(1, iterations)):
+    for _ in range(iterations):
         Nc = np.bincount(assign, weights=Nf, minlength=ncell)
         Sc = np.bincount(assign, weights=S, minlength=ncell)
         alive = Nc > 0

@@ -64,7 +64,7 @@ class Candidate:
             self.hist = Histogram.build(self.x, d0, self.vmin, self.vmax, self.energy)
             if self.max_distortion is not None:
                 _, p = plan_for_distortion(self.x, self.hist, self.max_distortion, self.settings.ecq_kappa,
-                                           self.max_entries, iterations=8)
+                                           self.max_entries, iterations=8 if self.settings.ecq_kappa > 0 else 0)
                 self.floor_step = p.delta
         return self.hist
 
@@ -73,11 +73,13 @@ class Candidate:
         s = step_for_sqnr(self.rms, sqnr_db) / math.sqrt(self.settings.rd_weight)
         return min(s, self.floor_step)
 
-    def planned(self, step: float, iterations: int = 6) -> Plan:
+    def planned(self, step: float, iterations: int | None = None) -> Plan:
         h = self.planning_hist()
         F = max(1, int(round(step / h.delta0)))
         p = self._memo.get(F)
         if p is None:
+            if iterations is None:  # the plain uniform grid's rate is close enough at kappa 0
+                iterations = 4 if self.settings.ecq_kappa > 0 else 0
             p = self._memo[F] = plan(h, F, self.settings.ecq_kappa, self.max_entries, iterations)
         return p
 
@@ -127,7 +129,10 @@ def final_plan(c: Candidate, step: float | None) -> tuple[Histogram, Plan]:
     if h is None or step / h.delta0 < FINE:
         h = Histogram.build(c.x, step / FINE, c.vmin, c.vmax, c.energy)
     F = max(1, int(round(step / h.delta0)))
-    p = plan(h, F, s.ecq_kappa, c.max_entries, iterations=20)
+    # kappa 0: the uniform grid with centroid reconstruction. Lloyd reassignment would
+    # lower the error but raise the entropy more than it is worth at these rates.
+    iterations = 20 if s.ecq_kappa > 0 else 0
+    p = plan(h, F, s.ecq_kappa, c.max_entries, iterations=iterations)
     if bound is not None and p.distortion > bound:
-        h, p = plan_for_distortion(c.x, h, bound, s.ecq_kappa, c.max_entries, iterations=20)
+        h, p = plan_for_distortion(c.x, h, bound, s.ecq_kappa, c.max_entries, iterations=iterations)
     return h, p
