@@ -156,16 +156,18 @@ def plan(h: Histogram, step_bins: int, kappa: float = 0.0, max_entries: int = 40
          iterations: int = 20, reach: int = 2) -> Plan:
     """Plan an ECQ quantizer of step ``step_bins * h.delta0`` with at most ``max_entries`` codes."""
     F = max(1, int(step_bins))
-    delta = F * h.delta0
     nb = h.counts.size
     g = h.lo + np.arange(nb, dtype=np.int64)
-    cell = np.floor_divide(g + F // 2, F)
-    cmin, cmax = int(cell[h.counts > 0].min()), int(cell[h.counts > 0].max())
-    if cmax - cmin + 1 > max_entries:
-        # Keep a window of max_entries cells around zero; values beyond take the end cells.
-        a = min(max(-(max_entries // 2), cmin), cmax - max_entries + 1)
-        cmin, cmax = a, a + max_entries - 1
-    cell = np.clip(cell, cmin, cmax) - cmin
+    used = np.flatnonzero(h.counts)
+    gmin, gmax = int(g[used[0]]), int(g[used[-1]])
+    while True:
+        # The codebook cap bounds range / step: widen the step until the range fits.
+        cmin, cmax = (gmin + F // 2) // F, (gmax + F // 2) // F
+        if cmax - cmin + 1 <= max_entries:
+            break
+        F = max(F + 1, int(math.ceil(F * (cmax - cmin + 1) / max_entries)))
+    delta = F * h.delta0
+    cell = np.clip(np.floor_divide(g + F // 2, F), cmin, cmax) - cmin
     ncell = cmax - cmin + 1
     N, S, Q = h.counts, h.sums, h.squares
     Nf = N.astype(np.float64)

@@ -51,7 +51,8 @@ class Candidate:
 
     @property
     def max_entries(self) -> int:
-        return 1 << self.settings.code_bits
+        # An error floor outranks the codebook cap (as with kmeans, up to 16 bits).
+        return 1 << (16 if self.settings.max_relative_error is not None else self.settings.code_bits)
 
     @property
     def max_distortion(self) -> float | None:
