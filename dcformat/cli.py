@@ -62,6 +62,12 @@ def cmd_compress(args) -> int:
     if not args.quiet:
         errors = {r.name: (r.kept_percent, r.rel_rms_error) for r in reports}
         print(format_table(rows, size, banks, errors))
+        lossy = [r for r in reports if r.kind != "exact"]
+        if lossy:
+            worst = min(lossy, key=lambda r: r.sqnr_db)
+            params = sum(r.elements for r in reports)
+            print(f"SQNR {min(r.sqnr_db for r in lossy):.1f} to {max(r.sqnr_db for r in lossy):.1f} dB "
+                  f"(lowest: {worst.name}); {8 * size / max(params, 1):.3f} bits per parameter")
     print(f"wrote {dst}: {size:,} bytes, {sum(r.dense_bytes for r in rows) / size:.1f}x smaller than dense")
     return 0
 
@@ -137,7 +143,11 @@ def _settings(args):
         settings = CompressionSettings.preset(args.preset)
     overrides = {k: v for k, v in (("sparsity", args.sparsity), ("quality", args.quality),
                                    ("code_bits", args.code_bits), ("gap_bits", args.gap_bits),
-                                   ("init", args.init)) if v is not None}
+                                   ("init", args.init), ("max_rel_error", args.max_rel_error),
+                                   ("min_sqnr_db", args.min_sqnr)) if v is not None}
+    if args.bits_per_param is not None or args.max_rel_error is not None or args.min_sqnr is not None:
+        overrides.setdefault("quantizer", "ecq")
+        overrides.setdefault("code_bits", args.code_bits or 12)
     if args.no_huffman:
         overrides["huffman"] = False
     if overrides:
@@ -157,6 +167,8 @@ def _settings(args):
                               apply(TensorSettings.from_dict(r["settings"])).to_dict())
                          for r in data["rules"]]
         settings = CompressionSettings.from_dict(data)
+    if args.bits_per_param is not None:
+        settings = CompressionSettings.from_dict(dict(settings.to_dict(), bits_per_param=args.bits_per_param))
     return settings
 
 
@@ -176,6 +188,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--gap-bits", type=int, help="relative-index width of pruned tensors")
     p.add_argument("--init", choices=("linear", "density", "random"), help="k-means initialisation")
     p.add_argument("--no-huffman", action="store_true", help="pack streams at fixed width")
+    p.add_argument("--bits-per-param", type=float, help="file size budget in bits per parameter (ecq, equal slope)")
+    p.add_argument("--max-rel-error", type=float, help="most relative RMS error of each compressed tensor (ecq)")
+    p.add_argument("--min-sqnr", type=float, help="least SQNR in dB of each compressed tensor (ecq)")
     p.add_argument("--prototxt", help="Caffe prototxt of a 2016 .net file")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
