@@ -215,6 +215,10 @@ def settings_list(quick: bool):
     for b in budgets:
         runs.append((f"dcformat rd, {b} bits/param", CompressionSettings(
             default=TensorSettings(quantizer="ecq", code_bits=12), bits_per_param=b)))
+    emb = lambda: (Rule(TensorSettings(quantizer="ecq", code_bits=12, rd_weight=0.03), glob="*embeddings*"),)
+    for b in ((3.5, 3.76, 4.0, 4.5, 5.0, 5.33, 5.6) if not quick else (3.76, 5.33)):
+        runs.append((f"dcformat rd + embeddings rd_weight 0.03, {b} bits/param", CompressionSettings(
+            default=TensorSettings(quantizer="ecq", code_bits=12), rules=emb(), bits_per_param=b)))
     for sq in ((25.0, 30.0, 35.0) if not quick else (30.0,)):
         runs.append((f"dcformat ecq, min SQNR {sq:g} dB per tensor", CompressionSettings(
             default=TensorSettings(quantizer="ecq", code_bits=12, min_sqnr_db=sq))))
@@ -332,7 +336,8 @@ def write(rows, stem, fp32_bytes, params, n_sentences):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     groups = {}
     for r in rows:
-        key = r["label"].split(",")[0].split(" qp")[0]
+        key = r["label"].rsplit(",", 1)[0].split(" qp")[0] if "bits/param" in r["label"] else \
+            r["label"].split(",")[0].split(" qp")[0]
         groups.setdefault(key, []).append(r)
     for key, rs in groups.items():
         rs = sorted(rs, key=lambda r: r["ratio"])
