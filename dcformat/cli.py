@@ -134,7 +134,9 @@ def _refuse_clobber(src: Path, dst: Path, force: bool) -> None:
 
 
 def _settings(args):
-    from .compress import CompressionSettings, TensorSettings
+    from dataclasses import replace
+
+    from .compress import CompressionSettings
 
     if args.settings:
         text = Path(args.settings).read_text()
@@ -150,25 +152,9 @@ def _settings(args):
         overrides.setdefault("code_bits", args.code_bits or 12)
     if args.no_huffman:
         overrides["huffman"] = False
-    if overrides:
-        # Flags apply to every compressed tensor: the default and each rule's settings.
-        def apply(s):
-            if s is None:
-                return None
-            d = s.to_dict()
-            if "sparsity" in overrides or "quality" in overrides:
-                d["sparsity"] = d["quality"] = None
-            d.update(overrides)
-            return TensorSettings.from_dict(d)
-
-        data = settings.to_dict()
-        data["default"] = (apply(settings.default) or apply(TensorSettings())).to_dict()
-        data["rules"] = [dict(r, settings=None if r["settings"] is None else
-                              apply(TensorSettings.from_dict(r["settings"])).to_dict())
-                         for r in data["rules"]]
-        settings = CompressionSettings.from_dict(data)
+    settings = settings.with_overrides(**overrides)
     if args.bits_per_param is not None:
-        settings = CompressionSettings.from_dict(dict(settings.to_dict(), bits_per_param=args.bits_per_param))
+        settings = replace(settings, bits_per_param=args.bits_per_param)
     return settings
 
 

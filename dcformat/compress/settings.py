@@ -17,7 +17,7 @@ import fnmatch
 import json
 import math
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from ..errors import InvalidSettings
 
@@ -353,6 +353,32 @@ class CompressionSettings:
         if "keep" in data and not isinstance(data["keep"], list):
             raise InvalidSettings("keep must be a list of glob patterns")
         return cls(**data)
+
+    def with_overrides(self, **changes) -> "CompressionSettings":
+        """These settings with ``changes`` applied to the default and to every rule.
+
+        A rule that keeps tensors exact stays exact; a missing default becomes
+        ``TensorSettings(**changes)``, so flags also reach tensors no rule matches.
+        Setting ``sparsity`` or ``quality`` clears the other.
+
+        Examples
+        --------
+        >>> s = CompressionSettings.preset("paper").with_overrides(code_bits=4)
+        >>> s.settings_for("fc1.weight", (300, 784), "F32").code_bits
+        4
+        """
+        if not changes:
+            return self
+
+        def apply(settings: TensorSettings | None) -> TensorSettings:
+            data = (settings or TensorSettings()).to_dict()
+            if "sparsity" in changes or "quality" in changes:
+                data["sparsity"] = data["quality"] = None
+            return TensorSettings.from_dict({**data, **changes})
+
+        rules = tuple(Rule(None if r.settings is None else apply(r.settings), r.glob, r.regex, r.kind)
+                      for r in self.rules)
+        return replace(self, default=apply(self.default), rules=rules)
 
     def to_json(self, **kwargs) -> str:
         """``to_dict`` as JSON text."""
