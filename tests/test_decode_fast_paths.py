@@ -1,0 +1,168 @@
+"""The fused decode paths (encodings/decode.py, kernels/fused.py) against the checked path.
+
+Valid files: the fused path must give the bit-identical tensor, for dense and sparse
+CODEBOOK records, many chunks, raw chunks, several dtypes, into ``out=`` or not, on one
+thread or several. Corrupt files: the error (class and message) must be the one the
+checked path raises, and nothing may be written outside ``out``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dcformat
+import dcformat.encodings.decode as D
+from dcformat.container.file import ContainerFile
+from dcformat.encodings.model import CodebookValues, Dense, EncodedTensor, Sparse
+from dcformat.errors import DCFormatError
+from dcformat.streams import HuffmanCodec
+
+
+def _slow(monkeypatch=None):
+    class Off:
+        def __enter__(self):
+            self.keep = D._fast_eligible
+            D._fast_eligible = lambda record, dtype: False
+
+        def __exit__(self, *exc):
+            D._fast_eligible = self.keep
+    return Off()
+
+
+def _sparse_tensor(rng, shape, density, gap_bits, code_bits, dtype="F32", chunk=64, skew=True):
+    size = int(np.prod(shape))
+    mask = rng.random(size) < density
+    pos = np.flatnonzero(mask)
+    # bridge long gaps with filler entries (code 0 decodes to zero)
+    limit = (1 << gap_bits) - 1
+    entries, gaps, prev = [], [], -1
+    for p in pos:
+        g = p - prev - 1
+        while g > limit:
+            entries.append(0)
+            gaps.append(limit)
+            g -= limit + 1
+        entries.append(1 + rng.integers(0, (1 << code_bits) - 1))
+        gaps.append(g)
+        prev = p
+    if not entries:
+        entries, gaps = [1], [0]
+    codes = np.array(entries, dtype=np.uint16)
+    if not skew:
+        codes = rng.integers(0, 1 << code_bits, codes.size).astype(np.uint16)
+    np_dtype = {"F32": np.float32, "F16": np.float16, "I8": np.int8}[dtype]
+    codebook = np.concatenate([[0], rng.standard_normal((1 << code_bits) - 1) * 3]).astype(np_dtype)
+    codec = HuffmanCodec(chunk_symbols=chunk)
+    return EncodedTensor(dtype, shape, Sparse(gap_bits, np.array(gaps, dtype=np.uint16), codec),
+                         CodebookValues(codebook, codes, codec))
+
+
+def _dense_tensor(rng, shape, code_bits, dtype="F32", chunk=64, uniform=False):
+    size = int(np.prod(shape))
+    if uniform:  # incompressible: chunks are stored raw
+        codes = rng.integers(0, 1 << code_bits, size).astype(np.uint16)
+    else:
+        codes = np.minimum(rng.geometric(0.3, size) - 1, (1 << code_bits) - 1).astype(np.uint16)
+    np_dtype = {"F32": np.float32, "F16": np.float16, "I8": np.int8}[dtype]
+    codebook = (rng.standard_normal(1 << code_bits) * 3).astype(np_dtype)
+    return EncodedTensor(dtype, shape, Dense(), CodebookValues(codebook, codes, HuffmanCodec(chunk_symbols=chunk)))
+
+
+def _tensors(seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "sparse": _sparse_tensor(rng, (97, 131), 0.1, 5, 5),
+        "sparse_dense": _sparse_tensor(rng, (50, 50), 0.9, 2, 3, chunk=7),
+        "sparse_f16": _sparse_tensor(rng, (300,), 0.3, 4, 4, dtype="F16", chunk=16),
+        "sparse_i8_raw": _sparse_tensor(rng, (40, 40), 0.5, 8, 8, dtype="I8", chunk=33, skew=False),
+        "dense": _dense_tensor(rng, (123, 77), 8),
+        "dense_raw": _dense_tensor(rng, (64, 65), 8, uniform=True, chunk=100),
+        "dense_f16": _dense_tensor(rng, (1000,), 4, dtype="F16", chunk=9),
+        "dense_one_chunk": _dense_tensor(rng, (5,), 2, chunk=1 << 16),
+    }
+
+
+def _load_both(data):
+    fast = dcformat.load(data)
+    with _slow():
+        slow = dcformat.load(data)
+    return fast, slow
+
+
+def test_fast_equals_checked_path():
+    data = dcformat.save(_tensors())
+    fast, slow = _load_both(data)
+    assert fast.keys() == slow.keys()
+    for k in fast:
+        assert fast[k].dtype == slow[k].dtype and fast[k].shape == slow[k].shape
+        assert fast[k].tobytes() == slow[k].tobytes(), k
+
+
+def test_fast_path_is_taken(monkeypatch):
+    taken = []
+    real = D._decode_fast
+
+    def spy(*args):
+        result = real(*args)
+        taken.append(result is not None)
+        return result
+    monkeypatch.setattr(D, "_decode_fast", spy)
+    dcformat.load(dcformat.save(_tensors()))
+    assert len(taken) == len(_tensors()) and all(taken)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_threads_split_chunks(monkeypatch, threads):
+    monkeypatch.setattr(D, "THREADS", threads)
+    monkeypatch.setattr(D, "PARALLEL_MIN_UNITS", 1)
+    data = dcformat.save(_tensors(seed=3))
+    fast, slow = _load_both(data)
+    for k in fast:
+        assert fast[k].tobytes() == slow[k].tobytes(), k
+
+
+def test_out_is_written_in_place():
+    data = dcformat.save(_tensors(seed=4))
+    ref = dcformat.load(data)
+    c = ContainerFile(data)
+    for k, v in ref.items():
+        out = np.full_like(v, 7)
+        got = c.decode(k, out)
+        assert got is out and out.tobytes() == v.tobytes()
+
+
+def _error(fn):
+    try:
+        fn()
+    except DCFormatError as exc:
+        return type(exc), str(exc)
+    return None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_corrupt_payloads_raise_as_the_checked_path(seed):
+    rng = np.random.default_rng(100 + seed)
+    data = bytearray(dcformat.save(_tensors(seed=seed)))
+    header = ContainerFile(bytes(data)).header
+    # payload bytes only (not the header): flip bytes inside the segments
+    lo = header.data_offset
+    for trial in range(40):
+        bad = bytearray(data)
+        for _ in range(1 + trial % 3):
+            i = int(rng.integers(lo, len(bad)))
+            bad[i] ^= int(rng.integers(1, 256))
+        bad = bytes(bad)
+        if _error(lambda: ContainerFile(bad, verify=False)) is not None:
+            continue  # a padding byte: refused before any record is decoded
+        for name in ContainerFile(bad, verify=False).keys():
+            ref_shape = ContainerFile(bad, verify=False).record(name).shape
+            fast_out = np.zeros(ref_shape, dtype=np.float32 if "f16" not in name and "i8" not in name
+                                else (np.float16 if "f16" in name else np.int8))
+            guard = np.zeros(fast_out.size + 64, dtype=fast_out.dtype)
+            out = guard[32:32 + fast_out.size].reshape(ref_shape)
+            fast = _error(lambda: ContainerFile(bad, verify=False).decode(name, out))
+            with _slow():
+                slow = _error(lambda: ContainerFile(bad, verify=False).decode(name))
+            assert fast == slow, (seed, trial, name)
+            assert not guard[:32].any() and not guard[-32:].any()
