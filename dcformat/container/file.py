@@ -7,6 +7,9 @@ record's segments (and its bank's). It enforces the decode budget (FORMAT.md, "L
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from ..encodings.decode import decode_record
@@ -56,6 +59,53 @@ class ContainerFile:
         bank = self._bank(record.bank_index) if record.value_kind == C.ValueKind.BANK else None
         return self._decode(record, out, bank)
 
+    def decode_all(self, names=None, threads: int | None = None) -> dict[str, np.ndarray]:
+        """Decode ``names`` (default: every tensor) as ``decode`` would one after another.
+
+        Tensors decode on ``threads`` threads (default: every core, for files of a megabyte
+        or more). The outcome is the sequential one: the budget is charged in order, and
+        the error raised is the one the first failing tensor, in order, raises.
+        """
+        names = self.keys() if names is None else list(names)
+        records = [self.record(n) for n in names]
+        if threads is None:
+            threads = _cores() if len(self.buf) >= 1 << 20 else 1
+        # the tensors charged before the first the budget refuses can decode at once
+        fits, total, seen = len(records), self.decoded_bytes, set(self._charged)
+        for i, r in enumerate(records):
+            if id(r) in seen:
+                continue
+            if total + r.nbytes > self.budget:
+                fits = i
+                break
+            total += r.nbytes
+            seen.add(id(r))
+        if threads <= 1 or fits <= 1:
+            return {n: self.decode(n) for n in names}
+        banks = [self._bank(r.bank_index) if r.value_kind == C.ValueKind.BANK else None for r in records[:fits]]
+        for r in records[:fits]:
+            self._charge(r)
+
+        def one(i: int):
+            try:
+                return self._decode(records[i], None, banks[i], charge=False), None
+            except Exception as exc:  # re-raised below, first in order wins
+                return None, exc
+
+        # biggest first, so the pool ends evenly; results are put back in order
+        order = sorted(range(fits), key=lambda i: -records[i].nbytes)
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dcformat-load") as pool:
+            done = dict(zip(order, pool.map(one, order)))
+        out = {}
+        for i in range(fits):
+            value, exc = done[i]
+            if exc is not None:
+                raise exc
+            out[names[i]] = value
+        for n in names[fits:]:
+            out[n] = self.decode(n)
+        return out
+
     def decode_banks(self) -> list[np.ndarray]:
         """Decode every bank, used or not: reading the whole file checks every segment."""
         return [self._bank(i) for i in range(len(self.header.banks))]
@@ -65,8 +115,8 @@ class ContainerFile:
             self._banks[index] = self._decode(self.header.banks[index], None)
         return self._banks[index]
 
-    def _decode(self, record: Record, out, bank=None) -> np.ndarray:
-        if out is None:
+    def _decode(self, record: Record, out, bank=None, charge: bool = True) -> np.ndarray:
+        if out is None and charge:
             self._charge(record)
 
         # Every segment of the record is bounds- and checksum-checked before any is decoded.
@@ -87,3 +137,10 @@ class ContainerFile:
                                       self.decoded_bytes + record.nbytes, self.budget)
         self.decoded_bytes += record.nbytes
         self._charged.add(id(record))
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
