@@ -152,6 +152,7 @@ def build_bank(kernels, bank_size: int, *, iterations: int = 50, seed: int = 0,
     bank = bank[used]
     if order:
         bank = bank[order_bank(bank)]
-    idx, d2 = nearest_kernels(x, bank, chunk)
+    idx, _ = nearest_kernels(x, bank, chunk)
+    sse = float(np.sum((x - bank[idx].astype(np.float64)) ** 2))
     return BankResult(np.ascontiguousarray(bank.reshape((bank.shape[0], *kshape))), idx.astype(np.uint16),
-                      float(d2.sum()), done, converged)
+                      sse, done, converged)
