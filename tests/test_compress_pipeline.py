@@ -79,7 +79,10 @@ def check_encoding(w, ts, enc, report):
     assert np.all(cb64[1:] > cb64[:-1]), "codebook ascending and distinct"
     codes = vals.codes
     assert codes.dtype == np.uint16 and (codes.astype(np.int64) < cb.size).all()
-    assert isinstance(vals.codec, HuffmanCodec if ts.huffman else PackedCodec)
+    if not ts.huffman:
+        assert isinstance(vals.codec, PackedCodec)
+    elif not isinstance(vals.codec, HuffmanCodec):  # packed only when it is no larger
+        assert len(vals.codec.encode(codes, cb.size)) <= len(HuffmanCodec().encode(codes, cb.size))
 
     flat = w.astype(np.float64).ravel()
     if ts.pruned:

@@ -25,16 +25,11 @@ from ..encodings.model import CodebookValues, Dense, EncodedTensor, RawValues, S
 from ..errors import InvalidSettings, UnsupportedDType, UsageError
 from ._dtypes import COMPRESSIBLE, numpy_dtype, scale_exponent, wire_name, work_dtype
 from .kmeans import assign, kmeans_1d
+from ..streams import stream_codec
 from .prune import prune_mask
 from .report import CODEBOOK, EXACT, SPARSE_CODEBOOK, TensorReport, error_measures
 from .settings import CompressionSettings, TensorSettings
 from .sparse import gaps_to_positions, positions_to_gaps
-
-
-def _codec(huffman: bool):
-    from ..streams import HuffmanCodec, PackedCodec
-
-    return HuffmanCodec() if huffman else PackedCodec()
 
 
 def _energy(x: np.ndarray, e: int) -> float:
@@ -149,7 +144,7 @@ def _compress_ecq(cand, step: float | None) -> tuple[EncodedTensor, TensorReport
         code_of_bin = inverse[code_of_bin]
     p.code_of_bin = code_of_bin
     codes, error = ecq.emit(cand.x, h, p, cb)
-    codec = _codec(cand.settings.huffman)
+    codec = stream_codec(codes, cb.size, huffman=cand.settings.huffman)
     encoded = EncodedTensor(dtype=cand.wire, shape=cand.shape, layout=Dense(),
                             values=CodebookValues(codebook=cb.astype(dtype), codes=codes, codec=codec))
     rel, sqnr = error_measures(cand.energy, error)
@@ -198,18 +193,19 @@ def _compress_kmeans(array: np.ndarray, settings: TensorSettings, name: str) -> 
     codes = assign(values, cb) if values.size else np.zeros(0, np.uint16)
     error = _squared_error(values, cb, codes, e)
 
-    codec = _codec(settings.huffman)
     if gap_stream is None:
         layout, stream = Dense(), codes
         entries, n_fillers, kind = n, 0, CODEBOOK
     else:
         stream = np.full(gap_stream.entries, np.searchsorted(cb, 0.0) if fillers else 0, np.uint16)
         stream[gap_stream.kept_index] = codes
-        layout = Sparse(gap_bits=settings.gap_bits, gaps=gap_stream.gaps, codec=codec)
+        gap_codec = stream_codec(gap_stream.gaps, 1 << settings.gap_bits, huffman=settings.huffman, gap_stream=True)
+        layout = Sparse(gap_bits=settings.gap_bits, gaps=gap_stream.gaps, codec=gap_codec)
         entries, n_fillers, kind = gap_stream.entries, gap_stream.fillers, SPARSE_CODEBOOK
         error += pruned_energy
     encoded = EncodedTensor(dtype=wire, shape=shape, layout=layout,
-                            values=CodebookValues(codebook=cb.astype(dtype), codes=stream, codec=codec))
+                            values=CodebookValues(codebook=cb.astype(dtype), codes=stream,
+                                                  codec=stream_codec(stream, cb.size, huffman=settings.huffman)))
 
     rel, sqnr = error_measures(signal, error)
     report = TensorReport(name=name, shape=shape, dtype=wire, kind=kind, elements=n, kept=int(values.size),

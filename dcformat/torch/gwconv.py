@@ -50,6 +50,7 @@ from torch.nn.modules.utils import _pair
 from ..compress.bank import build_bank, nearest_kernels
 from ..compress.kmeans import assign, kmeans_1d
 from ..encodings.model import BankValues, CodebookValues, Dense, EncodedTensor
+from ..streams import stream_codec
 from ..errors import UsageError
 from .convert import to_numpy
 
@@ -283,12 +284,6 @@ def quantize_bank_(bank: KernelBank, bits: int, *, seed: int = 0) -> tuple[np.nd
     return codebook, codes
 
 
-def _codec(huffman: bool):
-    from ..streams import HuffmanCodec, PackedCodec
-
-    return HuffmanCodec() if huffman else PackedCodec()
-
-
 _WIRE = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16"}
 
 
@@ -321,16 +316,18 @@ def export_gw(model: nn.Module, *, bank_name: str = "gw", bank_bits: int | None 
             raise UsageError(f"the bank holds {codebook.size} distinct values, more than 2**{bank_bits}; "
                              "call quantize_bank_ first")
         bank_record = EncodedTensor(dtype, tuple(bank_np.shape), Dense(),
-                                    CodebookValues(codebook, codes.astype(np.uint16).ravel(), _codec(huffman)))
+                                    CodebookValues(codebook, codes.astype(np.uint16).ravel(),
+                                                   stream_codec(codes, codebook.size, huffman=huffman)))
     tensors: dict = {}
     skip = set()
     layers = dict(gw_layers(model))
     for name, layer in layers.items():
         prefix = f"{name}." if name else ""
         skip.add(prefix + "selectors")
+        selectors = layer.indices().cpu().numpy().astype(np.uint16).ravel()
         tensors[prefix + "weight"] = EncodedTensor(
             dtype, (layer.out_channels, layer.in_channels, *layer.kernel_size), Dense(),
-            BankValues(bank_name, layer.indices().cpu().numpy().astype(np.uint16).ravel(), _codec(huffman)))
+            BankValues(bank_name, selectors, stream_codec(selectors, bank.weight.shape[0], huffman=huffman)))
     for key, value in model.state_dict().items():
         if key in skip or key in tensors or key.endswith("bank.weight") and _is_bank_key(model, key):
             continue
