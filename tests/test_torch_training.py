@@ -213,6 +213,9 @@ def test_export_decodes_to_exactly_what_was_evaluated(tmp_path, huffman, gap_bit
     x, _ = _data(32, seed=6)
     with torch.no_grad():
         assert torch.equal(plain(x), model(x))
+    q.remove()  # back to a plain module holding the shared values
+    assert sorted(model.state_dict()) == sorted(decoded)
+    assert all(np.array_equal(_bits(v.numpy()), _bits(decoded[k])) for k, v in model.state_dict().items())
 
 
 def test_encode_shared_edge_cases():

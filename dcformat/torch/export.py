@@ -5,7 +5,9 @@ its codebook and codes directly, never re-clustered: the decoded tensor is
 ``codebook[code]`` in the weight's dtype, bit for bit the tensor the forward pass used.
 A pruned weight is stored ``Sparse`` (relative gaps of ``gap_bits`` bits, fillers where a
 gap is too wide, whose code points at an exact ``0.0``), an unpruned one ``Dense``; both
-with ``CodebookValues``. Every other tensor of the state dict is stored exactly (raw), or,
+with ``CodebookValues``. Streams are Huffman-coded, or packed at fixed width when that is
+smaller for a short stream (:func:`dcformat.streams.stream_codec`), or all packed with
+``huffman=False``. Every other tensor of the state dict is stored exactly (raw), or,
 with ``raw_sparse=True``, a floating tensor of two or more dimensions holding zeros is
 stored ``Sparse`` with raw values (a pruned but unquantized model).
 
@@ -26,6 +28,7 @@ from ..compress.sparse import positions_to_gaps
 from ..container.writer import ContainerWriter
 from ..encodings.model import CodebookValues, Dense, EncodedTensor, RawValues, Sparse
 from ..errors import UsageError
+from ..streams import stream_codec
 from .convert import to_numpy
 from .quantize import SharedWeight
 
@@ -35,10 +38,9 @@ __all__ = ["choose_gap_bits", "needs_fillers", "encode_shared", "effective_state
 _UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
-def _codec(huffman: bool):
-    from ..streams import HuffmanCodec, PackedCodec
-
-    return HuffmanCodec() if huffman else PackedCodec()
+def _stream_bytes(symbols: np.ndarray, alphabet: int, gap_stream: bool) -> int:
+    codec = stream_codec(symbols, alphabet, gap_stream=gap_stream)
+    return len(codec.encode(symbols, alphabet, gap_stream=gap_stream))
 
 
 def needs_fillers(mask: np.ndarray, gap_bits: int) -> bool:
@@ -47,9 +49,10 @@ def needs_fillers(mask: np.ndarray, gap_bits: int) -> bool:
 
 
 def choose_gap_bits(mask: np.ndarray, candidates: Iterable[int] = range(2, 11)) -> int:
-    """The gap width giving the smallest sparse layout of ``mask`` after Huffman coding.
+    """The gap width giving the smallest sparse layout of ``mask`` after entropy coding.
 
-    Counts the Huffman-coded gap stream (tables included) plus an estimate of the codes of
+    Counts the gap stream as the exporter codes it (:func:`dcformat.streams.stream_codec`,
+    Huffman tables included) plus an estimate of the codes of
     the filler entries, ``log2(entries / fillers)`` bits each (what an entropy coder spends
     on a symbol of that frequency). Ties go to the narrower width.
 
@@ -60,11 +63,10 @@ def choose_gap_bits(mask: np.ndarray, candidates: Iterable[int] = range(2, 11)) 
     True
     """
     positions = np.flatnonzero(np.asarray(mask).ravel())
-    codec = _codec(True)
     best, best_bits = None, math.inf
     for gb in candidates:
         gs = positions_to_gaps(positions, gb)
-        bits = 8 * len(codec.encode(gs.gaps, 1 << gb, gap_stream=True))
+        bits = 8 * _stream_bytes(gs.gaps, 1 << gb, True)
         if gs.fillers:
             bits += gs.fillers * max(1.0, math.log2(gs.entries / gs.fillers))
         if bits < best_bits:
@@ -104,12 +106,12 @@ def encode_shared(codebook: np.ndarray, codes: np.ndarray, *, gap_bits: int | No
     k = codebook.size
     if flat.size and (flat.min() < 0 or flat.max() > k):
         raise UsageError(f"codes must be in [0, {k}] (k = pruned)")
-    codec = _codec(huffman)
     kept = flat != k
     if kept.all():
         cb, stream = _canonical_codebook(codebook, flat)
-        return EncodedTensor(dtype=wire, shape=shape, layout=Dense(),
-                             values=CodebookValues(codebook=cb, codes=stream.astype(np.uint16), codec=codec))
+        stream = stream.astype(np.uint16)
+        return EncodedTensor(dtype=wire, shape=shape, layout=Dense(), values=CodebookValues(
+            codebook=cb, codes=stream, codec=stream_codec(stream, cb.size, huffman=huffman)))
     positions = np.flatnonzero(kept)
     if gap_bits is None:
         gap_bits = choose_gap_bits(kept)
@@ -127,9 +129,11 @@ def encode_shared(codebook: np.ndarray, codes: np.ndarray, *, gap_bits: int | No
             cb = np.insert(cb, zero_code, np.zeros(1, cb.dtype))
     stream = np.full(gs.entries, zero_code, np.uint16)
     stream[gs.kept_index] = kept_codes
+    gap_codec = stream_codec(gs.gaps, 1 << gap_bits, huffman=huffman, gap_stream=True)
     return EncodedTensor(dtype=wire, shape=shape,
-                         layout=Sparse(gap_bits=int(gap_bits), gaps=gs.gaps, codec=codec),
-                         values=CodebookValues(codebook=cb, codes=stream, codec=codec))
+                         layout=Sparse(gap_bits=int(gap_bits), gaps=gs.gaps, codec=gap_codec),
+                         values=CodebookValues(codebook=cb, codes=stream,
+                                               codec=stream_codec(stream, cb.size, huffman=huffman)))
 
 
 def _encode_raw_sparse(array: np.ndarray, gap_bits: int | None, huffman: bool) -> EncodedTensor:
@@ -143,7 +147,8 @@ def _encode_raw_sparse(array: np.ndarray, gap_bits: int | None, huffman: bool) -
     values = np.zeros(gs.entries, array.dtype)
     values[gs.kept_index] = flat[positions]
     return EncodedTensor(dtype=dtype_of(array).name, shape=tuple(int(d) for d in array.shape),
-                         layout=Sparse(gap_bits=int(gap_bits), gaps=gs.gaps, codec=_codec(huffman)),
+                         layout=Sparse(gap_bits=int(gap_bits), gaps=gs.gaps,
+                                       codec=stream_codec(gs.gaps, 1 << gap_bits, huffman=huffman, gap_stream=True)),
                          values=RawValues(values=values))
 
 
