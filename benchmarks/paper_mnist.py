@@ -1,7 +1,7 @@
 """Reproduce Deep Compression's MNIST results (Han et al. 2016, Tables 2 and 3) with dcformat.torch.
 
     python benchmarks/paper_mnist.py --model lenet300     # about 4 minutes on a shared 2-core machine
-    python benchmarks/paper_mnist.py --model lenet5       # about 10 minutes (reference cached in results/)
+    python benchmarks/paper_mnist.py --model lenet5       # about 6.5 minutes; 10 with --train-reference
 
 Each run: the reference network (LeNet-300-100: the bundled examples/lenet300 model;
 LeNet-5: trained here once and cached as ``results/lenet5-reference.safetensors``),
