@@ -84,7 +84,7 @@ def decode_with_kernel(lengths, chunks, counts, width=16, modes=None):
     firsts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
     lengths = np.asarray(lengths, dtype=np.uint8)
     maxlen = int(lengths.max())
-    table = np.zeros(1 << maxlen, dtype=np.uint32)
+    table = np.zeros(1 << maxlen, dtype=np.uint64)
     hk.build_decode_table(lengths, reverse_codes(canonical_codes(lengths), lengths), maxlen, table)
     modes = np.zeros(len(chunks), dtype=np.uint8) if modes is None else np.asarray(modes, dtype=np.uint8)
     out = np.full(int(counts.sum()), 0xFFFF, dtype=np.uint16)
@@ -120,7 +120,7 @@ def test_decode_table_matches_brute_force():
         lengths = random_lengths(rng, int(rng.integers(1, 40)), complete=bool(rng.integers(2)))
         maxlen = int(lengths.max())
         codes = canonical_codes(lengths)
-        table = np.zeros(1 << maxlen, dtype=np.uint32)
+        table = np.zeros(1 << maxlen, dtype=np.uint64)
         hk.build_decode_table(lengths, reverse_codes(codes, lengths), maxlen, table)
         for pattern in range(1 << maxlen):
             # the pattern as peeked: its bit 0 is the first bit of the stream
@@ -128,7 +128,7 @@ def test_decode_table_matches_brute_force():
             expected = 0
             for s, ln in enumerate(lengths):
                 if ln and int("".join(map(str, msb_first[:ln])), 2) == codes[s]:
-                    expected = (s << 5) | 16 | int(ln)
+                    expected = (s << 32) | 16 | int(ln)
             assert table[pattern] == expected, (pattern, lengths)
 
 

@@ -1,9 +1,9 @@
 """Fused decode kernels: Huffman chunks straight to values, and sparse rebuild per gap chunk.
 
-These serve the fast paths of :mod:`dcformat.encodings.decode`. They are the
-table-driven readers of :mod:`dcformat.kernels.huffman` with one change: the decode
-table is uint64, entry ``(value << 32) | 16 | length``, so one lookup yields the stored
-value itself (a codebook entry's bits, or the symbol for an identity table) and no
+These serve the fast paths of :mod:`dcformat.encodings.decode`. They run the
+table-driven readers of :mod:`dcformat.kernels.huffman` over a value table: entry
+``(value << 32) | 16 | length`` (the plain decoder's layout, with a codebook entry's bits
+as the value instead of the symbol), so one lookup yields the stored value itself and no
 symbol array is written. A zero entry marks a bit pattern no code starts with.
 
 Like the plain readers they never raise and never touch memory outside what the caller
@@ -18,9 +18,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bitpack import load64, unpack
+from .bitpack import unpack
 from .config import kernel
-from .huffman import STATUS_INVALID_CODE, STATUS_NONZERO_PADDING, STATUS_OK, STATUS_PAST_END, STATUS_SIZE_MISMATCH
+from .huffman import (
+    STATUS_INVALID_CODE,
+    STATUS_NONZERO_PADDING,
+    STATUS_OK,
+    STATUS_PAST_END,
+    STATUS_SIZE_MISMATCH,
+    _decode1,
+    _decode4,
+)
 
 #: A raw chunk holds a symbol past the value table.
 STATUS_RANGE = 5
@@ -45,149 +53,6 @@ def build_value_table(lengths, rev_codes, values, maxlen, table):
         entry = (np.uint64(values[s]) << _SHIFT) | np.uint64(16 | ln)
         for i in range(np.int64(rev_codes[s]), size, 1 << ln):
             table[i] = entry
-
-
-@kernel
-def _finish(data, table, mask, begin, ptr, end, bitbuf, bitcount, out, pos, stop):
-    while pos < stop:
-        while bitcount <= 56 and ptr < end:
-            bitbuf |= np.uint64(data[ptr]) << np.uint64(bitcount)
-            ptr += 1
-            bitcount += 8
-        e = table[bitbuf & mask]
-        ln = np.int64(e & np.uint64(15))
-        if ln == 0:
-            return STATUS_INVALID_CODE
-        if ln > bitcount:
-            return STATUS_PAST_END
-        out[pos] = e >> _SHIFT
-        bitbuf >>= np.uint64(ln)
-        bitcount -= ln
-        pos += 1
-    bits_read = (ptr - begin) * 8 - bitcount
-    if end - begin != (bits_read + 7) >> 3:
-        return STATUS_SIZE_MISMATCH
-    if bitbuf != 0:
-        return STATUS_NONZERO_PADDING
-    return STATUS_OK
-
-
-@kernel
-def _rounds(ptr, end, pos, stop, per_refill):
-    by_bytes = (end - ptr - 8) // 7 + 1
-    by_symbols = (stop - pos - 1) // per_refill
-    return max(0, min(by_bytes, by_symbols))
-
-
-@kernel
-def _refill(data, ptr, bitbuf, bitcount):
-    bitbuf |= load64(data, ptr) << np.uint64(bitcount)
-    return ptr + ((63 - bitcount) >> 3), bitbuf, bitcount | 56
-
-
-@kernel
-def _step(table, mask, bitbuf, bitcount, out, pos):
-    e = table[bitbuf & mask]
-    out[np.uint64(pos)] = e >> _SHIFT
-    ln = np.int64(e & np.uint64(15))
-    return bitbuf >> np.uint64(ln), bitcount - ln
-
-
-@kernel
-def _decode1(data, table, maxlen, begin, end, out, pos, count):
-    mask = np.uint64((1 << maxlen) - 1)
-    per_refill = 56 // maxlen
-    stop = pos + count
-    p = begin
-    f = np.uint64(0)
-    c = 0
-    while True:
-        rounds = _rounds(p, end, pos, stop, per_refill)
-        if rounds == 0:
-            break
-        for _ in range(rounds):
-            p, f, c = _refill(data, p, f, c)
-            for _ in range(per_refill):
-                f, c = _step(table, mask, f, c, out, pos)
-                pos += 1
-    return _finish(data, table, mask, begin, p, end, f, c, out, pos, stop)
-
-
-@kernel
-def _decode4(data, table, maxlen, b0, e0, b1, e1, b2, e2, b3, e3, out, q0, n0, q1, n1, q2, n2, q3, n3):
-    mask = np.uint64((1 << maxlen) - 1)
-    per_refill = min(56 // maxlen, 5)
-    s0 = q0 + n0
-    s1 = q1 + n1
-    s2 = q2 + n2
-    s3 = q3 + n3
-    p0 = b0
-    p1 = b1
-    p2 = b2
-    p3 = b3
-    f0 = np.uint64(0)
-    f1 = np.uint64(0)
-    f2 = np.uint64(0)
-    f3 = np.uint64(0)
-    c0 = 0
-    c1 = 0
-    c2 = 0
-    c3 = 0
-    while True:
-        rounds = min(_rounds(p0, e0, q0, s0, per_refill), _rounds(p1, e1, q1, s1, per_refill),
-                     _rounds(p2, e2, q2, s2, per_refill), _rounds(p3, e3, q3, s3, per_refill))
-        if rounds == 0:
-            break
-        if per_refill == 5:
-            for _ in range(rounds):
-                p0, f0, c0 = _refill(data, p0, f0, c0)
-                p1, f1, c1 = _refill(data, p1, f1, c1)
-                p2, f2, c2 = _refill(data, p2, f2, c2)
-                p3, f3, c3 = _refill(data, p3, f3, c3)
-                for _ in range(5):
-                    f0, c0 = _step(table, mask, f0, c0, out, q0)
-                    f1, c1 = _step(table, mask, f1, c1, out, q1)
-                    f2, c2 = _step(table, mask, f2, c2, out, q2)
-                    f3, c3 = _step(table, mask, f3, c3, out, q3)
-                    q0 += 1
-                    q1 += 1
-                    q2 += 1
-                    q3 += 1
-        elif per_refill == 4:
-            for _ in range(rounds):
-                p0, f0, c0 = _refill(data, p0, f0, c0)
-                p1, f1, c1 = _refill(data, p1, f1, c1)
-                p2, f2, c2 = _refill(data, p2, f2, c2)
-                p3, f3, c3 = _refill(data, p3, f3, c3)
-                for _ in range(4):
-                    f0, c0 = _step(table, mask, f0, c0, out, q0)
-                    f1, c1 = _step(table, mask, f1, c1, out, q1)
-                    f2, c2 = _step(table, mask, f2, c2, out, q2)
-                    f3, c3 = _step(table, mask, f3, c3, out, q3)
-                    q0 += 1
-                    q1 += 1
-                    q2 += 1
-                    q3 += 1
-        else:
-            for _ in range(rounds):
-                p0, f0, c0 = _refill(data, p0, f0, c0)
-                p1, f1, c1 = _refill(data, p1, f1, c1)
-                p2, f2, c2 = _refill(data, p2, f2, c2)
-                p3, f3, c3 = _refill(data, p3, f3, c3)
-                for _ in range(3):
-                    f0, c0 = _step(table, mask, f0, c0, out, q0)
-                    f1, c1 = _step(table, mask, f1, c1, out, q1)
-                    f2, c2 = _step(table, mask, f2, c2, out, q2)
-                    f3, c3 = _step(table, mask, f3, c3, out, q3)
-                    q0 += 1
-                    q1 += 1
-                    q2 += 1
-                    q3 += 1
-    r0 = _finish(data, table, mask, b0, p0, e0, f0, c0, out, q0, s0)
-    r1 = _finish(data, table, mask, b1, p1, e1, f1, c1, out, q1, s1)
-    r2 = _finish(data, table, mask, b2, p2, e2, f2, c2, out, q2, s2)
-    r3 = _finish(data, table, mask, b3, p3, e3, f3, c3, out, q3, s3)
-    return r0, r1, r2, r3
 
 
 @kernel

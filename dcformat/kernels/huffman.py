@@ -38,17 +38,24 @@ _U40 = np.uint64(40)
 _U48 = np.uint64(48)
 _U56 = np.uint64(56)
 _UFF = np.uint64(0xFF)
+#: Decode-table entries hold the decoded value in their top 32 bits.
+_VALUE_SHIFT = np.uint64(32)
 
 
 @kernel
 def build_decode_table(lengths, rev_codes, maxlen, table):
-    """Fill ``table`` (uint32, ``2**maxlen`` entries, zeroed) from a canonical code."""
+    """Fill ``table`` (uint64, ``2**maxlen`` entries, zeroed) from a canonical code.
+
+    Entry ``(value << 32) | 16 | length``; here the value is the symbol itself, while
+    :func:`dcformat.kernels.fused.build_value_table` puts a codebook entry's bits there, so
+    one set of readers serves both. A zero entry marks a pattern no code starts with.
+    """
     size = 1 << maxlen
     for s in range(lengths.shape[0]):
         ln = np.int64(lengths[s])
         if ln == 0:
             continue
-        entry = np.uint32((s << 5) | 16 | ln)
+        entry = (np.uint64(s) << _VALUE_SHIFT) | np.uint64(16 | ln)
         for i in range(np.int64(rev_codes[s]), size, 1 << ln):
             table[i] = entry
 
@@ -136,12 +143,12 @@ def _finish(data, table, mask, begin, ptr, end, bitbuf, bitcount, out, pos, stop
             ptr += 1
             bitcount += 8
         e = table[bitbuf & mask]
-        ln = np.int64(e & 15)
+        ln = np.int64(e & np.uint64(15))
         if ln == 0:
             return STATUS_INVALID_CODE
         if ln > bitcount:
             return STATUS_PAST_END
-        out[pos] = e >> 5
+        out[pos] = e >> _VALUE_SHIFT
         bitbuf >>= np.uint64(ln)
         bitcount -= ln
         pos += 1
@@ -179,8 +186,8 @@ def _step(table, mask, bitbuf, bitcount, out, pos):
     An invalid pattern writes symbol 0 and consumes nothing, so the reader stays on it.
     """
     e = table[bitbuf & mask]
-    out[np.uint64(pos)] = e >> 5
-    ln = np.int64(e & 15)
+    out[np.uint64(pos)] = e >> _VALUE_SHIFT
+    ln = np.int64(e & np.uint64(15))
     return bitbuf >> np.uint64(ln), bitcount - ln
 
 

@@ -271,11 +271,11 @@ class HuffmanCodec(StreamCodec):
         # decoded first, since their errors come first.
         if is_huffman.any():
             maxlen = int(lengths.max())
-            table = np.zeros(1 << maxlen, dtype=np.uint32)
+            table = np.zeros(1 << maxlen, dtype=np.uint64)
             hk.build_decode_table(lengths, reverse_codes(canonical_codes(lengths), lengths), maxlen, table)
         else:
             maxlen = 1
-            table = np.zeros(2, dtype=np.uint32)
+            table = np.zeros(2, dtype=np.uint64)
         status = np.zeros(n_chunks, dtype=np.uint8)
         problem = _first_chunk_seen_bad(stream, is_huffman, begins, ends, counts, width, name)
         if problem is not None:
