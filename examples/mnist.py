@@ -9,6 +9,11 @@ The data set lives outside the repository, in the shared folder beside it::
 The directory is chosen, first match wins, from: the ``root`` argument, the
 environment variable ``DCFORMAT_MNIST_DIR``, then the default above.
 
+Fashion-MNIST (Zalando; same IDX layout, 28x28 uint8, labels 0..9) loads the same way
+with ``root=FASHION_MNIST_DIR``, where the Debian package puts it
+(``apt-get install dataset-fashion-mnist``). Its files are spelled
+``train-images-idx3-ubyte.gz`` (a dash where MNIST has a dot); both spellings are tried.
+
 IDX format: a big-endian uint32 magic (2051 for images, 2049 for labels),
 then one big-endian uint32 per dimension (3 for images: N, rows, cols; 1 for
 labels: N), then the raw uint8 bytes in C order. Files may be gzipped (``.gz``)
@@ -19,6 +24,7 @@ Usage::
     from examples.mnist import load_mnist          # or: from mnist import load_mnist
     images, labels = load_mnist("train")           # uint8 [60000, 28, 28], uint8 [60000]
     images, labels = load_mnist("test")            # uint8 [10000, 28, 28], uint8 [10000]
+    images, labels = load_mnist("test", FASHION_MNIST_DIR)   # Fashion-MNIST, same shapes
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import numpy as np
 __all__ = [
     "DEFAULT_MNIST_DIR",
     "ENV_VAR",
+    "FASHION_MNIST_DIR",
     "IMAGES_MAGIC",
     "LABELS_MAGIC",
     "SPLITS",
@@ -44,6 +51,7 @@ __all__ = [
 
 ENV_VAR = "DCFORMAT_MNIST_DIR"
 DEFAULT_MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "mnist"
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian: dataset-fashion-mnist
 
 IMAGES_MAGIC = 2051  # 0x00000803: uint8, 3 dimensions
 LABELS_MAGIC = 2049  # 0x00000801: uint8, 1 dimension
@@ -117,9 +125,11 @@ def read_idx(path: str | os.PathLike[str], expected_magic: int) -> np.ndarray:
 
 
 def _find(directory: Path, stem: str) -> Path:
-    for candidate in (directory / f"{stem}.gz", directory / stem):
-        if candidate.is_file():
-            return candidate
+    # MNIST spells "train-images.idx3-ubyte", Fashion-MNIST "train-images-idx3-ubyte".
+    for spelling in (stem, stem.replace(".idx", "-idx")):
+        for candidate in (directory / f"{spelling}.gz", directory / spelling):
+            if candidate.is_file():
+                return candidate
     raise FileNotFoundError(
         f"MNIST file {stem}(.gz) not found in {directory}; pass root=... or set ${ENV_VAR}"
     )
