@@ -15,7 +15,8 @@ from dcformat.errors import UsageError  # noqa: E402
 from dcformat.inspect import describe  # noqa: E402
 from dcformat.torch.gwconv import (  # noqa: E402
     GWConv2d, KernelBank, clamp_selectors_, convert_to_gwconv, export_gw, freeze_selectors, gw_layers,
-    parameter_counts, quantize_bank_, reassign_, save_gw)
+    parameter_counts, quantize_bank_, reassign_, recalibrate_batchnorm_, save_gw)
+from dcformat.torch.quantize import WeightSharing  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -174,3 +175,41 @@ def test_gwconv_is_a_drop_in_and_counts():
     c = parameter_counts(net)
     assert c["H"] == 1 * 4 + 4 * 6 + 6 * 6 and c["K"] == 9 and c["L"] == 10
     assert c["gw_conv"] == 9 * 10 + c["H"] and c["dense_conv"] == 9 * c["H"]
+
+
+def test_weight_shared_1x1_and_fc_are_stored_as_their_codebooks(tmp_path):
+    net = _net()
+    convert_to_gwconv(net, 9)
+    WeightSharing(net, bits={"short.weight": 2, "fc.weight": 3})
+    tensors, _ = export_gw(net)
+    assert isinstance(tensors["fc.weight"].values, CodebookValues)
+    assert tensors["fc.weight"].values.codebook.size <= 8
+    out = _decoded_equals_module(net, tmp_path / "ws.dcf")
+    assert np.array_equal(out["fc.weight"], net.fc.weight.detach().numpy())  # what the forward used
+    assert np.unique(out["short.weight"]).size <= 4
+
+
+def test_recalibrate_batchnorm_averages_batch_statistics_and_restores_state():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3, momentum=0.3), nn.ReLU(), nn.Dropout(0.5),
+                        nn.Conv2d(3, 2, 1), nn.BatchNorm2d(2))
+    net.train()
+    seen = {id(m): [] for m in (net[1], net[5])}
+    dropout_modes = []
+    hooks = [m.register_forward_pre_hook(lambda m, args: seen[id(m)].append(args[0].detach().clone()))
+             for m in (net[1], net[5])]
+    hooks.append(net[3].register_forward_hook(lambda m, args, out: dropout_modes.append(m.training)))
+    batches = [torch.randn(4, 1, 6, 6) * (i + 1) for i in range(3)]
+    assert recalibrate_batchnorm_(net, batches) == 2
+    for h in hooks:
+        h.remove()
+    assert dropout_modes == [False] * 3  # only the norms ran in training mode
+    for norm in (net[1], net[5]):
+        xs = seen[id(norm)]
+        mean = torch.stack([x.mean((0, 2, 3)) for x in xs]).mean(0)
+        var = torch.stack([x.var((0, 2, 3), unbiased=True) for x in xs]).mean(0)
+        assert torch.allclose(norm.running_mean, mean, atol=1e-6)
+        assert torch.allclose(norm.running_var, var, rtol=1e-5)
+        assert int(norm.num_batches_tracked) == 3
+    assert net[1].momentum == 0.3 and net[5].momentum == 0.1
+    assert all(m.training for m in net.modules())

@@ -11,7 +11,7 @@ shared *by reference* by every layer) and a ``selectors`` parameter of shape
 it bit for bit.
 
 Training rules for the rounding (``GWConv2d.rule``; measured in
-``benchmarks/gwconv_mnist.py``, results in ``benchmarks/results/gwconv_mnist.txt``):
+``benchmarks/gwconv_bench.py``, results in ``benchmarks/results/gwconv_bench.txt``):
 
 ``"ste"`` (straight-through, the default)
     The forward pass uses ``bank[index]``. The backward pass gives the bank the exact
@@ -34,12 +34,14 @@ the post-hoc fine-tuning of the bank with fixed selectors.
 :func:`convert_to_gwconv` turns every eligible ``nn.Conv2d`` of a trained model into a
 GWConv2d sharing one bank initialised post-hoc by :func:`dcformat.compress.bank.build_bank`
 (k-means over all kernels of the network); 1x1 convs, grouped convs and linear layers
-stay as they are.
+stay as they are. Changing the weights (conversion, bank quantization) moves the
+activation statistics that BatchNorm's running averages describe;
+:func:`recalibrate_batchnorm_` recomputes them from a few training batches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -49,14 +51,16 @@ from torch.nn.modules.utils import _pair
 
 from ..compress.bank import build_bank, nearest_kernels
 from ..compress.kmeans import assign, kmeans_1d
+from ..container.writer import ContainerWriter
 from ..encodings.model import BankValues, CodebookValues, Dense, EncodedTensor
 from ..streams import stream_codec
 from ..errors import UsageError
 from .convert import to_numpy
+from .export import export_tensors
 
 __all__ = ["KernelBank", "GWConv2d", "RULES", "gw_layers", "eligible_conv", "convert_to_gwconv",
-           "clamp_selectors_", "freeze_selectors", "reassign_", "quantize_bank_", "export_gw", "save_gw",
-           "parameter_counts"]
+           "clamp_selectors_", "freeze_selectors", "reassign_", "quantize_bank_", "recalibrate_batchnorm_",
+           "export_gw", "save_gw", "parameter_counts"]
 
 RULES = ("ste", "reassign")
 
@@ -284,6 +288,42 @@ def quantize_bank_(bank: KernelBank, bits: int, *, seed: int = 0) -> tuple[np.nd
     return codebook, codes
 
 
+@torch.no_grad()
+def recalibrate_batchnorm_(model: nn.Module, batches: Iterable[torch.Tensor]) -> int:
+    """Recompute the running mean and variance of every BatchNorm of ``model`` from ``batches``.
+
+    Each norm's statistics are reset and re-estimated as the plain average over the
+    batches (``momentum=None`` while it runs) of the batch statistics its input has
+    under the current weights; only the norms run in training mode, every other module
+    in eval mode (no dropout). Modes and momenta are restored; returns the number of
+    norms recalibrated (those that track running statistics).
+
+    Examples
+    --------
+    >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
+    >>> recalibrate_batchnorm_(net, [torch.randn(4, 1, 5, 5) for _ in range(2)])
+    1
+    """
+    norms = [m for m in model.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    modes = [(m, m.training) for m in model.modules()]
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    try:
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # cumulative average: every batch counts the same
+            norm.train()
+        for x in batches:
+            model(x)
+    finally:
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+        for m, training in modes:
+            m.train(training)
+    return len(norms)
+
+
 _WIRE = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16"}
 
 
@@ -298,7 +338,10 @@ def export_gw(model: nn.Module, *, bank_name: str = "gw", bank_bits: int | None 
     is stored exactly (raw array), or with ``bank_bits`` as ``CodebookValues`` over its
     values: it must then take at most ``2**bank_bits`` distinct values (call
     :func:`quantize_bank_` first), so the decoded weights are still exactly the module's.
-    Every other state-dict entry is stored raw.
+    Every other state-dict entry is stored as :func:`dcformat.torch.export.export_tensors`
+    stores it: a weight under trained quantization
+    (:class:`~dcformat.torch.quantize.WeightSharing`, e.g. the 1x1 convs and the fc layer)
+    as its codebook and codes, exactly as evaluated; the rest raw.
     """
     banks = _banks(model)
     if len(banks) != 1:
@@ -319,19 +362,16 @@ def export_gw(model: nn.Module, *, bank_name: str = "gw", bank_bits: int | None 
                                     CodebookValues(codebook, codes.astype(np.uint16).ravel(),
                                                    stream_codec(codes, codebook.size, huffman=huffman)))
     tensors: dict = {}
-    skip = set()
-    layers = dict(gw_layers(model))
-    for name, layer in layers.items():
-        prefix = f"{name}." if name else ""
-        skip.add(prefix + "selectors")
-        selectors = layer.indices().cpu().numpy().astype(np.uint16).ravel()
-        tensors[prefix + "weight"] = EncodedTensor(
-            dtype, (layer.out_channels, layer.in_channels, *layer.kernel_size), Dense(),
-            BankValues(bank_name, selectors, stream_codec(selectors, bank.weight.shape[0], huffman=huffman)))
-    for key, value in model.state_dict().items():
-        if key in skip or key in tensors or key.endswith("bank.weight") and _is_bank_key(model, key):
-            continue
-        tensors[key] = to_numpy(value.detach().cpu(), key)
+    layers = {f"{name}.selectors" if name else "selectors": (name, layer) for name, layer in gw_layers(model)}
+    for key, value in export_tensors(model, huffman=huffman).items():
+        if key in layers:  # the pair's selectors become the layer's weight, in state-dict order
+            name, layer = layers[key]
+            selectors = layer.indices().cpu().numpy().astype(np.uint16).ravel()
+            tensors[f"{name}.weight" if name else "weight"] = EncodedTensor(
+                dtype, (layer.out_channels, layer.in_channels, *layer.kernel_size), Dense(),
+                BankValues(bank_name, selectors, stream_codec(selectors, bank.size, huffman=huffman)))
+        elif not (key.endswith("bank.weight") and _is_bank_key(model, key)):
+            tensors[key] = value
     return tensors, {bank_name: bank_record}
 
 
@@ -343,12 +383,21 @@ def _is_bank_key(model: nn.Module, key: str) -> bool:
         return False
 
 
-def save_gw(model: nn.Module, path, metadata=None, *, overwrite: bool = False, **kwargs) -> None:
-    """:func:`export_gw` then :func:`dcformat.save_file`."""
-    from ..numpy import save_file
+def save_gw(model: nn.Module, path, metadata=None, *, alignment: int = 8, overwrite: bool = False,
+            **kwargs) -> None:
+    """:func:`export_gw`, then write the file atomically.
 
+    ``alignment`` is the segment alignment: 8, the smallest the format allows, as
+    :func:`dcformat.torch.export.export_dcf` uses (a GW model is small; 64 would pad each
+    of its many short records).
+    """
     tensors, banks = export_gw(model, **kwargs)
-    save_file(tensors, path, metadata, banks=banks, overwrite=overwrite)
+    writer = ContainerWriter(metadata, alignment=alignment)
+    for name, bank in banks.items():
+        writer.add_bank(name, bank)
+    for name, tensor in tensors.items():
+        writer.add_tensor(name, tensor)
+    writer.write(path, overwrite=overwrite)
 
 
 def parameter_counts(model: nn.Module) -> dict:
