@@ -39,6 +39,22 @@ def _check_float(name: str, value) -> float:
     return float(value)
 
 
+def _check_rd_weights(weights) -> tuple[tuple[str, float], ...]:
+    pairs = weights.items() if hasattr(weights, "items") else weights
+    try:
+        pairs = [(name, _check_float(f"rd_weights[{name!r}]", w)) for name, w in pairs]
+    except (TypeError, ValueError):
+        raise InvalidSettings("rd_weights must map tensor names to positive numbers") from None
+    for name, w in pairs:
+        if not isinstance(name, str):
+            raise InvalidSettings(f"rd_weights keys must be tensor names, got {name!r}")
+        if w <= 0.0:
+            raise InvalidSettings(f"rd_weights[{name!r}] must be > 0, got {w!r}")
+    if len({name for name, _ in pairs}) != len(pairs):
+        raise InvalidSettings("rd_weights names a tensor twice")
+    return tuple(sorted(pairs))
+
+
 def _from_dict(cls, data, what: str):
     if not isinstance(data, dict):
         raise InvalidSettings(f"{what} must be a JSON object, got {type(data).__name__}")
@@ -265,6 +281,12 @@ class CompressionSettings:
         every tensor, exact ones included). The ``ecq`` tensors share what the exact
         and ``kmeans`` tensors leave, allocated by equal slope
         (:mod:`dcformat.compress.ratedistortion`).
+    rd_weights : mapping of str to float
+        Per-tensor factors on ``rd_weight`` (by exact tensor name), for instance the
+        output sensitivities :func:`dcformat.torch.sensitivity.rd_weights` measures.
+        They steer the ``bits_per_param`` allocation: a tensor weighted ``w`` ends at
+        ``10 log10 w`` dB more SQNR than one weighted 1. Stored as sorted
+        ``(name, factor)`` pairs so settings stay hashable and comparable.
 
     Examples
     --------
@@ -282,6 +304,7 @@ class CompressionSettings:
     keep: tuple[str, ...] = ()
     min_elements: int = 4096
     bits_per_param: float | None = None
+    rd_weights: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self):
         if self.default is not None and not isinstance(self.default, TensorSettings):
@@ -302,6 +325,7 @@ class CompressionSettings:
             if b <= 0.0:
                 raise InvalidSettings(f"bits_per_param must be > 0, got {b!r}")
             object.__setattr__(self, "bits_per_param", b)
+        object.__setattr__(self, "rd_weights", _check_rd_weights(self.rd_weights))
 
     def exact_reason(self, name: str, shape: tuple[int, ...], dtype: str | None) -> str | None:
         """Why the tensor is kept exact, or None when it is compressed.
@@ -328,17 +352,20 @@ class CompressionSettings:
         """The settings of one tensor, or None to keep it exact."""
         if self.exact_reason(name, shape, dtype) is not None:
             return None
+        chosen = self.default
         for rule in self.rules:
             if rule.matches(name, shape):
-                return rule.settings
-        return self.default
+                chosen = rule.settings
+                break
+        factor = dict(self.rd_weights).get(name)
+        return chosen if factor is None else replace(chosen, rd_weight=chosen.rd_weight * factor)
 
     def to_dict(self) -> dict:
         """A JSON-safe dict; :meth:`from_dict` inverts it."""
         return {"default": None if self.default is None else self.default.to_dict(),
                 "rules": [r.to_dict() for r in self.rules],
                 "keep": list(self.keep), "min_elements": self.min_elements,
-                "bits_per_param": self.bits_per_param}
+                "bits_per_param": self.bits_per_param, "rd_weights": dict(self.rd_weights)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "CompressionSettings":
@@ -352,6 +379,8 @@ class CompressionSettings:
             data["rules"] = tuple(Rule.from_dict(r) for r in data["rules"])
         if "keep" in data and not isinstance(data["keep"], list):
             raise InvalidSettings("keep must be a list of glob patterns")
+        if "rd_weights" in data and not isinstance(data["rd_weights"], dict):
+            raise InvalidSettings("rd_weights must be an object mapping tensor names to factors")
         return cls(**data)
 
     def with_overrides(self, **changes) -> "CompressionSettings":
