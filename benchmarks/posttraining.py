@@ -13,6 +13,11 @@ tokens, L2 normalisation; the tokenizer is BERT's uncased WordPiece from the whe
 minimum over the sentences) and nearest-neighbour agreement (the share of sentences
 whose nearest other sentence is the same under both).
 
+The "output sensitivity" rows steer the bits-per-parameter allocation with per-tensor
+weights measured on the model itself without data
+(:mod:`dcformat.torch.sensitivity`: the output's Gauss-Newton diagonal, probed with
+random signs, on batches of uniformly random token ids); the sentences are never seen.
+
 NNCodec runs side by side when ``nnc`` imports; otherwise its figures are quoted from
 issue 5, marked "as published in issue 5". Writes ``benchmarks/results/posttraining.txt``
 and ``benchmarks/results/posttraining.png``.
@@ -149,10 +154,15 @@ class WordPiece:
 # --- the model -------------------------------------------------------------------------
 
 
-def embed(w: dict[str, np.ndarray], ids: torch.Tensor, mask: torch.Tensor, layers: int = 6,
-          heads: int = 12) -> np.ndarray:
-    """sentence-transformers' all-MiniLM-L6-v2: BertModel, mean pooling, normalise."""
+def embed(w: dict[str, np.ndarray], ids: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    """sentence-transformers' all-MiniLM-L6-v2 embeddings of a batch, from numpy weights."""
     t = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in w.items() if np.asarray(v).dtype.kind == "f"}
+    return forward(t, ids, mask).numpy()
+
+
+def forward(t: dict[str, torch.Tensor], ids: torch.Tensor, mask: torch.Tensor, layers: int = 6,
+            heads: int = 12) -> torch.Tensor:
+    """BertModel, mean pooling, normalise: differentiable in the tensors of ``t``."""
     ln = torch.nn.functional.layer_norm
     B, L = ids.shape
     x = t["embeddings.word_embeddings.weight"][ids] + t["embeddings.position_embeddings.weight"][:L][None] \
@@ -176,7 +186,29 @@ def embed(w: dict[str, np.ndarray], ids: torch.Tensor, mask: torch.Tensor, layer
         x = ln(lin("output.dense", h) + x, (H,), t[p + "output.LayerNorm.weight"], t[p + "output.LayerNorm.bias"], 1e-12)
     m = mask[..., None].float()
     e = (x * m).sum(1) / m.sum(1).clamp(min=1e-9)
-    return torch.nn.functional.normalize(e, dim=-1).numpy()
+    return torch.nn.functional.normalize(e, dim=-1)
+
+
+def random_token_batches(vocab_size: int, batches: int = 16, size: int = 32, seed: int = 0):
+    """Data-free calibration input: [CLS] + uniformly random WordPiece ids + [SEP].
+
+    Ids below 1000 ([PAD], [unusedN], [UNK], [CLS], [SEP], [MASK]) are not drawn;
+    lengths vary over 16-128 tokens so most position embeddings are reached.
+    """
+    rng = np.random.default_rng(seed)
+    for _ in range(batches):
+        ids = torch.from_numpy(rng.integers(1000, vocab_size, size=(size, int(rng.choice([16, 32, 64, 128])))))
+        ids[:, 0], ids[:, -1] = 101, 102  # [CLS], [SEP]
+        yield ids, torch.ones_like(ids)
+
+
+def sensitivity_weights(weights: dict[str, np.ndarray], vocab_size: int) -> dict[str, float]:
+    """Per-tensor rd_weight from the output's Gauss-Newton diagonal on random tokens (no data)."""
+    from dcformat.torch.sensitivity import output_sensitivity, rd_weights
+
+    params = {k: torch.from_numpy(v.copy()) for k, v in weights.items() if v.dtype.kind == "f"}
+    sens = output_sensitivity(lambda p, b: forward(p, *b), params, random_token_batches(vocab_size))
+    return rd_weights(sens, params)
 
 
 def batch(tok: WordPiece, sentences: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -204,7 +236,7 @@ def quality(ref: np.ndarray, emb: np.ndarray) -> tuple[float, float, float]:
 # --- runs -------------------------------------------------------------------------------
 
 
-def settings_list(quick: bool):
+def settings_list(quick: bool, sensitivity: dict[str, float]):
     from dcformat.compress import CompressionSettings, Rule, TensorSettings
 
     runs = []
@@ -219,6 +251,9 @@ def settings_list(quick: bool):
     for b in ((3.5, 3.76, 4.0, 4.5, 5.0, 5.33, 5.6) if not quick else (3.76, 5.33)):
         runs.append((f"dcformat rd + embeddings rd_weight 0.03, {b} bits/param", CompressionSettings(
             default=TensorSettings(quantizer="ecq", code_bits=12), rules=emb(), bits_per_param=b)))
+    for b in ((3.5, 3.76, 4.0, 4.5, 5.0, 5.33, 5.6) if not quick else (3.76, 5.33)):
+        runs.append((f"dcformat rd + output sensitivity (random tokens), {b} bits/param", CompressionSettings(
+            default=TensorSettings(quantizer="ecq", code_bits=12), rd_weights=sensitivity, bits_per_param=b)))
     for sq in ((25.0, 30.0, 35.0) if not quick else (30.0,)):
         runs.append((f"dcformat ecq, min SQNR {sq:g} dB per tensor", CompressionSettings(
             default=TensorSettings(quantizer="ecq", code_bits=12, min_sqnr_db=sq))))
@@ -248,11 +283,14 @@ def main(argv=None) -> int:
     with torch.no_grad():
         ref = embed(weights, ids, mask)
 
+    t0 = time.perf_counter()
+    sensitivity = sensitivity_weights(weights, len(vocab))
+    print(f"output sensitivity on random tokens: {time.perf_counter() - t0:.1f} s", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         dst = Path(tmp) / "m.dcf"
         compress_tensors({"w": np.zeros((64, 64), np.float32)})  # compile the kernels outside the timing
-        for label, settings in settings_list(args.quick):
+        for label, settings in settings_list(args.quick, sensitivity):
             t0 = time.perf_counter()
             encoded, reports = compress_tensors(weights, settings)
             save_file(encoded, dst, overwrite=True)
