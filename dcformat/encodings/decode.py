@@ -11,16 +11,14 @@ from typing import Callable
 
 import numpy as np
 
-from ..container.constants import CHUNK_ENTRY_SIZE, MAX_CHUNKS, MAX_CODE_LENGTH, DType, Layout, SegmentCodec, ValueKind, \
-    symbol_width
+from ..container.constants import DType, Layout, SegmentCodec, ValueKind
 from ..container.records import Record
 from ..dtypes import numpy_dtype, storage_view
-from ..errors import (CodeOutOfRange, CorruptStream, DCFormatError, GapOverrun, InvalidHuffmanTable, InvalidValue,
-                      NonZeroPadding, SelectorOutOfRange, UsageError)
+from ..errors import CodeOutOfRange, DCFormatError, GapOverrun, InvalidValue, SelectorOutOfRange, UsageError
 from ..kernels import fused, placement
 from ..streams import codec_for_wire_id
 from ..streams import huffman as _hs
-from ..streams.canonical import canonical_codes, kraft_sum, reverse_codes, unpack_lengths
+from ..streams.canonical import canonical_codes, reverse_codes
 
 SegmentGetter = Callable[[str], memoryview]
 
@@ -173,100 +171,46 @@ def _decode_fast(record: Record, segment: SegmentGetter, dtype: np.dtype, out):
         return None
 
 
-class _Plan:
-    """A Huffman stream checked up to its chunk decoding (rules R23-R26, R27 sizes)."""
+def _plan(buf, count: int, alphabet: int, values: np.ndarray, name: str):
+    """A stream checked up to its chunk decoding, with its value table; None when empty.
 
-    __slots__ = ("stream", "table", "maxlen", "modes", "begins", "ends", "firsts", "counts", "width",
-                 "starts", "n_huffman")
-
-
-def _plan(buf, count: int, alphabet: int, values: np.ndarray, name: str) -> _Plan | None:
-    """Check a stream's header as HuffmanCodec.decode does; None when it is empty."""
-    data = np.frombuffer(buf, dtype=np.uint8)
-    reader = _hs._Reader(data, name)
-    table_size = reader.u32("Table_Size")
-    if table_size > alphabet:
-        raise InvalidHuffmanTable(name)
-    packed = reader.take((table_size + 1) // 2, "Code_Lengths")
-    if table_size % 2 and packed[-1] >> 4:
-        raise NonZeroPadding(name)
-    lengths = unpack_lengths(packed, table_size)
-    if kraft_sum(lengths) > 1 << MAX_CODE_LENGTH:
-        raise InvalidHuffmanTable(name)
-    n_chunks = reader.u32("Chunk_Count")
-    if count == 0 or not 1 <= n_chunks <= min(count, MAX_CHUNKS):
+    Anything the plain decoder would refuse raises here too (a DCFormatError sends the
+    record down the checked path, which raises in the specified order).
+    """
+    chunks = _hs.parse_stream(buf, count, alphabet, name)
+    if count == 0 or chunks.first_seen_bad(name) is not None:
         return None
-    entries = np.frombuffer(reader.take(n_chunks * CHUNK_ENTRY_SIZE, "chunk entries"), dtype=_hs._ENTRY_DTYPE)
-    stream = data[reader.pos:]
-    total = stream.shape[0]
-    _hs._check_entries(entries, count, total, bool(lengths.any()), name)
-    p = _Plan()
-    p.stream = stream
-    p.modes = entries["mode"]
-    is_huffman = p.modes == _hs._HUFFMAN
-    p.n_huffman = int(is_huffman.sum())
-    p.begins = entries["offset"].astype(np.int64)
-    p.ends = np.append(p.begins[1:], np.int64(total))
-    p.firsts = entries["first"].astype(np.int64)
-    p.counts = np.append(np.diff(p.firsts), np.int64(count) - p.firsts[-1])
-    p.width = symbol_width(alphabet)
-    p.starts = entries["start"]
-    if _hs._first_chunk_seen_bad(stream, is_huffman, p.begins, p.ends, p.counts, p.width, name) is not None:
-        raise CorruptStream(name, "chunk seen bad")
-    p.maxlen = int(lengths.max()) if p.n_huffman else 1
-    p.table = np.zeros(1 << p.maxlen, dtype=np.uint64)
-    if p.n_huffman:
-        fused.build_value_table(lengths, reverse_codes(canonical_codes(lengths), lengths), values, p.maxlen, p.table)
-    return p
+    table = np.zeros(1 << chunks.maxlen, dtype=np.uint64)
+    if chunks.huffman_count:
+        fused.build_value_table(chunks.lengths, reverse_codes(canonical_codes(chunks.lengths), chunks.lengths),
+                                values, chunks.maxlen, table)
+    return chunks, table
 
 
 def _threads(units: int, chunks: int) -> int:
     if units < PARALLEL_MIN_UNITS:
         return 1
-    n = _hs._cores() if THREADS is None else THREADS
+    n = _hs.cores() if THREADS is None else THREADS
     return max(1, min(n, chunks // 4 or 1))
-
-
-def _split(p: _Plan, threads: int) -> list[tuple[int, int]]:
-    """Contiguous chunk ranges of about equal symbol counts, cut at multiples of four chunks."""
-    n = p.modes.shape[0]
-    if threads == 1:
-        return [(0, n)]
-    total = int(p.firsts[-1] + p.counts[-1])
-    cuts = np.searchsorted(p.firsts, np.arange(1, threads) * (total // threads))
-    cuts = sorted({int(c) // 4 * 4 for c in cuts} - {0, n})
-    bounds = [0, *[c for c in cuts if 0 < c < n], n]
-    return list(zip(bounds[:-1], bounds[1:]))
-
-
-def _run(parts, fn) -> None:
-    futures = [_hs._pool().submit(fn, lo, hi) for lo, hi in parts[1:]]
-    fn(*parts[0])
-    for f in futures:
-        f.result()
-
-
-def _raw_scratch(p: _Plan, lo: int, hi: int) -> int:
-    raw = p.modes[lo:hi] == _hs._RAW
-    return int(p.counts[lo:hi][raw].max()) if raw.any() else 0
 
 
 def _fast_dense(record: Record, segment: SegmentGetter, dtype: np.dtype, values: np.ndarray, out):
     name = f"codes of {record.name!r}"
-    p = _plan(segment("codes"), record.stored_count, record.codebook_size, values, name)
-    if p is None or p.starts.any():  # Start_Position must be 0 outside gap streams
+    planned = _plan(segment("codes"), record.stored_count, record.codebook_size, values, name)
+    if planned is None or planned[0].start_positions.any():  # Start_Position is 0 outside gap streams
         return None
+    c, table = planned
     if out is None:
         out = np.empty(record.shape, dtype=dtype)
     flat = storage_view(out.reshape(-1))
-    status = np.zeros(p.modes.shape[0], dtype=np.uint8)
+    status = np.zeros(c.count, dtype=np.uint8)
 
     def part(lo: int, hi: int) -> None:
-        scratch = np.empty(_raw_scratch(p, lo, hi), dtype=np.uint16)
-        fused.decode_values(p.stream, p.table, p.maxlen, p.modes[lo:hi], p.begins[lo:hi], p.ends[lo:hi],
-                            p.firsts[lo:hi], p.counts[lo:hi], p.width, values, flat, status[lo:hi], scratch)
+        scratch = np.empty(c.raw_symbols(lo, hi), dtype=np.uint16)
+        fused.decode_values(c.bits, table, c.maxlen, c.modes[lo:hi], c.begins[lo:hi], c.ends[lo:hi],
+                            c.firsts[lo:hi], c.counts[lo:hi], c.width, values, flat, status[lo:hi], scratch)
 
-    _run(_split(p, _threads(record.units, p.modes.shape[0])), part)
+    _hs.run_groups(c.groups(_threads(record.units, c.count)), part)
     return out if not status.any() else None
 
 
@@ -280,28 +224,29 @@ def _identity(alphabet: int) -> np.ndarray:
 def _fast_sparse(record: Record, segment: SegmentGetter, dtype: np.dtype, values: np.ndarray, out):
     alphabet = 1 << record.gap_bits
     ident = _identity(alphabet)
-    p = _plan(segment("gaps"), record.entry_count, alphabet, ident, f"gaps of {record.name!r}")
-    if p is None or int(p.starts.max()) > record.units:
+    planned = _plan(segment("gaps"), record.entry_count, alphabet, ident, f"gaps of {record.name!r}")
+    if planned is None or int(planned[0].start_positions.max()) > record.units:
         return None
+    c, table = planned
     codes = _decode_stream(record, segment, "codes", record.stored_count, record.codebook_size, CodeOutOfRange)
     if out is None:
         out = np.zeros(record.shape, dtype=dtype)  # calloc: pages come zeroed
     else:
         out.reshape(-1).view(np.uint8)[:] = 0
     flat = storage_view(out.reshape(-1))
-    n = p.modes.shape[0]
+    n = c.count
     status = np.zeros(n, dtype=np.uint8)
     covered = np.zeros(n, dtype=np.int64)
-    starts = p.starts.astype(np.int64)
+    starts = c.start_positions.astype(np.int64)
 
     def part(lo: int, hi: int) -> None:
-        longest = int(p.counts[lo:hi].max())
+        longest = int(c.counts[lo:hi].max())
         scratch = np.empty(5 * longest, dtype=np.uint16)
-        fused.sparse_rebuild(p.stream, p.table, p.maxlen, p.modes[lo:hi], p.begins[lo:hi], p.ends[lo:hi],
-                             p.firsts[lo:hi], p.counts[lo:hi], p.width, ident, starts[lo:hi], codes, values,
+        fused.sparse_rebuild(c.bits, table, c.maxlen, c.modes[lo:hi], c.begins[lo:hi], c.ends[lo:hi],
+                             c.firsts[lo:hi], c.counts[lo:hi], c.width, ident, starts[lo:hi], codes, values,
                              flat, status[lo:hi], covered[lo:hi], scratch)
 
-    _run(_split(p, _threads(record.units, n)), part)
+    _hs.run_groups(c.groups(_threads(record.units, n)), part)
     if status.any():
         return None
     expected = np.zeros(n, dtype=np.int64)

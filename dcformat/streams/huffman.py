@@ -13,6 +13,7 @@ import os
 import struct
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,7 +47,6 @@ from .packed import (
     check_count,
     check_range_error,
     check_symbol_range,
-    check_trailing_bits,
     prepare_output,
 )
 
@@ -65,7 +65,8 @@ _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
 
-def _cores() -> int:
+def cores() -> int:
+    """CPU cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -77,7 +78,7 @@ def _pool() -> ThreadPoolExecutor:
     global _executor
     with _executor_lock:
         if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=max(1, _cores() - 1),
+            _executor = ThreadPoolExecutor(max_workers=max(1, cores() - 1),
                                            thread_name_prefix="dcformat-huffman")
         return _executor
 
@@ -226,89 +227,195 @@ class HuffmanCodec(StreamCodec):
         range_error = check_range_error(range_error)
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise UsageError(f"threads must be a positive int or None, got {threads!r}")
-        data = as_bytes(buf)
-        width = symbol_width(alphabet_size)
-        reader = _Reader(data, name)
-
-        # Table_Size and Code_Lengths (R23, R24)
-        table_size = reader.u32("Table_Size")
-        if table_size > alphabet_size:
-            raise InvalidHuffmanTable(f"{name}: Table_Size {table_size} exceeds the alphabet size {alphabet_size}")
-        packed = reader.take((table_size + 1) // 2, "Code_Lengths")
-        if table_size % 2 and packed[-1] >> 4:
-            raise NonZeroPadding(f"{name} Code_Lengths (high nibble after the last length)")
-        lengths = unpack_lengths(packed, table_size)
-        if kraft_sum(lengths) > 1 << MAX_CODE_LENGTH:
-            raise InvalidHuffmanTable(f"{name}: code lengths break the Kraft inequality")
-
-        # Chunk_Count and the chunk entries (R25)
-        n_chunks = reader.u32("Chunk_Count")
-        if count == 0 and n_chunks != 0:
-            raise CorruptStream(name, f"Chunk_Count is {n_chunks} for an empty stream")
-        if count and not 1 <= n_chunks <= min(count, MAX_CHUNKS):
-            raise CorruptStream(name, f"Chunk_Count is {n_chunks} for {count} symbols")
-        entries = np.frombuffer(reader.take(n_chunks * CHUNK_ENTRY_SIZE, "chunk entries"), dtype=_ENTRY_DTYPE)
-        stream = data[reader.pos:]
-        total = stream.shape[0]
+        chunks = parse_stream(buf, count, alphabet_size, name)
         if count == 0:
-            if total:
-                raise CorruptStream(name, f"{total} bytes after the chunk entries of an empty stream")
             result = prepare_output(out, 0)
             return out if out is not None else result
-
-        # Chunk entries one at a time: Mode, Byte_Offset, First_Symbol (R14, R24, R26)
-        _check_entries(entries, count, total, bool(lengths.any()), name)
-        modes = entries["mode"]
-        is_huffman = modes == _HUFFMAN
-        begins = entries["offset"].astype(np.int64)
-        ends = np.append(begins[1:], np.int64(total))
-        starts = entries["first"].astype(np.int64)
-        counts = np.append(np.diff(starts), np.int64(count) - starts[-1])
 
         # Chunks in order, each checked completely (R27, R28). What can be seen without
         # decoding (a raw chunk's size and trailing bits, a Huffman chunk with fewer bits
         # than symbols) is found here; Huffman chunks before such a chunk are still
         # decoded first, since their errors come first.
-        if is_huffman.any():
-            maxlen = int(lengths.max())
-            table = np.zeros(1 << maxlen, dtype=np.uint64)
-            hk.build_decode_table(lengths, reverse_codes(canonical_codes(lengths), lengths), maxlen, table)
-        else:
-            maxlen = 1
-            table = np.zeros(2, dtype=np.uint64)
-        status = np.zeros(n_chunks, dtype=np.uint8)
-        problem = _first_chunk_seen_bad(stream, is_huffman, begins, ends, counts, width, name)
+        maxlen = chunks.maxlen
+        table = np.zeros(1 << maxlen, dtype=np.uint64)
+        if chunks.huffman_count:
+            hk.build_decode_table(chunks.lengths, reverse_codes(canonical_codes(chunks.lengths), chunks.lengths),
+                                  maxlen, table)
+        status = np.zeros(chunks.count, dtype=np.uint8)
+        problem = chunks.first_seen_bad(name)
         if problem is not None:
             bad, error = problem
             if bad:  # these chunks hold at most 8 symbols per byte: a bounded scratch array
-                scratch = np.empty(int(starts[bad]), dtype=SYMBOL_DTYPE)
-                hk.decode_chunks(stream, table, maxlen, modes[:bad], begins[:bad], ends[:bad],
-                                 starts[:bad], counts[:bad], width, scratch, status[:bad])
+                scratch = np.empty(int(chunks.firsts[bad]), dtype=SYMBOL_DTYPE)
+                hk.decode_chunks(chunks.bits, table, maxlen, chunks.modes[:bad], chunks.begins[:bad],
+                                 chunks.ends[:bad], chunks.firsts[:bad], chunks.counts[:bad], chunks.width,
+                                 scratch, status[:bad])
                 _raise_first_status(status, name)
             raise error
         # every chunk has at least a bit per symbol now, so count <= 8 * total
         result = prepare_output(out, count)
-        _run_chunks(stream, table, maxlen, modes, begins, ends, starts, counts, width, result, status,
-                    _thread_count(threads, count, int(is_huffman.sum())))
+
+        def run(lo: int, hi: int) -> None:
+            hk.decode_chunks(chunks.bits, table, maxlen, chunks.modes[lo:hi], chunks.begins[lo:hi],
+                             chunks.ends[lo:hi], chunks.firsts[lo:hi], chunks.counts[lo:hi], chunks.width,
+                             result, status[lo:hi])
+
+        run_groups(chunks.groups(_thread_count(threads, count, chunks.huffman_count)), run)
         _raise_first_status(status, name)
 
         # Start_Position (R29) and symbol range (R30)
-        stored = entries["start"]
         if gap_stream:
-            units = np.empty(n_chunks, dtype=np.int64)
-            hk.chunk_unit_sums(result, starts, counts, units)
-            expected = np.zeros(n_chunks, dtype=np.uint64)
+            units = np.empty(chunks.count, dtype=np.int64)
+            hk.chunk_unit_sums(result, chunks.firsts, chunks.counts, units)
+            expected = np.zeros(chunks.count, dtype=np.uint64)
             np.cumsum(units[:-1], out=expected[1:], dtype=np.uint64)
         else:
-            expected = np.zeros(n_chunks, dtype=np.uint64)
-        bad = np.flatnonzero(stored != expected)
+            expected = np.zeros(chunks.count, dtype=np.uint64)
+        bad = np.flatnonzero(chunks.start_positions != expected)
         if bad.size:
             c = int(bad[0])
-            raise CorruptStream(name, f"chunk {c} Start_Position is {int(stored[c])}, expected {int(expected[c])}")
+            raise CorruptStream(name, f"chunk {c} Start_Position is {int(chunks.start_positions[c])}, "
+                                      f"expected {int(expected[c])}")
         # Huffman symbols are below Table_Size <= alphabet_size; raw ones below 2**width
-        if alphabet_size < 1 << width and (~is_huffman).any():
+        if alphabet_size < 1 << chunks.width and chunks.huffman_count < chunks.count:
             check_symbol_range(result, alphabet_size, name, range_error)
         return out if out is not None else result
+
+
+@dataclass(eq=False)
+class ChunkedStream:
+    """A Huffman stream whose header and chunk entries passed rules R23-R26.
+
+    Nothing is decoded yet. ``bits`` holds the chunks' bit streams; per chunk:
+    ``modes`` (Huffman or raw), ``begins``/``ends`` (its bytes in ``bits``), ``firsts``
+    (First_Symbol), ``counts`` (its symbols) and ``start_positions`` (Start_Position as
+    stored, checked against the decoded gaps by the caller: R29). The plain decoder and
+    the fused decoders of :mod:`dcformat.encodings.decode` both start from here.
+    """
+
+    bits: np.ndarray
+    lengths: np.ndarray
+    width: int
+    modes: np.ndarray
+    begins: np.ndarray
+    ends: np.ndarray
+    firsts: np.ndarray
+    counts: np.ndarray
+    start_positions: np.ndarray
+
+    @property
+    def count(self) -> int:
+        """Number of chunks."""
+        return int(self.modes.shape[0])
+
+    @property
+    def is_huffman(self) -> np.ndarray:
+        return self.modes == _HUFFMAN
+
+    @property
+    def huffman_count(self) -> int:
+        return int(np.count_nonzero(self.is_huffman))
+
+    @property
+    def maxlen(self) -> int:
+        """Bits the decode table is indexed by (1 when no chunk is Huffman-coded)."""
+        return int(self.lengths.max()) if self.huffman_count else 1
+
+    def raw_symbols(self, lo: int, hi: int) -> int:
+        """The most symbols one raw chunk among chunks ``lo:hi`` holds (0 if none is raw)."""
+        raw = self.modes[lo:hi] == _RAW
+        return int(self.counts[lo:hi][raw].max()) if raw.any() else 0
+
+    def first_seen_bad(self, name: str):
+        """(chunk, error) for the first chunk found bad without decoding, or None.
+
+        A raw chunk's size and trailing bits (R27); a Huffman chunk with fewer bits than
+        symbols, which must read past its end (R28).
+        """
+        is_huffman = self.is_huffman
+        sizes = self.ends - self.begins
+        raw_sizes = (self.counts * self.width + 7) // 8
+        wrong_size = ~is_huffman & (sizes != raw_sizes)
+        tail_bits = (self.counts * self.width) % 8
+        has_tail = np.flatnonzero(~is_huffman & ~wrong_size & (tail_bits != 0))
+        padding = np.zeros(self.count, dtype=bool)
+        padding[has_tail] = (self.bits[self.ends[has_tail] - 1] >> tail_bits[has_tail].astype(np.uint8)) != 0
+        short = is_huffman & (self.counts > 8 * sizes)
+        bad = np.flatnonzero(wrong_size | padding | short)
+        if not bad.size:
+            return None
+        c = int(bad[0])
+        if wrong_size[c]:
+            return c, CorruptStream(name, f"raw chunk {c} is {int(sizes[c])} bytes, expected {int(raw_sizes[c])}")
+        if padding[c]:
+            return c, NonZeroPadding(f"{name} raw chunk {c} (trailing bits)")
+        return c, CorruptStream(name, f"Huffman chunk {c} holds {int(self.counts[c])} symbols in {int(sizes[c])} bytes")
+
+    def groups(self, threads: int) -> list[tuple[int, int]]:
+        """Contiguous chunk ranges of about equal symbol counts, one per thread.
+
+        Cuts fall on multiples of four chunks, so the kernels' four interleaved chunk
+        streams stay together.
+        """
+        n = self.count
+        if threads <= 1 or n <= 4:
+            return [(0, n)]
+        total = int(self.firsts[-1] + self.counts[-1])
+        cuts = np.searchsorted(self.firsts, np.arange(1, threads) * (total // threads))
+        inner = sorted({int(c) // 4 * 4 for c in cuts} - {0, n})
+        bounds = [0, *inner, n]
+        return list(zip(bounds[:-1], bounds[1:]))
+
+
+def parse_stream(buf, count: int, alphabet_size: int, name: str = "stream") -> ChunkedStream:
+    """Check a stream's Table_Size, Code_Lengths, Chunk_Count and chunk entries (R23-R26).
+
+    An empty stream (``count == 0``) must have no chunks and no bytes after its table.
+    """
+    data = as_bytes(buf)
+    reader = _Reader(data, name)
+
+    # Table_Size and Code_Lengths (R23, R24)
+    table_size = reader.u32("Table_Size")
+    if table_size > alphabet_size:
+        raise InvalidHuffmanTable(f"{name}: Table_Size {table_size} exceeds the alphabet size {alphabet_size}")
+    packed = reader.take((table_size + 1) // 2, "Code_Lengths")
+    if table_size % 2 and packed[-1] >> 4:
+        raise NonZeroPadding(f"{name} Code_Lengths (high nibble after the last length)")
+    lengths = unpack_lengths(packed, table_size)
+    if kraft_sum(lengths) > 1 << MAX_CODE_LENGTH:
+        raise InvalidHuffmanTable(f"{name}: code lengths break the Kraft inequality")
+
+    # Chunk_Count and the chunk entries (R25)
+    n_chunks = reader.u32("Chunk_Count")
+    if count == 0 and n_chunks != 0:
+        raise CorruptStream(name, f"Chunk_Count is {n_chunks} for an empty stream")
+    if count and not 1 <= n_chunks <= min(count, MAX_CHUNKS):
+        raise CorruptStream(name, f"Chunk_Count is {n_chunks} for {count} symbols")
+    entries = np.frombuffer(reader.take(n_chunks * CHUNK_ENTRY_SIZE, "chunk entries"), dtype=_ENTRY_DTYPE)
+    bits = data[reader.pos:]
+    total = bits.shape[0]
+    if count == 0 and total:
+        raise CorruptStream(name, f"{total} bytes after the chunk entries of an empty stream")
+
+    # Chunk entries one at a time: Mode, Byte_Offset, First_Symbol (R14, R24, R26)
+    if n_chunks:
+        _check_entries(entries, count, total, bool(lengths.any()), name)
+    begins = entries["offset"].astype(np.int64)
+    firsts = entries["first"].astype(np.int64)
+    return ChunkedStream(
+        bits=bits, lengths=lengths, width=symbol_width(alphabet_size), modes=entries["mode"], begins=begins,
+        ends=np.append(begins[1:], np.int64(total))[:n_chunks], firsts=firsts,
+        counts=np.append(np.diff(firsts), np.int64(count) - firsts[-1]) if n_chunks else firsts,
+        start_positions=entries["start"])
+
+
+def run_groups(groups: list[tuple[int, int]], fn) -> None:
+    """``fn(lo, hi)`` for each chunk group: the first on the calling thread, the rest on the pool."""
+    futures = [_pool().submit(fn, lo, hi) for lo, hi in groups[1:]]
+    fn(*groups[0])
+    for future in futures:
+        future.result()
 
 
 class _Reader:
@@ -359,31 +466,6 @@ def _check_entries(entries: np.ndarray, count: int, total: int, has_codes: bool,
                               f"must increase and stay below the symbol count {count}")
 
 
-def _first_chunk_seen_bad(stream, is_huffman, begins, ends, counts, width, name):
-    """(chunk, error) for the first chunk found bad without decoding, or None.
-
-    A raw chunk's size and trailing bits (R27); a Huffman chunk with fewer bits than
-    symbols, which must read past its end (R28).
-    """
-    sizes = ends - begins
-    raw_sizes = (counts * width + 7) // 8
-    wrong_size = ~is_huffman & (sizes != raw_sizes)
-    tail_bits = (counts * width) % 8
-    has_tail = np.flatnonzero(~is_huffman & ~wrong_size & (tail_bits != 0))
-    padding = np.zeros(is_huffman.shape[0], dtype=bool)
-    padding[has_tail] = (stream[ends[has_tail] - 1] >> tail_bits[has_tail].astype(np.uint8)) != 0
-    short = is_huffman & (counts > 8 * sizes)
-    bad = np.flatnonzero(wrong_size | padding | short)
-    if not bad.size:
-        return None
-    c = int(bad[0])
-    if wrong_size[c]:
-        return c, CorruptStream(name, f"raw chunk {c} is {int(sizes[c])} bytes, expected {int(raw_sizes[c])}")
-    if padding[c]:
-        return c, NonZeroPadding(f"{name} raw chunk {c} (trailing bits)")
-    return c, CorruptStream(name, f"Huffman chunk {c} holds {int(counts[c])} symbols in {int(sizes[c])} bytes")
-
-
 def _raise_first_status(status: np.ndarray, name: str) -> None:
     """Raise for the first chunk whose kernel status is not STATUS_OK."""
     bad = np.flatnonzero(status)
@@ -402,23 +484,5 @@ def _raise_first_status(status: np.ndarray, name: str) -> None:
 
 def _thread_count(threads: int | None, count: int, huffman_chunks: int) -> int:
     if threads is None:
-        threads = _cores() if count >= _PARALLEL_MIN_SYMBOLS else 1
+        threads = cores() if count >= _PARALLEL_MIN_SYMBOLS else 1
     return max(1, min(threads, huffman_chunks))
-
-
-def _run_chunks(stream, table, maxlen, modes, begins, ends, starts, counts, width, out, status, threads):
-    """Decode the chunks, in ``threads`` contiguous groups of about equal symbol counts."""
-    if threads == 1:
-        hk.decode_chunks(stream, table, maxlen, modes, begins, ends, starts, counts, width, out, status)
-        return
-    cuts = np.searchsorted(starts, np.arange(1, threads) * (int(starts[-1] + counts[-1]) // threads))
-    bounds = [0, *sorted(set(int(c) for c in cuts) - {0, modes.shape[0]}), modes.shape[0]]
-
-    def run(lo: int, hi: int) -> None:
-        hk.decode_chunks(stream, table, maxlen, modes[lo:hi], begins[lo:hi], ends[lo:hi],
-                         starts[lo:hi], counts[lo:hi], width, out, status[lo:hi])
-
-    futures = [_pool().submit(run, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
-    run(bounds[0], bounds[1])
-    for future in futures:
-        future.result()
