@@ -14,7 +14,12 @@ the peak RSS a fresh process adds while loading (above its RSS after imports). M
 - ``dcformat <preset>``: ``compress_tensors`` with ``CompressionSettings.preset`` and
   ``dcformat.numpy.load_file``; ``out=`` rows decode into preallocated arrays through
   ``safe_open.get_tensor(name, out=)``;
-- NNCodec only when ``nnc`` imports (otherwise issue 6's figure is quoted and marked).
+- ``NNCodec qp Q``: NNCodec 2.1.3 (MPEG NNR: uniform quantization with dependent
+  quantization, DeepCABAC) at qp -38 (its default) and -26, when its venv is installed
+  (``bash benchmarks/peers/install_nncodec.sh``; otherwise issue 6's figure is quoted and
+  marked). It runs in that venv through ``peers.nncodec.roundtrip``: encode and load are
+  the single-thread ``nnc.compress`` and ``nnc.decompress`` (file to arrays, best of N)
+  timed there, so its rows are not interleaved with the others and have no peak RSS.
 
 Then: Huffman decode speed (G symbols/s, 1 thread and every core), the fused sparse
 rebuild of a 10 %-dense 4096x4096 float32 matrix (GB/s of dense output, beside the
@@ -47,7 +52,12 @@ RESULTS = HERE / "results"
 CACHE = HERE / ".cache"
 sys.path.insert(0, str(HERE))
 
-NNCODEC_PUBLISHED = "NNCodec 2.1.3: 17-60 MB/s decode (issue 6, not measured here: nnc not installed)"
+NNCODEC_PUBLISHED = ("NNCodec 2.1.3: 17-60 MB/s decode (issue 6, not measured here: run "
+                     "bash benchmarks/peers/install_nncodec.sh to measure it)")
+NNCODEC_MEASURED = ("NNCodec rows: measured in NNCodec's own venv (numpy<2), 1 thread, nnc.compress defaults "
+                    "but qp; load = nnc.decompress from the file, best of the same number of rounds, not "
+                    "interleaved; peak RSS not measured")
+NNCODEC_QPS = (-38, -26)
 
 
 def best_of(fn, repeats: int) -> float:
@@ -276,16 +286,42 @@ def table_rows(label: str, tensors, tmp: Path, repeats: int, quick: bool):
         rows.append(dict(model=label, method=name, ratio=st_size / size, enc=dense / enc / 1e6 if base == name else None,
                          dec=dense / t / 1e6, load_ms=t * 1e3, rss=rss,
                          vs_st=t / times["safetensors"]))
+    return rows + nncodec_rows(label, tensors, st_size, times["safetensors"], repeats, quick)
+
+
+def nncodec_rows(label: str, tensors, st_size: int, st_load_s: float, repeats: int, quick: bool) -> list[dict]:
+    """NNCodec's rows, run in its own venv; none when it is not installed."""
+    from peers import nncodec
+
+    if nncodec.python_path() is None:
+        return []
+    dense = fp32_bytes(tensors)
+    rows = []
+    for qp in NNCODEC_QPS[:1] if quick else NNCODEC_QPS:
+        try:
+            r = nncodec.roundtrip(tensors, qp, decode_repeats=repeats)
+        except nncodec.NNCodecFailed as exc:
+            print(f"{label}: NNCodec qp {qp} failed: {exc}", flush=True)
+            continue
+        rows.append(dict(model=label, method=f"NNCodec qp {qp}", ratio=st_size / r.stored_bytes,
+                         enc=dense / r.encode_s / 1e6, dec=dense / r.decode_s / 1e6, load_ms=r.decode_s * 1e3,
+                         rss=None, vs_st=r.decode_s / st_load_s))
     return rows
+
+
+def mb_per_s(value: float) -> str:
+    # NNCodec runs at a few MB/s: keep a decimal there, whole numbers elsewhere.
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
 
 
 def fmt_rows(rows) -> list[str]:
     out = ["| model | method | ratio | encode MB/s | decode MB/s | load ms | load / safetensors | peak RSS MB |",
            "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        enc = "" if r["enc"] is None else f"{r['enc']:.0f}"
-        out.append(f"| {r['model']} | {r['method']} | {r['ratio']:.2f} | {enc} | {r['dec']:.0f} | "
-                   f"{r['load_ms']:.1f} | {r['vs_st']:.2f} | {r['rss']:.0f} |")
+        enc = "" if r["enc"] is None else mb_per_s(r["enc"])
+        rss = "-" if r["rss"] is None else f"{r['rss']:.0f}"
+        out.append(f"| {r['model']} | {r['method']} | {r['ratio']:.2f} | {enc} | {mb_per_s(r['dec'])} | "
+                   f"{r['load_ms']:.1f} | {r['vs_st']:.2f} | {rss} |")
     return out
 
 
@@ -495,7 +531,8 @@ def main(argv=None) -> int:
             rows += table_rows(label, tensors, tmp, repeats, args.quick)
             print("\n".join(fmt_rows([r for r in rows if r["model"] == label])), flush=True)
         lines += fmt_rows(rows)
-        lines += ["", NNCODEC_PUBLISHED, ""]
+        measured = any(r["method"].startswith("NNCodec") for r in rows)
+        lines += ["", NNCODEC_MEASURED if measured else NNCODEC_PUBLISHED, ""]
         for section in (huffman_speed(args.quick), sparse_speed(args.quick)):
             print("\n".join(section), flush=True)
             lines += section

@@ -78,8 +78,9 @@ class NNCodecResult:
     shapes and qps are in it); ``decoded`` maps every input name to its decoded array, in
     the input's dtype and shape; ``encode_s`` and ``decode_s`` are single-thread wall
     times of the whole ``nnc.compress`` and ``nnc.decompress`` calls (decode: best of
-    ``decode_repeats``). ``passthrough_bytes`` counts tensors NNCodec cannot take, kept
-    raw; ``settings`` are the ``nnc.compress`` arguments used.
+    ``decode_repeats``), and ``encode_cpu_s`` / ``decode_cpu_s`` the CPU time of the same
+    calls (steadier on a shared machine). ``passthrough_bytes`` counts tensors NNCodec
+    cannot take, kept raw; ``settings`` are the ``nnc.compress`` arguments used.
     """
 
     bitstream_bytes: int
@@ -88,6 +89,8 @@ class NNCodecResult:
     decode_s: float
     passthrough_bytes: int = 0
     settings: dict = field(default_factory=dict)
+    encode_cpu_s: float = float("nan")
+    decode_cpu_s: float = float("nan")
 
     @property
     def stored_bytes(self) -> int:
@@ -128,7 +131,8 @@ def roundtrip(arrays: Mapping[str, np.ndarray], qp: int, *, use_dq: bool = True,
     decoded.update(passthrough)
     return NNCodecResult(bitstream_bytes=result["bitstream_bytes"], decoded={k: decoded[k] for k in arrays},
                          encode_s=result["encode_s"], decode_s=result["decode_s"],
-                         passthrough_bytes=sum(a.nbytes for a in passthrough.values()), settings=result["settings"])
+                         passthrough_bytes=sum(a.nbytes for a in passthrough.values()), settings=result["settings"],
+                         encode_cpu_s=result["encode_cpu_s"], decode_cpu_s=result["decode_cpu_s"])
 
 
 def split_by_dtype(arrays: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
