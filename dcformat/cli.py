@@ -42,22 +42,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_compress(args) -> int:
-    from .compress import compress_tensors
-    from .convert import read_checkpoint
+    from .convert import compress_checkpoint
     from .inspect import describe, format_table
-    from .numpy import save_file
 
     src, dst = Path(args.input), _output_path(args.input, args.output, ".dcf")
     _refuse_clobber(src, dst, args.force)
-    settings = _settings(args)
-    checkpoint = read_checkpoint(src, prototxt=args.prototxt)
-    for name in checkpoint.skipped:
+    reports, skipped = compress_checkpoint(src, dst, _settings(args), prototxt=args.prototxt,
+                                           overwrite=args.force, progress=not args.quiet)
+    for name in skipped:
         print(f"dcformat: note: {name!r} is not a tensor and is not stored", file=sys.stderr)
-    arrays = {k: v for k, v in checkpoint.tensors.items() if not _is_encoded(v)}
-    encoded, reports = compress_tensors(arrays, settings, progress=not args.quiet)
-    tensors = {k: encoded.get(k, v) for k, v in checkpoint.tensors.items()}
-    metadata = dict(checkpoint.metadata)
-    save_file(tensors, dst, metadata, overwrite=args.force)
     rows, banks, size = describe(dst)
     if not args.quiet:
         errors = {r.name: (r.kept_percent, r.rel_rms_error) for r in reports}
@@ -109,12 +102,6 @@ def cmd_verify(args) -> int:
 
 
 # --- helpers ---------------------------------------------------------------------
-
-
-def _is_encoded(value) -> bool:
-    from .encodings.model import EncodedTensor
-
-    return isinstance(value, EncodedTensor)
 
 
 def _output_path(src: str, out: str | None, suffix: str) -> Path:

@@ -10,7 +10,7 @@ from typing import Mapping
 import numpy as np
 
 from .container.file import ContainerFile
-from .container.writer import ContainerWriter
+from .container.writer import ContainerWriter, StreamingWriter
 
 
 def save(tensors: Mapping, metadata: Mapping[str, str] | None = None, *,
@@ -28,13 +28,21 @@ def save(tensors: Mapping, metadata: Mapping[str, str] | None = None, *,
     >>> dcformat.load(data)["b"]
     array([ 1.5, -0. ], dtype=float16)
     """
-    return _writer(tensors, metadata, banks).to_bytes()
+    writer = ContainerWriter(metadata)
+    _add_all(writer, tensors, banks)
+    return writer.to_bytes()
 
 
 def save_file(tensors: Mapping, path, metadata: Mapping[str, str] | None = None, *,
               banks: Mapping | None = None, overwrite: bool = False) -> None:
-    """Write ``tensors`` to ``path`` atomically; an existing file is kept unless ``overwrite``."""
-    _writer(tensors, metadata, banks).write(path, overwrite=overwrite)
+    """Write ``tensors`` to ``path`` atomically; an existing file is kept unless ``overwrite``.
+
+    The bytes are those of :func:`save`. Each tensor is encoded and written out before
+    the next is read, so a lazy mapping (values loaded when indexed) is held one tensor
+    at a time; see :class:`~dcformat.container.writer.StreamingWriter`.
+    """
+    with StreamingWriter(path, metadata, overwrite=overwrite) as writer:
+        _add_all(writer, tensors, banks)
 
 
 def load(data: bytes, *, verify: bool = True, decode_budget: int | None = None) -> dict[str, np.ndarray]:
@@ -68,10 +76,8 @@ def load_metadata(path) -> dict[str, str]:
     return ContainerFile(Path(path).read_bytes()).metadata
 
 
-def _writer(tensors: Mapping, metadata, banks) -> ContainerWriter:
-    writer = ContainerWriter(metadata)
+def _add_all(writer, tensors: Mapping, banks: Mapping | None) -> None:
     for name, bank in (banks or {}).items():
         writer.add_bank(name, bank)
-    for name, tensor in tensors.items():
-        writer.add_tensor(name, tensor)
-    return writer
+    for name in tensors:  # indexed one at a time, so that a lazy mapping loads one at a time
+        writer.add_tensor(name, tensors[name])

@@ -17,7 +17,7 @@ clusters to leave room for it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
@@ -235,6 +235,10 @@ def compress_tensors(tensors: Mapping[str, np.ndarray], settings: CompressionSet
         each compressed tensor, the input array itself for each tensor kept exact
         (non-floating, too small, matched by a keep rule, or with NaN or infinity).
 
+    See Also
+    --------
+    iter_compress : the same, one tensor at a time, for inputs too large to hold twice.
+
     Examples
     --------
     >>> rng = np.random.default_rng(0)
@@ -246,67 +250,120 @@ def compress_tensors(tensors: Mapping[str, np.ndarray], settings: CompressionSet
     >>> out["fc.bias"] is sd["fc.bias"]
     True
     """
+    out: dict[str, np.ndarray | EncodedTensor] = {}
+    reports: list[TensorReport] = []
+    for name, value, report in iter_compress(tensors, settings, progress=progress):
+        out[name] = value
+        reports.append(report)
+    return out, reports
+
+
+def iter_compress(tensors: Mapping[str, np.ndarray], settings: CompressionSettings | None = None, *,
+                  progress: bool = False) -> Iterator[tuple[str, np.ndarray | EncodedTensor, TensorReport]]:
+    """Compress tensors one at a time: yield ``(name, value, report)`` in the input's order.
+
+    ``value`` and ``report`` are what :func:`compress_tensors` gives for ``name``.
+    ``tensors`` may be lazy, a mapping that loads each value when indexed (the sources
+    of :func:`dcformat.convert.open_checkpoint`): each value is fetched with
+    ``tensors[name]`` when its turn comes and dropped once it is yielded, so this holds
+    one input tensor and its encoding at a time (the caller should drop what it is
+    given, too). Settings with ``bits_per_param`` read every tensor once more, first,
+    to plan the budget, and keep only a summary of each (its statistics and planning
+    histogram).
+
+    Examples
+    --------
+    >>> w = {"fc.weight": np.linspace(-1, 1, 8192, dtype=np.float32).reshape(64, 128)}
+    >>> [(name, report.kind) for name, _, report in iter_compress(w)]
+    [('fc.weight', 'codebook')]
+    """
     if settings is None:
         settings = CompressionSettings()
     if not isinstance(settings, CompressionSettings):
         raise InvalidSettings(f"settings must be CompressionSettings, got {type(settings).__name__}")
+    return _iter_compress(tensors, settings, progress)
+
+
+def _iter_compress(tensors: Mapping, settings: CompressionSettings, progress: bool):
     from tqdm.auto import tqdm
 
-    out: dict[str, np.ndarray | EncodedTensor] = {}
-    reports: list[TensorReport] = []
     steps = _plan_budget(tensors, settings) if settings.bits_per_param is not None else {}
-    bar = tqdm(list(tensors.items()), disable=not progress, unit="tensor", desc="compressing")
-    for name, array in bar:
+    bar = tqdm(list(tensors), disable=not progress, unit="tensor", desc="compressing")
+    for name in bar:
         if progress:
             bar.set_postfix_str(name, refresh=False)
-        if not isinstance(array, np.ndarray):
-            raise UsageError(f"tensor {name!r} is a {type(array).__name__}, expected a numpy array")
-        shape = tuple(int(d) for d in array.shape)
-        wire = wire_name(array.dtype)
-        reason = settings.exact_reason(name, shape, wire)
-        if reason is None:
-            try:
-                out[name], report = _compress(array, settings.settings_for(name, shape, wire), name,
-                                              steps.get(name))
-                reports.append(report)
-                continue
-            except _NonFinite:
-                reason = "non-finite values"
-        out[name] = array
-        reports.append(_exact_report(name, array, reason))
-    return out, reports
+        item = (name, *_compress_entry(name, _array(name, tensors[name]), settings, steps.get(name)))
+        yield item
+        del item  # the caller has it: keeping it here would hold two tensors while the next loads
+
+
+def _compress_entry(name: str, array: np.ndarray, settings: CompressionSettings,
+                    step: float | None) -> tuple[np.ndarray | EncodedTensor, TensorReport]:
+    shape = tuple(int(d) for d in array.shape)
+    wire = wire_name(array.dtype)
+    reason = settings.exact_reason(name, shape, wire)
+    if reason is None:
+        try:
+            return _compress(array, settings.settings_for(name, shape, wire), name, step)
+        except _NonFinite:
+            reason = "non-finite values"
+    return array, _exact_report(name, array, reason)
+
+
+def _array(name: str, value) -> np.ndarray:
+    if not isinstance(value, np.ndarray):
+        raise UsageError(f"tensor {name!r} is a {type(value).__name__}, expected a numpy array")
+    return value
 
 
 def _plan_budget(tensors: Mapping[str, np.ndarray], settings: CompressionSettings) -> dict[str, float]:
     """The ECQ step of each ``ecq`` tensor under the ``bits_per_param`` budget (equal slope).
 
     Exact tensors count at their size; ``kmeans`` tensors at ``code_bits`` per weight
-    (an upper bound before Huffman coding).
+    (an upper bound before Huffman coding). Tensors are read one at a time and only
+    their planning summaries are kept.
     """
     from .ratedistortion import allocate
 
     total = 0
     fixed = 0.0
     cands = []
-    for name, array in tensors.items():
-        array = np.asarray(array)
-        total += int(array.size)
-        shape = tuple(int(d) for d in array.shape)
-        wire = wire_name(array.dtype)
-        ts = settings.settings_for(name, shape, wire) if settings.exact_reason(name, shape, wire) is None else None
-        if ts is not None and ts.quantizer == "ecq":
-            try:
-                cands.append(_candidate(array, ts, name))
-                continue
-            except _NonFinite:
-                ts = None
-        if ts is None:
-            fixed += 8.0 * array.nbytes
-        else:
-            fixed += float(ts.code_bits) * array.size * (1.0 if not ts.pruned else 0.5)
+    for name in tensors:
+        size, fixed_bits, cand = _budget_entry(name, _array(name, tensors[name]), settings)
+        total += size
+        fixed += fixed_bits
+        if cand is not None:
+            cands.append(cand)
     budget = settings.bits_per_param * total - fixed
     db = allocate(cands, budget)
     return {c.name: c.step(db) for c in cands}
+
+
+def _budget_entry(name: str, array: np.ndarray, settings: CompressionSettings):
+    """(elements, bits counted as fixed, planning summary or None) for one tensor."""
+    shape = tuple(int(d) for d in array.shape)
+    wire = wire_name(array.dtype)
+    ts = settings.settings_for(name, shape, wire) if settings.exact_reason(name, shape, wire) is None else None
+    if ts is not None and ts.quantizer == "ecq":
+        try:
+            return int(array.size), 0.0, _planning_summary(_candidate(array, ts, name))
+        except _NonFinite:
+            ts = None
+    if ts is None:
+        return int(array.size), 8.0 * array.nbytes, None
+    return int(array.size), float(ts.code_bits) * array.size * (1.0 if not ts.pruned else 0.5), None
+
+
+def _planning_summary(cand):
+    """The candidate with what equal-slope planning reads (statistics, histogram, floor step), not its values.
+
+    ``allocate`` touches a candidate's values only to build its planning histogram;
+    built here, the values can go, so that planning holds one tensor at a time.
+    ``Candidate.rms`` still reads ``x.size``: a zero-strided stand-in keeps it.
+    """
+    cand.planning_hist()
+    cand.x = np.broadcast_to(cand.x.dtype.type(0), cand.x.shape)
+    return cand
 
 
 def reconstruct(encoded: EncodedTensor) -> np.ndarray:

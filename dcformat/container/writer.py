@@ -1,9 +1,19 @@
 """Lay out and write a container (spec/FORMAT.md), atomically.
 
-:class:`ContainerWriter` is an explicit state machine: banks are added first, then
-tensors, then the file is finished once, as bytes or to a path. Each tensor is encoded
-as it is added (so its arguments are checked at once); payloads are kept as the buffers
-the encoder returned (raw tensors are not copied) until the file is written.
+Two writers share one layout. Each is an explicit state machine: banks are added first,
+then tensors, then the file is finished once. Each tensor is encoded as it is added (so
+its arguments are checked at once) and its segments are placed in the data section
+there and then: offsets, lengths and CRCs go into a small record, the payload bytes go
+to the writer's data sink.
+
+- :class:`ContainerWriter` keeps the payloads in memory (as the buffers the encoder
+  returned: raw tensors are not copied) and finishes as bytes or to a path.
+- :class:`StreamingWriter` writes each payload to an anonymous spill file beside the
+  destination as soon as it is added and keeps only the records, so writing holds one
+  tensor's payloads at a time. When it finishes, the preamble and header go into the
+  temporary output file and the spill is appended after them in the kernel
+  (``copy_file_range``; a MiB at a time where that is unavailable). Both writers produce
+  the same bytes for the same calls.
 
 Writing to a path goes through a temporary file beside the destination that is renamed
 into place only when complete: an exception or KeyboardInterrupt leaves no partial file,
@@ -13,24 +23,51 @@ and an existing file is never replaced unless ``overwrite=True``.
 from __future__ import annotations
 
 import enum
+import os
 import struct
+import tempfile
 import zlib
-from typing import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, NamedTuple
 
 from ..atomic import atomic_output
 from ..encodings.encode import BankInfo, EncodedRecord, encode_tensor
-from ..errors import DuplicateName, InvalidSettings, UsageError
+from ..errors import DuplicateName, InvalidSettings, OutputExists, UsageError
 from . import constants as C
+
+#: Bytes per read and write when the spill is copied in user space.
+_COPY_CHUNK = 1 << 20
 
 
 class WriterState(enum.Enum):
     BANKS = "adding banks"
     TENSORS = "adding tensors"
     FINISHED = "finished"
+    BROKEN = "broken by an earlier error"
 
 
-class ContainerWriter:
-    """Collects banks and tensors, then writes one container."""
+class _SegmentRef(NamedTuple):
+    codec: int
+    offset: int  # from Data_Offset
+    length: int
+    checksum: int
+
+
+@dataclass(frozen=True)
+class _PlacedRecord:
+    """A record's header fields once its payloads are placed: no payload bytes."""
+
+    dtype: C.DType
+    shape: tuple[int, ...]
+    layout: C.Layout
+    value_kind: C.ValueKind
+    fields: dict
+    segments: dict  # role -> _SegmentRef, in on-disk order
+
+
+class _Layout:
+    """What both writers share: the state machine, segment placement and the header."""
 
     def __init__(self, metadata: Mapping[str, str] | None = None, *, alignment: int = C.DEFAULT_ALIGNMENT):
         if not (C.MIN_ALIGNMENT <= alignment <= C.MAX_ALIGNMENT) or alignment & (alignment - 1):
@@ -38,9 +75,10 @@ class ContainerWriter:
         self.alignment = alignment
         self.metadata = _check_metadata(metadata or {})
         self.state = WriterState.BANKS
-        self._banks: dict[str, EncodedRecord] = {}
+        self._banks: dict[str, _PlacedRecord] = {}
         self._bank_info: dict[str, BankInfo] = {}
-        self._tensors: dict[str, EncodedRecord] = {}
+        self._tensors: dict[str, _PlacedRecord] = {}
+        self._data_size = 0  # bytes of the data section placed so far, padding included
 
     def _expect(self, *states: WriterState) -> None:
         if self.state not in states:
@@ -52,7 +90,7 @@ class ContainerWriter:
         self._expect(WriterState.BANKS)
         _check_name(name, self._banks, "bank")
         record = encode_tensor(name, bank, is_bank=True)
-        self._banks[name] = record
+        self._banks[name] = self._place(record)
         self._bank_info[name] = BankInfo(len(self._bank_info), record.dtype, record.shape)
 
     def add_tensor(self, name: str, tensor) -> None:
@@ -60,71 +98,189 @@ class ContainerWriter:
         self._expect(WriterState.BANKS, WriterState.TENSORS)
         self.state = WriterState.TENSORS
         _check_name(name, self._tensors, "tensor")
-        self._tensors[name] = encode_tensor(name, tensor, self._bank_info)
-
-    def to_bytes(self) -> bytes:
-        """Finish the file and return it."""
-        chunks: list = []
-        self._emit(chunks.append)
-        return b"".join(chunks)
-
-    def write(self, path, *, overwrite: bool = False) -> None:
-        """Finish the file and write it to ``path`` atomically (see :mod:`dcformat.atomic`)."""
-        with atomic_output(path, overwrite=overwrite) as f:
-            self._emit(f.write)
+        self._tensors[name] = self._place(encode_tensor(name, tensor, self._bank_info))
 
     # -- layout --------------------------------------------------------------------
 
-    def _emit(self, write) -> None:
+    def _place(self, record: EncodedRecord) -> _PlacedRecord:
+        """Give each segment the next aligned offset and hand its bytes, after the padding, to the sink."""
+        refs = {}
+        try:
+            for role, (codec, payload) in record.segments.items():
+                offset = C.align_up(self._data_size, self.alignment)
+                if offset > self._data_size:
+                    self._sink(bytes(offset - self._data_size))
+                self._sink(payload)
+                refs[role] = _SegmentRef(codec, offset, len(payload), zlib.crc32(payload))
+                self._data_size = offset + len(payload)
+        except BaseException:
+            # The sink may hold part of this record now: later offsets would be wrong.
+            self.state = WriterState.BROKEN
+            raise
+        return _PlacedRecord(record.dtype, record.shape, record.layout, record.value_kind, record.fields, refs)
+
+    def _sink(self, data) -> None:
+        raise NotImplementedError
+
+    def _finish_head(self) -> bytes:
+        """Finish the writer; return the preamble, the header and the padding up to Data_Offset."""
         self._expect(WriterState.BANKS, WriterState.TENSORS)
         self.state = WriterState.FINISHED
-        records = [*self._banks.items(), *self._tensors.items()]
-        layout, end = _layout_segments(records, self.alignment)
-        header = self._header_bytes(records, layout)
+        header = self._header_bytes()
         preamble = struct.pack(C.PREAMBLE_FORMAT[:-1], C.MAGIC, C.VERSION_MAJOR, C.VERSION_MINOR,
                                0, 0, len(header))
         checksum = zlib.crc32(header, zlib.crc32(preamble))
-        write(preamble + struct.pack("<I", checksum))
-        write(header)
         data_offset = C.align_up(C.PREAMBLE_SIZE + len(header), self.alignment)
-        write(bytes(data_offset - C.PREAMBLE_SIZE - len(header)))
-        position = 0
-        for i, (_, record) in enumerate(records):
-            for role, (_, payload) in record.segments.items():
-                offset = layout[i, role][0]
-                write(bytes(offset - position))
-                write(payload)
-                position = offset + len(payload)
-        assert position == end
+        return b"".join((preamble, struct.pack("<I", checksum), header,
+                         bytes(data_offset - C.PREAMBLE_SIZE - len(header))))
 
-    def _header_bytes(self, records, layout) -> bytes:
+    def _header_bytes(self) -> bytes:
         out = bytearray(struct.pack("<II", self.alignment, len(self.metadata)))
         for key, value in self.metadata.items():
             out += _string(key) + _string(value)
         # Bank_Count and bank records, then Tensor_Count and tensor records.
-        n_banks = len(self._banks)
-        for start, count in ((0, n_banks), (n_banks, len(self._tensors))):
-            out += struct.pack("<I", count)
-            for i in range(start, start + count):
-                name, record = records[i]
-                out += _record_bytes(name, record, {role: layout[i, role] for role in record.segments})
+        for records in (self._banks, self._tensors):
+            out += struct.pack("<I", len(records))
+            for name, record in records.items():
+                out += _record_bytes(name, record)
         if len(out) > C.MAX_HEADER_SIZE:
             raise InvalidSettings(f"header would be {len(out)} bytes; the format allows {C.MAX_HEADER_SIZE}")
         return bytes(out)
 
 
-def _layout_segments(records, alignment: int) -> tuple[dict, int]:
-    """Offset and checksum of every payload, keyed by (record index, role)."""
-    layout, end = {}, 0
-    for i, (_, record) in enumerate(records):
-        for role, (_, payload) in record.segments.items():
-            offset = C.align_up(end, alignment)
-            layout[i, role] = (offset, zlib.crc32(payload))
-            end = offset + len(payload)
-    return layout, end
+class ContainerWriter(_Layout):
+    """Collects banks and tensors in memory, then writes one container.
+
+    Examples
+    --------
+    >>> import numpy as np, dcformat
+    >>> writer = ContainerWriter({"model": "demo"})
+    >>> writer.add_tensor("w", np.arange(4, dtype=np.float32))
+    >>> dcformat.load(writer.to_bytes())["w"]
+    array([0., 1., 2., 3.], dtype=float32)
+    """
+
+    def __init__(self, metadata: Mapping[str, str] | None = None, *, alignment: int = C.DEFAULT_ALIGNMENT):
+        super().__init__(metadata, alignment=alignment)
+        self._data: list = []
+
+    def _sink(self, data) -> None:
+        self._data.append(data)
+
+    def to_bytes(self) -> bytes:
+        """Finish the file and return it."""
+        return b"".join([self._finish_head(), *self._data])
+
+    def write(self, path, *, overwrite: bool = False) -> None:
+        """Finish the file and write it to ``path`` atomically (see :mod:`dcformat.atomic`)."""
+        with atomic_output(path, overwrite=overwrite) as f:
+            f.write(self._finish_head())
+            for data in self._data:
+                f.write(data)
 
 
-def _record_bytes(name: str, record: EncodedRecord, layout) -> bytes:
+class StreamingWriter(_Layout):
+    """Writes each payload out as it is added; the file at ``path`` appears when :meth:`finish` runs.
+
+    Memory held: the records (a few dozen bytes per tensor) and nothing of the payloads
+    once ``add_tensor`` returns. The bytes are those :class:`ContainerWriter` writes for
+    the same calls.
+
+    Parameters
+    ----------
+    path : str or Path
+        The destination. Its directory holds the spill file, which has no name (it
+        never shows up and needs no cleaning up) and lives until :meth:`finish` or
+        :meth:`close`.
+    metadata : mapping of str to str, optional
+    alignment : int
+        Segment alignment, a power of two in [8, 4096].
+    overwrite : bool
+        Replace an existing ``path``. Without it an existing file is refused at once,
+        before any work is done, and again when the file is published.
+
+    Notes
+    -----
+    As a context manager it finishes when the block ends normally and only closes (no
+    file written) when the block raises.
+
+    Examples
+    --------
+    >>> import numpy as np, dcformat, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "w.dcf")
+    >>> with StreamingWriter(path, {"model": "demo"}) as writer:
+    ...     writer.add_tensor("w", np.arange(4, dtype=np.float32))
+    >>> dcformat.load_file(path)["w"]
+    array([0., 1., 2., 3.], dtype=float32)
+    """
+
+    def __init__(self, path, metadata: Mapping[str, str] | None = None, *, alignment: int = C.DEFAULT_ALIGNMENT,
+                 overwrite: bool = False):
+        super().__init__(metadata, alignment=alignment)
+        self.path = Path(path)
+        self.overwrite = overwrite
+        if self.path.exists() and not overwrite:
+            raise OutputExists(str(self.path))
+        # Beside the destination, so that the final copy stays on one file system.
+        self._spill = tempfile.TemporaryFile(dir=self.path.parent)
+
+    def __enter__(self) -> "StreamingWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.finish()
+        finally:
+            self.close()
+
+    def _sink(self, data) -> None:
+        self._spill.write(data)
+
+    def finish(self) -> None:
+        """Write the file to ``path`` atomically and drop the spill."""
+        try:
+            head = self._finish_head()
+            with atomic_output(self.path, overwrite=self.overwrite) as f:
+                f.write(head)
+                _append_file(self._spill, f, self._data_size)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Drop the spill file; a writer closed before :meth:`finish` leaves nothing behind."""
+        if self.state is not WriterState.BROKEN:
+            self.state = WriterState.FINISHED
+        self._spill.close()
+
+
+def _append_file(src, dst, size: int) -> None:
+    """Append the first ``size`` bytes of file ``src`` to file ``dst``."""
+    src.flush()
+    dst.flush()
+    done = 0
+    while done < size:
+        copied = _kernel_copy(src.fileno(), dst.fileno(), size - done, done)
+        if not copied:
+            break
+        done += copied
+    while done < size:  # no copy_file_range here (or it stopped early): copy in user space
+        chunk = os.pread(src.fileno(), min(_COPY_CHUNK, size - done), done)
+        if not chunk:
+            raise OSError(f"spill file ends at {done} bytes, {size} were written to it")
+        dst.write(chunk)
+        done += len(chunk)
+
+
+def _kernel_copy(src_fd: int, dst_fd: int, count: int, offset: int) -> int:
+    """Bytes ``copy_file_range`` moved from ``offset`` to the end of ``dst_fd``; 0 where it cannot."""
+    try:
+        return os.copy_file_range(src_fd, dst_fd, count, offset)
+    except (AttributeError, OSError):  # not Linux, an old kernel, or a file system that refuses
+        return 0
+
+
+def _record_bytes(name: str, record: _PlacedRecord) -> bytes:
     out = bytearray(_string(name))
     out += struct.pack(f"<BB{len(record.shape)}Q", record.dtype, len(record.shape), *record.shape)
     out += struct.pack("<BB", record.layout, record.value_kind)
@@ -135,9 +291,8 @@ def _record_bytes(name: str, record: EncodedRecord, layout) -> bytes:
         out += struct.pack("<I", f["codebook_size"])
     elif record.value_kind == C.ValueKind.BANK:
         out += struct.pack("<I", f["bank_index"])
-    for role, (codec, payload) in record.segments.items():
-        offset, checksum = layout[role]
-        out += struct.pack(C.SEGMENT_REF_FORMAT, codec, offset, len(payload), checksum)
+    for ref in record.segments.values():
+        out += struct.pack(C.SEGMENT_REF_FORMAT, *ref)
     return bytes(out)
 
 

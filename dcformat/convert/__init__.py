@@ -1,16 +1,20 @@
 """Converters between checkpoint files and dicts of numpy arrays.
 
-``read_checkpoint`` picks the reader from the file name: ``.safetensors``, PyTorch
+``open_checkpoint`` picks the reader from the file name: ``.safetensors``, PyTorch
 (``.pt``, ``.pth``, ``.bin``, ``.ckpt``), ``.dcf``, or the 2016 ``.net`` release files
-(which need their Caffe prototxt). ``write_checkpoint`` does the reverse for
-safetensors and PyTorch.
+(which need their Caffe prototxt), and gives the tensors as a lazy mapping where the
+format allows it. ``read_checkpoint`` reads everything at once. ``compress_checkpoint``
+(and ``compress_into``, for a writer and a lazy mapping of your own) streams a
+checkpoint through the compression pipeline into a ``.dcf`` file.
+``write_checkpoint`` writes decoded tensors as safetensors or PyTorch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -21,12 +25,25 @@ TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 
 @dataclass
 class Checkpoint:
-    """What a converter read: tensors (arrays or already-encoded), metadata, notes."""
+    """What a converter read: tensors (arrays or already-encoded), metadata, notes.
 
-    tensors: dict
+    ``tensors`` is a dict from :func:`read_checkpoint` and may be a lazy mapping (each
+    value read when indexed) from :func:`open_checkpoint`. ``encoded`` names the
+    tensors that come already encoded (a ``.net`` file's weights); the others are
+    numpy arrays.
+    """
+
+    tensors: Mapping
     metadata: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     source_format: str = ""
+    encoded: frozenset = frozenset()
+
+    def arrays(self) -> Mapping:
+        """The tensors that are numpy arrays (all but ``encoded``), as lazy as ``tensors``."""
+        if not self.encoded:
+            return self.tensors
+        return {name: value for name, value in self.tensors.items() if name not in self.encoded}
 
 
 def checkpoint_format(path) -> str:
@@ -43,31 +60,114 @@ def checkpoint_format(path) -> str:
                           f"{', '.join(TORCH_SUFFIXES)}, .dcf or .net")
 
 
-def read_checkpoint(path, *, prototxt=None) -> Checkpoint:
-    """Read any supported checkpoint file."""
+@contextlib.contextmanager
+def open_checkpoint(path, *, prototxt=None) -> Iterator[Checkpoint]:
+    """Open any supported checkpoint; its tensors are read from the file one at a time.
+
+    Lazy: safetensors (each tensor read when indexed), PyTorch zip checkpoints (loaded
+    with ``mmap=True``; each tensor copied out of the mapping when indexed) and ``.dcf``
+    files (each tensor decoded when indexed). Eager: legacy (non-zip) PyTorch files,
+    which cannot be mapped, and 2016 ``.net`` files, whose layers are decoded and
+    re-planned as a whole. The file stays open until the ``with`` block ends.
+    """
     kind = checkpoint_format(path)
     if not Path(path).is_file():
         raise ConversionError(f"{path}: no such file")
     if kind == "safetensors":
-        from .safetensors_io import read_safetensors
+        from .safetensors_io import SafetensorsSource
 
-        tensors, metadata = read_safetensors(path)
-        return Checkpoint(tensors, metadata, source_format=kind)
-    if kind == "torch":
-        from .torch_io import read_torch
+        source = SafetensorsSource(path)
+        yield Checkpoint(source, source.metadata, source_format=kind)
+    elif kind == "torch":
+        from .torch_io import TorchSource
 
-        tensors, skipped = read_torch(path)
-        return Checkpoint(tensors, {}, skipped, source_format=kind)
-    if kind == "dcf":
-        from ..numpy import load_file, load_metadata
+        source = TorchSource(path)
+        yield Checkpoint(source, {}, source.skipped, source_format=kind)
+    elif kind == "dcf":
+        from ..safe_open import safe_open
 
-        return Checkpoint(load_file(path), load_metadata(path), source_format=kind)
-    if prototxt is None:
+        with safe_open(path) as f:
+            yield Checkpoint(_DcfSource(f), f.metadata(), source_format=kind)
+    elif prototxt is None:
         raise ConversionError(f"{path}: a .net file needs its Caffe prototxt (--prototxt)")
-    from .net2016 import net_to_encoded, read_net
+    else:
+        from ..encodings.model import EncodedTensor
+        from .net2016 import net_to_encoded, read_net
 
-    return Checkpoint(net_to_encoded(read_net(path, prototxt)), {"source": Path(path).name},
-                      source_format=kind)
+        tensors = net_to_encoded(read_net(path, prototxt))
+        yield Checkpoint(tensors, {"source": Path(path).name}, source_format=kind,
+                         encoded=frozenset(k for k, v in tensors.items() if isinstance(v, EncodedTensor)))
+
+
+def read_checkpoint(path, *, prototxt=None) -> Checkpoint:
+    """Read any supported checkpoint file, every tensor at once (see :func:`open_checkpoint`)."""
+    with open_checkpoint(path, prototxt=prototxt) as checkpoint:
+        return replace(checkpoint, tensors=dict(checkpoint.tensors.items()))
+
+
+def compress_checkpoint(src, dst, settings=None, *, prototxt=None, overwrite: bool = False,
+                        progress: bool = False) -> tuple[list, list[str]]:
+    """Compress the checkpoint file ``src`` into the ``.dcf`` file ``dst``, one tensor at a time.
+
+    :func:`open_checkpoint` then :func:`compress_into` a
+    :class:`~dcformat.container.writer.StreamingWriter`: memory holds one tensor and its
+    working arrays, not the model. The file is the one
+    ``save_file(compress_tensors(read_checkpoint(src).tensors))`` writes, byte for byte,
+    and appears atomically; an existing ``dst`` is refused before any work unless
+    ``overwrite``.
+
+    Returns
+    -------
+    (list of TensorReport, list of str)
+        A report per array tensor, and the names of the values that are not tensors
+        and were not stored.
+    """
+    from ..container.writer import StreamingWriter
+
+    with open_checkpoint(src, prototxt=prototxt) as checkpoint, \
+            StreamingWriter(dst, checkpoint.metadata, overwrite=overwrite) as writer:
+        reports = compress_into(writer, checkpoint, settings, progress=progress)
+    return reports, checkpoint.skipped
+
+
+def compress_into(writer, checkpoint: Checkpoint, settings=None, *, progress: bool = False) -> list:
+    """Compress ``checkpoint``'s arrays into ``writer`` (:func:`~dcformat.compress.pipeline.iter_compress`).
+
+    Tensors are added in the checkpoint's order; already-encoded ones (a ``.net`` file's
+    weights) pass through unchanged. Each value is dropped once it is added, so with a
+    :class:`~dcformat.container.writer.StreamingWriter` and a lazy ``tensors`` mapping
+    one tensor is held at a time. Returns a report per array tensor.
+    """
+    from ..compress.pipeline import iter_compress
+
+    compressed = iter_compress(checkpoint.arrays(), settings, progress=progress)
+    reports = []
+    for name in checkpoint.tensors:
+        if name in checkpoint.encoded:
+            writer.add_tensor(name, checkpoint.tensors[name])
+            continue
+        _, value, report = next(compressed)  # same order: arrays() keeps it
+        writer.add_tensor(name, value)
+        reports.append(report)
+        del value  # written out: dropped before the next tensor is read
+    return reports
+
+
+class _DcfSource(Mapping):
+    """The tensors of an open ``.dcf`` file, each decoded when indexed."""
+
+    def __init__(self, f):
+        self._file = f
+        self._names = f.keys()
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._file.get_tensor(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 def write_checkpoint(tensors: Mapping[str, np.ndarray], path, metadata: Mapping[str, str] | None = None,
