@@ -24,6 +24,8 @@ from dcformat.convert import Checkpoint, compress_checkpoint, compress_into, rea
 from dcformat.errors import ConversionError, OutputExists, UsageError
 from dcformat.testing import containers
 
+from .test_convert_net2016 import SQZ_NET, SQZ_PROTO, needs_squeezenet
+
 PRESETS = ("default", "rd", "paper")
 
 
@@ -288,6 +290,20 @@ def test_converted_file_matches_the_in_memory_route_for_every_source(tmp_path):
         reports, skipped = compress_checkpoint(tmp_path / src, out, settings_)
         assert out.read_bytes() == in_memory_route(checkpoint.tensors, settings_, checkpoint.metadata), src
         assert [r.name for r in reports] == list(checkpoint.tensors) and skipped == []
+
+
+@needs_squeezenet
+def test_net2016_weights_pass_through_and_biases_are_compressed_in_order(tmp_path):
+    from dcformat.encodings.model import EncodedTensor
+
+    settings_ = CompressionSettings.preset("paper")
+    reports, _ = compress_checkpoint(SQZ_NET, tmp_path / "s.dcf", settings_, prototxt=SQZ_PROTO)
+    checkpoint = read_checkpoint(SQZ_NET, prototxt=SQZ_PROTO)
+    arrays = {k: v for k, v in checkpoint.tensors.items() if not isinstance(v, EncodedTensor)}
+    assert [r.name for r in reports] == list(arrays) and len(arrays) < len(checkpoint.tensors)
+    encoded, _ = compress_tensors(arrays, settings_)
+    expected = dcformat.save({k: encoded.get(k, v) for k, v in checkpoint.tensors.items()}, checkpoint.metadata)
+    assert (tmp_path / "s.dcf").read_bytes() == expected
 
 
 # --- bounded memory -------------------------------------------------------------------
