@@ -7,14 +7,14 @@ codebook) or the input array kept exact, with a :class:`TensorReport` each.
 """
 
 from .kmeans import KMeansResult, assign, initial_centroids, kmeans_1d
-from .pipeline import compress_tensor, compress_tensors, reconstruct
+from .pipeline import compress_tensor, compress_tensors, iter_compress, reconstruct
 from .prune import prune_mask, pruned_count
 from .report import CODEBOOK, EXACT, SPARSE_CODEBOOK, TensorReport
 from .settings import INITS, KINDS, PRESETS, CompressionSettings, Rule, TensorSettings, layer_kind
 from .sparse import GapStream, gaps_to_positions, positions_to_gaps
 
 __all__ = [
-    "compress_tensors", "compress_tensor", "reconstruct",
+    "compress_tensors", "iter_compress", "compress_tensor", "reconstruct",
     "CompressionSettings", "TensorSettings", "Rule", "PRESETS", "INITS", "KINDS", "layer_kind",
     "TensorReport", "EXACT", "CODEBOOK", "SPARSE_CODEBOOK",
     "prune_mask", "pruned_count",

@@ -359,10 +359,9 @@ def _planning_summary(cand):
 
     ``allocate`` touches a candidate's values only to build its planning histogram;
     built here, the values can go, so that planning holds one tensor at a time.
-    ``Candidate.rms`` still reads ``x.size``: a zero-strided stand-in keeps it.
     """
     cand.planning_hist()
-    cand.x = np.broadcast_to(cand.x.dtype.type(0), cand.x.shape)
+    cand.x = None  # the encode pass reads the tensor again
     return cand
 
 

@@ -40,14 +40,16 @@ class Candidate:
     energy: float = 0.0
     hist: Histogram | None = None
     floor_step: float = math.inf  # largest step meeting the tensor's own error bound
-    _memo: dict = field(default_factory=dict)
+    size: int = 0  # elements (kept apart from ``x``, which the pipeline may drop after planning)
+    _memo: dict = field(default_factory=dict)  # histogram step multiple -> planned bits
 
     def __post_init__(self):
         self.vmin, self.vmax, self.energy = stats(self.x)
+        self.size = int(self.x.size)
 
     @property
     def rms(self) -> float:
-        return math.sqrt(self.energy / self.x.size)
+        return math.sqrt(self.energy / self.size)
 
     @property
     def max_entries(self) -> int:
@@ -74,15 +76,20 @@ class Candidate:
         s = step_for_sqnr(self.rms, sqnr_db) / math.sqrt(self.settings.rd_weight)
         return min(s, self.floor_step)
 
-    def planned(self, step: float, iterations: int | None = None) -> Plan:
+    def planned_bits(self, step: float) -> float:
+        """The planned stored size at ``step``, in bits (memoised: the bisection revisits steps).
+
+        Only the size is kept, not the plan: a budget search visits hundreds of steps.
+        """
         h = self.planning_hist()
         F = max(1, int(round(step / h.delta0)))
-        p = self._memo.get(F)
-        if p is None:
-            if iterations is None:  # the plain uniform grid's rate is close enough at kappa 0
-                iterations = 4 if self.settings.ecq_kappa > 0 else 0
-            p = self._memo[F] = plan(h, F, self.settings.ecq_kappa, self.max_entries, iterations)
-        return p
+        bits = self._memo.get(F)
+        if bits is None:
+            # the plain uniform grid's rate is close enough at kappa 0
+            iterations = 4 if self.settings.ecq_kappa > 0 else 0
+            p = plan(h, F, self.settings.ecq_kappa, self.max_entries, iterations)
+            bits = self._memo[F] = p.total_bits(self.value_bits)
+        return bits
 
 
 def allocate(cands: list[Candidate], budget_bits: float, lo_db: float = -20.0, hi_db: float = 120.0,
@@ -92,7 +99,7 @@ def allocate(cands: list[Candidate], budget_bits: float, lo_db: float = -20.0, h
     Returns ``lo_db`` when even that does not fit (the budget cannot be met).
     """
     def total(db: float) -> float:
-        return sum(c.planned(c.step(db)).total_bits(c.value_bits) for c in cands)
+        return sum(c.planned_bits(c.step(db)) for c in cands)
 
     if not cands:
         return hi_db
