@@ -19,8 +19,8 @@ Dtypes: NNCodec takes only float32 and int32. Other floats (float16, float64, bf
 and the other ml_dtypes floats) go in as float32 and are quantized like any weight;
 integer and bool tensors whose values fit int32 go in as int32, which NNCodec codes
 losslessly. Both come back in their own dtype. Anything else (an int64 beyond int32, a
-complex or string array) is not sent: it is returned unchanged and its bytes are counted
-in ``passthrough_bytes``, as a container would have to store it raw.
+complex or string array, an empty tensor) is not sent: it is returned unchanged and its
+bytes are counted in ``passthrough_bytes``, as a container would have to store it raw.
 
 Examples
 --------
@@ -156,9 +156,11 @@ def split_by_dtype(arrays: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarr
 def nncodec_dtype(array: np.ndarray) -> type | None:
     """float32 for any float, int32 for integers and bools that fit it, None for the rest."""
     kind = array.dtype.kind
+    if array.size == 0:  # nothing to code, and NNCodec's scans assume a first element
+        return None
     if kind == "f" or (kind == "V" and is_ml_float(array.dtype)):
         return np.float32
-    if kind in "iub" and (array.size == 0 or INT32.min <= array.min() and array.max() <= INT32.max):
+    if kind in "iub" and INT32.min <= array.min() and array.max() <= INT32.max:
         return np.int32
     return None
 
