@@ -142,7 +142,24 @@ def _settings(args):
     settings = settings.with_overrides(**overrides)
     if args.bits_per_param is not None:
         settings = replace(settings, bits_per_param=args.bits_per_param)
+    if args.rd_weights:
+        settings = replace(settings, rd_weights=_rd_weights(Path(args.rd_weights)))
     return settings
+
+
+def _rd_weights(path: Path) -> dict:
+    """A JSON object of tensor name -> rd_weight factor (dcformat.torch.sensitivity writes them)."""
+    import json
+
+    from .errors import InvalidSettings
+
+    try:
+        weights = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise InvalidSettings(f"{path}: not valid JSON: {e}") from None
+    if not isinstance(weights, dict):
+        raise InvalidSettings(f"{path}: rd weights must be a JSON object of tensor name -> factor")
+    return weights
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -164,6 +181,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--bits-per-param", type=float, help="file size budget in bits per parameter (ecq, equal slope)")
     p.add_argument("--max-rel-error", type=float, help="most relative RMS error of each compressed tensor (ecq)")
     p.add_argument("--min-sqnr", type=float, help="least SQNR in dB of each compressed tensor (ecq)")
+    p.add_argument("--rd-weights", help="JSON object of tensor name -> rd_weight factor steering --bits-per-param "
+                                        "(e.g. from dcformat.torch.sensitivity)")
     p.add_argument("--prototxt", help="Caffe prototxt of a 2016 .net file")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")

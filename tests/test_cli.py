@@ -339,6 +339,34 @@ def test_settings_file_is_applied(capsys, lenet, tmp_path):
     assert np.array_equal(decoded["ip2.weight"], _lenet_state()["ip2.weight"])
 
 
+def test_rd_weights_file_steers_the_budget(capsys, lenet, tmp_path):
+    # Same budget; weighting ip2 x1000 moves SQNR from ip1 (most of the parameters) to it.
+    def sqnr(*extra):
+        out = tmp_path / f"w{len(extra)}.dcf"
+        code, _, err = run(capsys, "compress", lenet, "-o", out, "--bits-per-param", "3", "-q", *extra)
+        assert code == 0, err
+        decoded, original = dcformat.load_file(out), _lenet_state()
+        return {k: 10 * np.log10(np.sum(original[k] ** 2) / np.sum((original[k] - decoded[k]) ** 2))
+                for k in ("ip1.weight", "ip2.weight")}
+
+    weights = tmp_path / "weights.json"
+    weights.write_text(json.dumps({"ip2.weight": 1000.0}))
+    plain, weighted = sqnr(), sqnr("--rd-weights", weights)
+    assert weighted["ip2.weight"] > plain["ip2.weight"] + 10.0
+    assert weighted["ip1.weight"] < plain["ip1.weight"]
+
+
+@pytest.mark.parametrize("text, message", [("[1]", "JSON object"), ("{", "not valid JSON"),
+                                           ('{"ip1.weight": -1}', "must be > 0")])
+def test_bad_rd_weights_exit_2(capsys, lenet, tmp_path, text, message):
+    weights = tmp_path / "weights.json"
+    weights.write_text(text)
+    code, _, err = run(capsys, "compress", lenet, "-o", tmp_path / "x.dcf", "--bits-per-param", "3",
+                       "--rd-weights", weights)
+    assert code == 2 and message in err
+    assert not (tmp_path / "x.dcf").exists()
+
+
 def test_no_command_is_an_argparse_error(capsys):
     with pytest.raises(SystemExit) as info:
         main([])
