@@ -1,10 +1,15 @@
 """Kernels of 1-D k-means over sorted values: prefix sums, Lloyd steps, nearest code.
 
-``dcformat.compress.kmeans`` sorts once, calls ``centered_prefix_sums`` once, runs
+``dcformat.compress.kmeans`` sorts once, calls ``block_prefix_sums`` once, runs
 Lloyd iterations with ``lloyd_steps`` (O(k log n) each: one galloping search per run
 boundary, one difference of prefix sums per centroid), and codes the values once with
 ``build_code_grid`` + ``assign_codes``. Arrays are 1-D and contiguous; callers size
 the outputs and keep indices in range.
+
+Prefix sums are kept every ``BLOCK`` values only: a sum up to any index is a stored
+block sum plus fewer than ``BLOCK`` values (read from memory a run boundary search has
+just touched). Full prefix arrays would take two float64 per value: 4x the float32
+weights, the largest allocation of a whole conversion.
 """
 
 from __future__ import annotations
@@ -14,23 +19,57 @@ import numpy as np
 from .config import kernel
 
 
-@kernel
-def centered_prefix_sums(xs, mu, s, q):
-    """s[i] = sum_{j < i} (xs[j] - mu), q[i] = sum_{j < i} (xs[j] - mu)**2, in float64.
+#: Values per stored prefix sum.
+BLOCK = 64
 
-    ``s`` and ``q`` have ``xs.size + 1`` entries. Centering on the mean keeps the
-    per-cluster sums of squares accurate when taken as differences.
+
+@kernel
+def block_prefix_sums(xs, mu, s, q):
+    """s[i] = sum_{j < i*BLOCK} (xs[j] - mu), q[i] = the same of (xs[j] - mu)**2, in float64.
+
+    ``s`` and ``q`` have ``xs.size // BLOCK + 1`` entries. Centering on the mean keeps
+    the per-cluster sums of squares accurate when taken as differences.
     """
     acc = 0.0
     acc2 = 0.0
     s[0] = 0.0
     q[0] = 0.0
-    for i in range(xs.shape[0]):
-        d = np.float64(xs[i]) - mu
+    for b in range(s.shape[0] - 1):
+        block = xs[b * BLOCK:(b + 1) * BLOCK]
+        for i in range(BLOCK):
+            d = np.float64(block[i]) - mu
+            acc += d
+            acc2 += d * d
+        s[b + 1] = acc
+        q[b + 1] = acc2
+
+
+@kernel
+def prefix_at(xs, mu, s, q, e):
+    """(sum, sum of squares) of ``xs[j] - mu`` over j < e, from the block sums."""
+    b = e // BLOCK
+    acc = s[b]
+    acc2 = q[b]
+    for j in range(b * BLOCK, e):
+        d = np.float64(xs[j]) - mu
         acc += d
         acc2 += d * d
-        s[i + 1] = acc
-        q[i + 1] = acc2
+    return acc, acc2
+
+
+@kernel
+def run_sse(xs, mu, s, q, edges, c):
+    """Sum of squared errors of the runs ``xs[edges[j]:edges[j+1]]`` against centroids ``c``."""
+    sse = 0.0
+    sa, qa = prefix_at(xs, mu, s, q, edges[0])
+    for j in range(c.shape[0]):
+        se, qe = prefix_at(xs, mu, s, q, edges[j + 1])
+        cc = c[j] - mu
+        part = (qe - qa) - 2.0 * cc * (se - sa) + (edges[j + 1] - edges[j]) * cc * cc
+        if part > 0.0:
+            sse += part
+        sa, qa = se, qe
+    return sse
 
 
 @kernel
@@ -97,7 +136,7 @@ def lloyd_steps(xs, s, q, mu, c, edges, history, start, stop):
     ``c`` (k ascending centroids) is updated in place; cluster j is the run
     ``xs[edges[j]:edges[j+1]]`` of values at most the midpoint b_j of c[j] and c[j+1]
     (``edges`` has k + 1 entries, ``edges[0] = 0``, ``edges[k] = n``). ``s`` and ``q``
-    come from ``centered_prefix_sums``; ``history[t]`` gets the SSE after update step t.
+    come from ``block_prefix_sums``; ``history[t]`` gets the SSE after update step t.
     Status 0: the runs did not change (converged); 1: ``stop`` reached; 2: a run was
     empty after step ``done - 1`` (its centroid kept its value; ``edges`` holds the
     runs), so the caller can move it and call again.
@@ -119,20 +158,23 @@ def lloyd_steps(xs, s, q, mu, c, edges, history, start, stop):
             edges[0] = 0
             edges[k] = n
         sse = 0.0
+        sa, qa = prefix_at(xs, mu, s, q, edges[0])
         for j in range(k):
             a = edges[j]
             e = edges[j + 1]
             if e == a:
                 empty = True
                 continue
-            sd = s[e] - s[a]
+            se, qe = prefix_at(xs, mu, s, q, e)
+            sd = se - sa
             cc = sd / (e - a)
             # the mean, kept inside its run (exact for a run of equal values)
             c[j] = min(max(mu + cc, np.float64(xs[a])), np.float64(xs[e - 1]))
             # sum over the run of (x - mu - cc)^2
-            part = (q[e] - q[a]) - 2.0 * cc * sd + (e - a) * cc * cc
+            part = (qe - qa) - 2.0 * cc * sd + (e - a) * cc * cc
             if part > 0.0:
                 sse += part
+            sa, qa = se, qe
         history[t] = sse
         if empty:
             return t + 1, 2
