@@ -23,6 +23,7 @@ import numpy as np
 
 from ..encodings.model import CodebookValues, Dense, EncodedTensor, RawValues, Sparse
 from ..errors import InvalidSettings, UnsupportedDType, UsageError
+from ..kernels.kmeans import coded_squared_error
 from ._dtypes import COMPRESSIBLE, numpy_dtype, scale_exponent, wire_name, work_dtype
 from .kmeans import assign, kmeans_1d
 from ..streams import stream_codec
@@ -54,14 +55,9 @@ def _codebook(centroids: np.ndarray, dtype: np.dtype, with_zero: bool) -> np.nda
 
 
 def _squared_error(values: np.ndarray, codebook: np.ndarray, codes: np.ndarray, e: int) -> float:
-    """sum(((values - codebook[codes]) * 2**-e)**2) in float64, a block at a time."""
-    total = 0.0
-    step = 1 << 20
-    codebook = np.ldexp(codebook, -e)
-    for i in range(0, values.size, step):
-        d = np.ldexp(values[i:i + step].astype(np.float64), -e) - codebook[codes[i:i + step]]
-        total += float(np.dot(d, d))
-    return total
+    """sum(((values - codebook[codes]) * 2**-e)**2) in float64 (scaled first: no overflow)."""
+    scaled = np.ascontiguousarray(np.ldexp(np.asarray(codebook, np.float64), -e))
+    return coded_squared_error(values, scaled, codes, float(np.ldexp(1.0, -e)))
 
 
 class _NonFinite(Exception):

@@ -234,3 +234,16 @@ def assign_codes(values, codebook, bounds, lo, inv_h, first, out):
         while a < last and abs(v - codebook[a + 1]) < abs(v - codebook[a]):
             a += 1
         out[i] = a
+
+
+@kernel
+def coded_squared_error(values, scaled_codebook, codes, scale):
+    """sum((values[i] * scale - scaled_codebook[codes[i]])**2) in float64, in one pass.
+
+    The caller proves every code < len(scaled_codebook).
+    """
+    total = 0.0
+    for i in range(values.shape[0]):
+        d = np.float64(values[i]) * scale - scaled_codebook[codes[i]]
+        total += d * d
+    return total
