@@ -18,8 +18,9 @@ weights measured on the model itself without data
 (:mod:`dcformat.torch.sensitivity`: the output's Gauss-Newton diagonal, probed with
 random signs, on batches of uniformly random token ids); the sentences are never seen.
 
-NNCodec runs side by side when ``nnc`` imports; otherwise its figures are quoted from
-issue 5, marked "as published in issue 5". Writes ``benchmarks/results/posttraining.txt``
+NNCodec 2.1.3 runs side by side when its venv is installed (``bash
+benchmarks/peers/install_nncodec.sh``; it runs there through ``peers.nncodec``, one
+thread); otherwise its figures are quoted from issue 5, marked "as published in issue 5". Writes ``benchmarks/results/posttraining.txt``
 and ``benchmarks/results/posttraining.png``.
 """
 
@@ -308,37 +309,56 @@ def main(argv=None) -> int:
                              dec=float_bytes / dec_s / 1e6, measured=True))
             print(f"{label:50s} {rows[-1]['ratio']:6.2f}x  cos {mean:.5f} min {worst:.5f} nn {nn:.3f} "
                   f"enc {rows[-1]['enc']:.0f} MB/s dec {rows[-1]['dec']:.0f} MB/s", flush=True)
-    rows.extend(nncodec_rows(weights, ref, ids, mask, fp32_bytes))
+    rows.extend(nncodec_rows(weights, ref, ids, mask, fp32_bytes, args.quick))
     write(rows, args.out, fp32_bytes, params, len(sentences))
     return 0
 
 
-def nncodec_rows(weights, ref, ids, mask, fp32_bytes):
-    try:
-        import nnc  # noqa: F401
-    except Exception:
+def nncodec_rows(weights, ref, ids, mask, fp32_bytes, quick: bool):
+    """NNCodec 2.1.3 measured in its own venv (benchmarks/peers), else issue 5's figures, marked."""
+    sys.path.insert(0, str(HERE))
+    from peers import nncodec
+
+    if nncodec.python_path() is None:
+        print(f"NNCodec is not installed ({nncodec.INSTALL_COMMAND}): quoting issue 5")
         return [dict(label=f"{name} (as published in issue 5)", ratio=r, bpp=32.0 / r, mean=c, min=math.nan,
                      nn=math.nan, sqnr=math.nan, enc=math.nan, dec=math.nan, measured=False)
                 for name, r, c in PUBLISHED]
+    arrays = {k: v for k, v in weights.items() if v.dtype.kind == "f"}
+    params = sum(a.size for a in arrays.values())
+    nbytes = sum(a.nbytes for a in arrays.values())
     rows = []
-    for qp in (-44, -38, -32, -26):
-        with tempfile.TemporaryDirectory() as tmp:
-            arrays = {k: np.ascontiguousarray(v.astype(np.float32)) for k, v in weights.items() if v.dtype.kind == "f"}
-            bs = Path(tmp) / "m.nnc"
-            t0 = time.perf_counter()
-            nnc.compress(arrays, bitstream_path=str(bs), qp=qp)
-            enc_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            dec = nnc.decompress(str(bs))
-            dec_s = time.perf_counter() - t0
-            with torch.no_grad():
-                emb = embed(dec, ids, mask)
-            mean, worst, nn = quality(ref, emb)
-            nb = sum(a.nbytes for a in arrays.values())
-            rows.append(dict(label=f"NNCodec qp {qp}", ratio=fp32_bytes / bs.stat().st_size,
-                             bpp=8 * bs.stat().st_size / sum(a.size for a in arrays.values()), mean=mean, min=worst,
-                             nn=nn, sqnr=math.nan, enc=nb / enc_s / 1e6, dec=nb / dec_s / 1e6, measured=True))
+    for qp in ((-38, -32) if quick else (-44, -41, -38, -35, -32, -29, -26)):
+        r = nncodec.roundtrip(arrays, qp)
+        with torch.no_grad():
+            emb = embed({**weights, **r.decoded}, ids, mask)
+        mean, worst, nn = quality(ref, emb)
+        rows.append(dict(label=f"NNCodec 2.1.3 qp {qp} (measured)", ratio=fp32_bytes / r.stored_bytes,
+                         bpp=8 * r.stored_bytes / params, mean=mean, min=worst, nn=nn, sqnr=math.nan,
+                         enc=nbytes / r.encode_s / 1e6, dec=nbytes / r.decode_s / 1e6, measured=True))
+        print(f"{rows[-1]['label']:50s} {rows[-1]['ratio']:6.2f}x  cos {mean:.5f} min {worst:.5f}", flush=True)
     return rows
+
+
+def curves(rows) -> dict[str, list[dict]]:
+    """Rows grouped by setting family (the label without its budget or qp), each by ratio."""
+    groups = {}
+    for r in rows:
+        key = r["label"].rsplit(",", 1)[0].split(" qp")[0] if "bits/param" in r["label"] else \
+            r["label"].split(",")[0].split(" qp")[0]
+        groups.setdefault(key, []).append(r)
+    return {k: sorted(rs, key=lambda r: r["ratio"]) for k, rs in groups.items()}
+
+
+def ratio_at(rs: list[dict], target: float) -> float:
+    """The largest ratio at which a curve's mean cosine is still >= target (linear between rows)."""
+    best = math.nan
+    for a, b in zip(rs, rs[1:]):
+        if a["mean"] >= target > b["mean"]:
+            best = a["ratio"] + (a["mean"] - target) / (a["mean"] - b["mean"]) * (b["ratio"] - a["ratio"])
+    if rs and rs[-1]["mean"] >= target:
+        best = rs[-1]["ratio"]
+    return best
 
 
 def write(rows, stem, fp32_bytes, params, n_sentences):
@@ -360,6 +380,11 @@ def write(rows, stem, fp32_bytes, params, n_sentences):
         buf.write(f"| {r['label']:58s} | {r['ratio']:5.2f} | {r['bpp']:10.3f} | {f(r['mean'], '.5f'):8s} | "
                   f"{f(r['min'], '.5f'):7s} | {f(r['nn'], '.3f'):8s} | {f(r['sqnr'], '.1f'):7s} | "
                   f"{f(r['enc'], '.0f'):11s} | {f(r['dec'], '.0f'):11s} |\n")
+    buf.write("\nAt equal quality (ratio where the mean cosine crosses the target, interpolated between "
+              "neighbouring rows of each curve; '-' where the curve does not reach it):\n\n")
+    buf.write(f"| {'curve':58s} | ratio at cos 0.999 | ratio at cos 0.99 |\n|---|---|---|\n")
+    for key, rs in curves(rows).items():
+        buf.write(f"| {key:58s} | {f(ratio_at(rs, 0.999), '.2f'):18s} | {f(ratio_at(rs, 0.99), '.2f'):17s} |\n")
     text = buf.getvalue()
     stem.with_suffix(".txt").write_text(text)
     print(text)
@@ -372,13 +397,7 @@ def write(rows, stem, fp32_bytes, params, n_sentences):
         print("matplotlib is not installed: no plot")
         return
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    groups = {}
-    for r in rows:
-        key = r["label"].rsplit(",", 1)[0].split(" qp")[0] if "bits/param" in r["label"] else \
-            r["label"].split(",")[0].split(" qp")[0]
-        groups.setdefault(key, []).append(r)
-    for key, rs in groups.items():
-        rs = sorted(rs, key=lambda r: r["ratio"])
+    for key, rs in curves(rows).items():
         ax.plot([r["ratio"] for r in rs], [1.0 - r["mean"] for r in rs], "o-", label=key)
     ax.set_yscale("log")
     ax.set_xlabel("compression ratio (fp32 file / compressed file)")
