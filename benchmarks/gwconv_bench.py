@@ -70,6 +70,7 @@ from examples.mnist import FASHION_MNIST_DIR, load_mnist  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 SCRIPT = "benchmarks/gwconv_bench.py"
 SLIDES_H = 29_744
+NARROW_H = 7_432  # sum(I*O) over the 3x3 convs of ResNet20() below
 SLIDES = {10000: (2.18, 85.64), 7500: (2.66, 85.73), 5000: (3.41, 85.46), 2500: (4.75, 84.36),
           1000: (6.22, 80.96), 500: (6.93, 78.30)}
 #: name -> (label, IDX directory (None: examples/mnist.py's default), pixel mean, pixel std)
@@ -247,9 +248,9 @@ class Bench:
 
 def compare_rules(bench, base, seed, lines):
     args = bench.args
-    L_rule = round(1000 * 7432 / SLIDES_H)
-    log(f"\ntraining rule for the selectors' rounding (L = {L_rule}, {args.rule_steps} Adam steps, "
-        f"batch {BATCH}, no BN recalibration):", lines)
+    L_rule = round(1000 * NARROW_H / SLIDES_H)
+    log(f"\ntraining rule for the selectors' rounding (L = {L_rule}, {args.rule_steps} Adam steps, batch {BATCH}; "
+        "+BN: after BN recalibration, which a reassignment just before evaluation needs):", lines)
     for rule in ("bank only (selectors fixed)", "ste", "reassign"):
         m = copy.deepcopy(base)
         torch.manual_seed(seed)
@@ -263,7 +264,8 @@ def compare_rules(bench, base, seed, lines):
         train(m, bench.train_data, args.rule_steps, opt, seed + 1, after_step=lambda: clamp_selectors_(m),
               every=10, hook=(lambda: moved.append(reassign_(m, 1.0))) if rule == "reassign" else None)
         extra = f", pairs moved per reassignment {np.mean(moved) * 100:.2f} %" if moved else ""
-        log(f"  {rule:<28} post-hoc {post:6.2f} % -> tuned {bench.accuracy(m):6.2f} %{extra}", lines)
+        log(f"  {rule:<28} post-hoc {post:6.2f} % -> tuned {bench.accuracy(m):6.2f} %, "
+            f"+BN {bench.recalibrated_accuracy(m):6.2f} %{extra}", lines)
 
 
 def check_decoded(model, path, bench):
@@ -295,12 +297,12 @@ def byte_parts(path) -> dict:
 def gw_row(bench, base, slides_L, seed, dataset_label):
     """One row of the table: convert, tune, quantize, tune, recalibrate, save, check."""
     args = bench.args
-    h = 7432
     t0 = time.time()
     m = copy.deepcopy(base)
     torch.manual_seed(seed)
-    bank = convert_to_gwconv(m, max(2, round(slides_L * h / SLIDES_H)), rule="ste", seed=seed)
+    bank = convert_to_gwconv(m, max(2, round(slides_L * NARROW_H / SLIDES_H)), rule="ste", seed=seed)
     counts = parameter_counts(m)  # before weight sharing adds its codebooks as parameters
+    assert counts["H"] == NARROW_H, counts
     acc = {"post": bench.accuracy(m), "post_bn": bench.recalibrated_accuracy(m)}
     bench.tune(m, seed)
     acc["tuned"] = bench.accuracy(m)
@@ -319,19 +321,17 @@ def gw_row(bench, base, slides_L, seed, dataset_label):
             "seconds": time.time() - t0}
 
 
-def log_rows(rows, base_acc, dense_bytes, lines):
-    h = 7432
-    head = (f"{'slides L':>8} {'L':>5} {'L/H':>6} {'post':>6} {'+BN':>6} {'tuned':>6} {'quant':>6} {'+BN':>6} "
+ROW_HEAD = (f"{'slides L':>8} {'L':>5} {'L/H':>6} {'post':>6} {'+BN':>6} {'tuned':>6} {'quant':>6} {'+BN':>6} "
             f"{'final':>6} {'-BN':>6} {'drop':>6} {'param x':>7} {'bytes':>7} {'byte x':>7} {'slides x/acc':>13}")
-    log(head, lines)
-    log("-" * len(head), lines)
-    for r in rows:
-        a, c = r["acc"], r["counts"]
-        sx, sa = SLIDES.get(r["slides_L"], (float("nan"), float("nan")))
-        log(f"{r['slides_L']:>8} {r['L']:>5} {r['L'] / h:>6.3f} {a['post']:>6.2f} {a['post_bn']:>6.2f} "
-            f"{a['tuned']:>6.2f} {a['quant']:>6.2f} {a['quant_bn']:>6.2f} {a['final']:>6.2f} {a['final_nobn']:>6.2f} "
-            f"{base_acc - a['final']:>+6.2f} {c['dense_total'] / c['gw_total']:>6.2f}x {r['bytes']['total']:>7,} "
-            f"{dense_bytes / r['bytes']['total']:>6.2f}x {sx:>5.2f}x/{sa:5.2f}%", lines)
+
+
+def log_row(r, base_acc, dense_bytes, lines):
+    a, c = r["acc"], r["counts"]
+    sx, sa = SLIDES.get(r["slides_L"], (float("nan"), float("nan")))
+    log(f"{r['slides_L']:>8} {r['L']:>5} {r['L'] / c['H']:>6.3f} {a['post']:>6.2f} {a['post_bn']:>6.2f} "
+        f"{a['tuned']:>6.2f} {a['quant']:>6.2f} {a['quant_bn']:>6.2f} {a['final']:>6.2f} {a['final_nobn']:>6.2f} "
+        f"{base_acc - a['final']:>+6.2f} {c['dense_total'] / c['gw_total']:>6.2f}x {r['bytes']['total']:>7,} "
+        f"{dense_bytes / r['bytes']['total']:>6.2f}x {sx:>5.2f}x/{sa:5.2f}%", lines)
 
 
 def log_bytes(rows, lines):
@@ -403,11 +403,12 @@ def main():
         f"quantized to {args.bank_bits} bits and fc + 1x1 convs to {args.other_bits}-bit codebooks (quant), "
         f"{args.quant_steps} steps with the bank fixed, BN recalibrated on {args.bn_batches} x 128 training "
         "images (final); +BN / -BN: the same network with / without recalibration", lines)
+    log(ROW_HEAD, lines)
+    log("-" * len(ROW_HEAD), lines)
     rows = []
     for slides_L in args.L:
         rows.append(gw_row(bench, base, slides_L, seed, label))
-        print(f"  L {slides_L} done ({time.time() - t0:.0f} s)", flush=True)
-    log_rows(rows, base_acc, dense_bytes, lines)
+        log_row(rows[-1], base_acc, dense_bytes, lines)
     log(f"\n'drop' = continued baseline ({base_acc:.2f} %) - final, points. 'param x' as the slides count "
         f"parameters; 'byte x' = {dense_bytes:,} (continued baseline, raw float32 .dcf) / GW .dcf bytes. Decoded "
         "files checked bit-equal to the modules, and as plain Conv2d nets to their logits. Slides: ResNet-20 / "
