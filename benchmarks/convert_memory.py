@@ -28,13 +28,15 @@ The bound claimed for the streaming route, checked on every streaming row::
     peak <= 6.5 x T + 16 MiB             T = the largest tensor
             + max(64 MiB, T)             PyTorch zip input only: mapped checkpoint pages
 
-independent of the model's size. The 6.5 T is one tensor and the quantizers' work on it,
-mostly 1-D k-means (a sorted copy and two float64 prefix sums: 5 T for float32
-weights). The mapped pages are bounded by ``dcformat.convert.torch_io.REMAP_BYTES``
-(64 MiB), after which the checkpoint is mapped afresh. With ``rd`` the planning summaries
-of every tensor are held while the budget is planned, before any tensor is encoded (78
-MiB on MiniLM). The in-memory route holds the whole model and every encoding on top of
-the same per-tensor work.
+independent of the model's size. The 6.5 T is one tensor and the quantizers' work on it:
+k-means holds a sorted copy (T) and codes (T / 2), its prefix sums only every 64 values;
+pruning (``paper``) adds the kept positions as int64 (up to 2 T) and the mask. Measured:
+2.5-4.8 T for ``default`` and ``rd``, up to 7.5 T with ``paper`` on the .pth input,
+whose mapped pages count too. The mapped pages are bounded by
+``dcformat.convert.torch_io.REMAP_BYTES`` (64 MiB), after which the checkpoint is mapped
+afresh. With ``rd`` the planning summaries of every tensor (a histogram each) are held
+while the budget is planned, before any tensor is encoded. The in-memory route holds
+the whole model and every encoding on top of the same per-tensor work.
 
 Writes ``benchmarks/results/convert_memory.txt``.
 """
