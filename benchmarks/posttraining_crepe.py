@@ -15,8 +15,10 @@ Besides the settings of ``posttraining.py``, rows steer the equal-slope allocati
 per-tensor ``rd_weight`` (a rule on the first and last layers; the output sensitivity
 :mod:`dcformat.torch.sensitivity` measures on white noise, so still no data), and rows
 first zero the conv taps that only ever see zero padding (conv5, conv6: the output is
-unchanged) and store those tensors sparse. At 2 bits/param each compressed tensor is
-also put alone into the fp32 model, to see which layer costs the quality.
+unchanged) and store those tensors sparse, at per-tensor SQNR floors (shifted by the
+measured weights in the last family). At 2 bits/param each compressed tensor is also
+put alone into the fp32 model, to see which layer costs the quality; at NNCodec's qp -20
+each weight tensor goes alone through NNCodec and through ECQ at the SQNR NNCodec reached.
 
 NNCodec runs side by side through ``benchmarks/peers/nncodec.py`` when that module and
 its venv exist; otherwise its rows say "not installed". Writes
@@ -56,6 +58,7 @@ RD_SENS = "dcformat rd, sqrt(measured rd_weights)"
 RD_SENS_RAW = "dcformat rd, measured rd_weights"
 FLOOR = "dcformat ecq, min SQNR per tensor"
 FLOOR_SPARSE = "dcformat ecq min SQNR, dead taps zeroed, conv5/6 sparse"
+FLOOR_SPARSE_SENS = "dcformat floor + 5 log10(measured), dead taps zeroed, conv5/6 sparse"
 NNCODEC = "NNCodec 2.1.3"
 
 
@@ -80,19 +83,27 @@ def edges_weighted(bits: float):
     return rd(bits, rules=tuple(Rule(ecq(rd_weight=4.0), glob=name) for name in EDGES))
 
 
-def floor_sparse(sqnr_db: float):
+def floor_sparse(sqnr_db: float, weights: dict[str, float] | None = None):
     """ECQ at an SQNR floor; conv5 and conv6, their dead taps zeroed, pruned of exactly those zeros.
 
-    ECQ does not prune, so those two are k-means; the floor raises their codebook from
-    about 6 dB per bit (a start near the answer saves whole k-means runs).
+    ``weights`` (rd_weight-like factors per tensor) move each tensor's floor by
+    10 log10(weight) dB, as the equal-slope allocation would. ECQ does not prune, so
+    conv5 and conv6 are k-means; the floor raises their codebook from about 6 dB per bit
+    (a start near the answer saves whole k-means runs).
     """
     from dcformat.compress import CompressionSettings, Rule, TensorSettings
 
-    def sparse(i):
-        dead = 1.0 - len(cm.live_taps(i)) / cm.KERNEL
-        return TensorSettings(sparsity=dead, gap_bits=6, code_bits=max(2, int((sqnr_db + 4) / 6)), min_sqnr_db=sqnr_db)
+    def floor(name):
+        return sqnr_db + 10 * math.log10((weights or {}).get(name, 1.0))
 
-    rules = tuple(Rule(sparse(i), glob=f"conv{i}.weight") for i in (5, 6))
+    def sparse(name, i):
+        dead = 1.0 - len(cm.live_taps(i)) / cm.KERNEL
+        db = floor(name)
+        return TensorSettings(sparsity=dead, gap_bits=6, code_bits=max(2, int((db + 4) / 6)), min_sqnr_db=db)
+
+    names = [f"conv{i}.weight" for i in range(1, cm.CONVS + 1)] + ["classifier.weight"]
+    rules = tuple(Rule(sparse(n, int(n[4])) if n in ("conv5.weight", "conv6.weight") else ecq(min_sqnr_db=floor(n)),
+                       glob=n) for n in names)
     return CompressionSettings(default=ecq(min_sqnr_db=sqnr_db), rules=rules)
 
 
@@ -120,11 +131,13 @@ def settings_list(quick: bool, sensitivity: dict[str, float]):
         runs.append((FLOOR, sq, CompressionSettings(default=ecq(min_sqnr_db=sq)), False))
     for sq in pick((20.0, 25.0, 30.0, 35.0, 40.0, 45.0), (30.0,)):
         runs.append((FLOOR_SPARSE, sq, floor_sparse(sq), True))
+    for sq in pick((22.0, 26.0, 30.0, 34.0, 38.0, 42.0), (30.0,)):
+        runs.append((FLOOR_SPARSE_SENS, sq, floor_sparse(sq, tempered), True))
     return runs
 
 
 def label(family: str, parameter) -> str:
-    if family in (FLOOR, FLOOR_SPARSE):
+    if family in (FLOOR, FLOOR_SPARSE, FLOOR_SPARSE_SENS):
         return f"{family}, {parameter:g} dB"
     if family == NNCODEC:
         return f"{family}, qp {parameter}"
@@ -277,25 +290,29 @@ def layer_sensitivity(bench: Bench, encoded, reports, decoded) -> list[dict]:
     return rows
 
 
-def ratio_at(rows: list[dict], cos: float) -> float | None:
-    """A family's ratio at mean cosine ``cos``, interpolated linearly in log(1 - cos); None outside its range."""
-    pts = sorted((r["ratio"], math.log(max(1.0 - r["cos"], 1e-9))) for r in rows)
-    target = math.log(max(1.0 - cos, 1e-9))
-    for (r0, e0), (r1, e1) in zip(pts, pts[1:]):
-        if min(e0, e1) <= target <= max(e0, e1):
-            return r0 if e0 == e1 else r0 + (r1 - r0) * (target - e0) / (e1 - e0)
-    return None
+def ratio_at(rows: list[dict], cos: float) -> str:
+    """A family's ratio at mean cosine ``cos``, interpolated linearly in log(1 - cos).
+
+    Outside the family's measured range: "< r" (it needs more bits than its best row,
+    of ratio r) or "> r" (its lowest-rate row, of ratio r, is already better).
+    """
+    pts = sorted((math.log(max(1.0 - r["cos"], 1e-15)), r["ratio"]) for r in rows)
+    target = math.log(max(1.0 - cos, 1e-15))
+    if target < pts[0][0]:
+        return f"< {pts[0][1]:.2f}"
+    if target > pts[-1][0]:
+        return f"> {pts[-1][1]:.2f}"
+    for (e0, r0), (e1, r1) in zip(pts, pts[1:] or pts):
+        if e0 <= target <= e1:
+            return f"{r0 if e0 == e1 else r0 + (r1 - r0) * (target - e0) / (e1 - e0):.2f}"
+    raise AssertionError("unreachable: target inside the sorted range")
 
 
 # --- output -----------------------------------------------------------------------------
 
 
-def _f(v, fmt):
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
-
-
 def write_table(buf, rows: list[dict]) -> None:
-    buf.write(f"| {'setting':76s} | ratio | bits/param | rpa   | cents | agree | dcents | cos mean  | cos min  "
+    buf.write(f"| {'setting':76s} | ratio | bits/param | rpa   | cents | agree | dcents | 1-cos mean | 1-cos max "
               "| SQNR dB | encode MB/s | decode MB/s |\n")
     buf.write("|" + "---|" * 12 + "\n")
     for r in rows:
@@ -303,23 +320,25 @@ def write_table(buf, rows: list[dict]) -> None:
             buf.write(f"| {r['label']:76s} |" + " - |" * 11 + "\n")
             continue
         buf.write(f"| {r['label']:76s} | {r['ratio']:5.2f} | {r['bpp']:10.3f} | {r['rpa']:.3f} | {r['cents']:5.2f} | "
-                  f"{r['agree']:.3f} | {r['dcents']:6.2f} | {r['cos']:.7f} | {r['cos_min']:.6f} | {r['sqnr']:7.1f} | "
-                  f"{r['enc']:11.0f} | {r['dec']:11.0f} |\n")
+                  f"{r['agree']:.3f} | {r['dcents']:6.2f} | {1 - r['cos']:10.1e} | {1 - r['cos_min']:9.1e} | "
+                  f"{r['sqnr']:7.1f} | {r['enc']:11.0f} | {r['dec']:11.0f} |\n")
 
 
 def write_equal_quality(buf, rows: list[dict]) -> None:
     peers = [r for r in rows if r["family"] == NNCODEC and r["measured"]]
     if not peers:
         return
-    families = [f for f in (RD, RD_EDGES, RD_SENS, FLOOR_SPARSE) if any(r["family"] == f for r in rows)]
-    buf.write("\nAt NNCodec's quality: each dcformat family's ratio at NNCodec's mean cosine "
-              "(interpolated in log(1 - cos) between measured rows; - where the family does not reach it)\n\n")
-    buf.write("| NNCodec | ratio | cos mean | " + " | ".join(families) + " |\n")
+    families = [f for f in (RD, RD_EDGES, RD_SENS, FLOOR_SPARSE, FLOOR_SPARSE_SENS)
+                if any(r["family"] == f for r in rows)]
+    buf.write("\nAt NNCodec's quality: each dcformat family's ratio at NNCodec's mean cosine, interpolated in "
+              "log(1 - cos) between measured rows\n('< r': the family needs more bits than its best row, "
+              "of ratio r)\n\n")
+    buf.write("| NNCodec | ratio | 1 - cos mean | " + " | ".join(families) + " |\n")
     buf.write("|" + "---|" * (3 + len(families)) + "\n")
     for p in peers:
         at = [ratio_at([r for r in rows if r["family"] == f and r["measured"]], p["cos"]) for f in families]
-        buf.write(f"| qp {p['parameter']} | {p['ratio']:.2f} | {p['cos']:.7f} | "
-                  + " | ".join(_f(a, ".2f") for a in at) + " |\n")
+        buf.write(f"| qp {p['parameter']} | {p['ratio']:.2f} | {1 - p['cos']:.1e} | "
+                  + " | ".join(at) + " |\n")
 
 
 def write_per_tensor(buf, per_tensor: list[dict]) -> None:
@@ -345,13 +364,13 @@ def report(bench: Bench, rows, layers, per_tensor, exact_note, sensitivity, sens
     buf.write(f"dcformat default selection: {exact_note}; NNCodec quantizes 1-D tensors at nonweight_qp -75\n")
     buf.write("measured rd_weights (dcformat.torch.sensitivity, 2 probes on white-noise frames, "
               f"{sens_s:.0f} s): " + ", ".join(f"{k.split('.')[0]} {w:.3g}" for k, w in sensitivity.items()) + "\n")
-    buf.write("dead taps: conv5 taps outside 16-46 and conv6 taps outside 24-38 only ever multiply zero padding "
-              f"({dead_weights(bench.state):,} weights); zeroing them leaves the output unchanged\n")
+    buf.write("dead taps: conv5 taps outside 16-46 and conv6 taps outside 24-38 only ever multiply zero "
+              f"padding ({dead_weights(bench.state):,} weights); zeroing them leaves the output unchanged\n")
     buf.write("ratio = fp32 safetensors bytes / compressed bytes; rpa = share within 50 cents of the true f0; "
               "cents = mean |error| to the true f0; agree = share within 10 cents of the fp32 model's pitch; "
-              "dcents = mean |cents| to the fp32 model's pitch; cos = cosine of the 360-bin outputs to fp32's; "
-              "SQNR = median over the weight tensors (against the tensors given to the encoder); "
-              "speeds in MB/s of fp32 weights, 1 thread\n\n")
+              "dcents = mean |cents| to the fp32 model's pitch; cos = cosine of the 360-bin outputs to fp32's "
+              "(1 - cos: mean and worst frame); SQNR = median over the weight tensors (against the tensors given "
+              "to the encoder); speeds in MB/s of fp32 weights, 1 thread\n\n")
     write_table(buf, rows)
     write_equal_quality(buf, rows)
     write_per_tensor(buf, per_tensor)
@@ -389,7 +408,7 @@ def plot(rows: list[dict], path: Path) -> None:
         rs = sorted(rs, key=lambda r: r["ratio"])
         x = [r["ratio"] for r in rs]
         style = "s--" if family == NNCODEC else "o-"
-        ax1.plot(x, [max(1.0 - r["cos"], 1e-8) for r in rs], style, label=family, ms=4)
+        ax1.plot(x, [max(1.0 - r["cos"], 1e-12) for r in rs], style, label=family, ms=4)
         ax2.plot(x, [max(r["dcents"], 1e-3) for r in rs], style, label=family, ms=4)
     ax1.set_yscale("log")
     ax2.set_yscale("log")
@@ -415,6 +434,7 @@ def main(argv=None) -> int:
     from decode_speed import crepe
 
     from dcformat.compress import compress_tensors
+    from dcformat.numpy import load, save
 
     state = crepe("full")
     if state is None:
@@ -423,7 +443,7 @@ def main(argv=None) -> int:
     print(f"fp32: rpa {bench.fp32['rpa']:.3f}, mean |error| {bench.fp32['cents']:.2f} cents on {len(bench.f0)} tones")
     sensitivity, sens_s = measured_rd_weights(state, frames=8 if args.quick else 16)
     print("measured rd_weights:", {k: round(w, 4) for k, w in sensitivity.items()}, f"({sens_s:.0f} s)")
-    compress_tensors({"w": np.zeros((64, 64), np.float32)})  # compile the kernels outside the timing
+    load(save(compress_tensors({"w": np.ones((64, 64), np.float32)})[0]))  # load the kernels outside the timing
     rows, layers, exact_note = [], [], ""
     with tempfile.TemporaryDirectory() as tmp:
         dst = Path(tmp) / "m.dcf"
