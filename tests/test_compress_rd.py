@@ -146,3 +146,31 @@ def test_settings_json_round_trip():
 def test_ecq_needs_a_target():
     with pytest.raises(InvalidSettings):
         compress_tensor(np.ones((8, 8), np.float32) * np.arange(8), TensorSettings(quantizer="ecq"), "w")
+
+
+def test_ecq_stores_mostly_zero_codes_sparsely(tmp_path, monkeypatch):
+    # A layer whose outer taps are zero (as taps that only ever meet padding) plus a
+    # coarse step: most codes are the zero code, which Huffman cannot code below a bit.
+    from dcformat.compress import pipeline
+    from dcformat.compress.report import SPARSE_CODEBOOK
+
+    rng = np.random.default_rng(5)
+    w = np.zeros((256, 64, 9), np.float32)
+    w[:, :, 4] = rng.standard_normal((256, 64)).astype(np.float32)
+    settings = TensorSettings(quantizer="ecq", code_bits=12, min_sqnr_db=20.0)
+    enc, rep = compress_tensor(w, settings, "conv.weight")
+    assert rep.kind == SPARSE_CODEBOOK and rep.kept < w.size // 4
+    save_file({"w": enc}, tmp_path / "s.dcf")
+    assert (tmp_path / "s.dcf").stat().st_size < w.size // 8  # below a bit per weight
+    assert np.array_equal(load_file(tmp_path / "s.dcf")["w"], reconstruct(enc))
+    monkeypatch.setattr(pipeline, "_sparse_if_smaller", lambda *args: None)  # the dense layout
+    dense, dense_rep = compress_tensor(w, settings, "conv.weight")
+    assert dense_rep.kind == "codebook"
+    assert np.array_equal(reconstruct(enc), reconstruct(dense))  # same values, only the layout differs
+    assert dense_rep.sqnr_db == rep.sqnr_db
+
+
+def test_ecq_keeps_a_gaussian_tensor_dense():
+    w = np.random.default_rng(6).standard_normal((128, 128)).astype(np.float32)
+    enc, rep = compress_tensor(w, TensorSettings(quantizer="ecq", code_bits=12, min_sqnr_db=30.0), "fc.weight")
+    assert rep.kind == "codebook" and rep.kept == w.size

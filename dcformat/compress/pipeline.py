@@ -140,14 +140,88 @@ def _compress_ecq(cand, step: float | None) -> tuple[EncodedTensor, TensorReport
         code_of_bin = inverse[code_of_bin]
     p.code_of_bin = code_of_bin
     codes, error = ecq.emit(cand.x, h, p, cb)
+    n = codes.size
+    cb, error = _exact_zero_code(cand.x, cb, codes, error)
     codec = stream_codec(codes, cb.size, huffman=cand.settings.huffman)
-    encoded = EncodedTensor(dtype=cand.wire, shape=cand.shape, layout=Dense(),
-                            values=CodebookValues(codebook=cb.astype(dtype), codes=codes, codec=codec))
+    layout, stream, values_codec = Dense(), codes, codec
+    kept, entries, fillers, gap_bits, kind = n, n, 0, None, CODEBOOK
+    sparse = _sparse_if_smaller(codes, cb, codec, cand.settings.huffman)
+    if sparse is not None:
+        layout, stream, values_codec, kept, gap_bits = sparse
+        entries, kind = stream.size, SPARSE_CODEBOOK
+        fillers = entries - kept
+    encoded = EncodedTensor(dtype=cand.wire, shape=cand.shape, layout=layout,
+                            values=CodebookValues(codebook=cb.astype(dtype), codes=stream, codec=values_codec))
     rel, sqnr = error_measures(cand.energy, error)
-    report = TensorReport(name=cand.name, shape=cand.shape, dtype=cand.wire, kind=CODEBOOK, elements=cand.x.size,
-                          kept=cand.x.size, entries=cand.x.size, code_bits=int(max(cb.size - 1, 1)).bit_length(),
+    report = TensorReport(name=cand.name, shape=cand.shape, dtype=cand.wire, kind=kind, elements=n,
+                          kept=kept, entries=entries, fillers=fillers, gap_bits=gap_bits,
+                          code_bits=int(max(cb.size - 1, 1)).bit_length(),
                           codebook_size=int(cb.size), rel_rms_error=rel, sqnr_db=sqnr)
     return encoded, report
+
+
+#: The sparse layout is tried when at least this share of the codes is the zero code.
+SPARSE_TRY_ZERO_SHARE = 0.4
+#: Relative-index widths tried for it.
+SPARSE_GAP_BITS = (2, 4, 8)
+
+
+def _exact_zero_code(x: np.ndarray, cb: np.ndarray, codes: np.ndarray, error: float):
+    """(codebook, error) with the code nearest zero made exactly 0.0, when that is nearly free.
+
+    Only a code that decodes to exactly zero can be left out of a sparse layout. The
+    centroid of the bin around zero is the mean of its values, close to zero for
+    most weights; moving it there adds ``count * centroid**2`` to the squared error,
+    accepted up to 1 % of the error when the bin holds a large share of the codes.
+    """
+    z = int(np.argmin(np.abs(cb)))
+    if cb[z] == 0.0 or codes.size == 0:
+        return cb, error
+    count = int(np.count_nonzero(codes == z))
+    if count < SPARSE_TRY_ZERO_SHARE * codes.size or count * cb[z] ** 2 > 0.01 * error:
+        return cb, error
+    snapped = cb.copy()
+    snapped[z] = 0.0
+    if (z > 0 and snapped[z - 1] >= 0.0) or (z + 1 < cb.size and snapped[z + 1] <= 0.0):
+        return cb, error  # would no longer be ascending
+    return snapped, _squared_error(x, snapped, codes, 0)
+
+
+def _sparse_if_smaller(codes: np.ndarray, cb: np.ndarray, codec, huffman: bool):
+    """The same values in the sparse layout when that stores fewer bytes, else None.
+
+    Huffman spends at least a bit per code, so a tensor whose codes are mostly the
+    zero code (dead taps, heavily quantized layers) costs less as relative indices
+    of its non-zeros. The values decoded are identical either way.
+    """
+    zero = np.flatnonzero(cb == 0.0)
+    if zero.size == 0 or codes.size == 0:
+        return None
+    zero_code = int(zero[0])
+    is_zero = codes == zero_code
+    if is_zero.mean() < SPARSE_TRY_ZERO_SHARE:
+        return None
+    best = len(codec.encode(codes, cb.size))
+    choice = None
+    positions = np.flatnonzero(~is_zero)
+    kept_codes = codes[positions]
+    for gap_bits in SPARSE_GAP_BITS:
+        gap_stream = positions_to_gaps(positions, gap_bits)
+        layout, stream = _sparse_layout(gap_stream, kept_codes, zero_code, gap_bits, huffman)
+        values_codec = stream_codec(stream, cb.size, huffman=huffman)
+        size = len(layout.codec.encode(layout.gaps, 1 << gap_bits, gap_stream=True)) + \
+            len(values_codec.encode(stream, cb.size))
+        if size < best:
+            best, choice = size, (layout, stream, values_codec, int(positions.size), gap_bits)
+    return choice
+
+
+def _sparse_layout(gap_stream, kept_codes: np.ndarray, filler_code: int, gap_bits: int, huffman: bool):
+    """The Sparse layout of ``gap_stream`` and its code stream (fillers get ``filler_code``)."""
+    stream = np.full(gap_stream.entries, filler_code, np.uint16)
+    stream[gap_stream.kept_index] = kept_codes
+    gap_codec = stream_codec(gap_stream.gaps, 1 << gap_bits, huffman=huffman, gap_stream=True)
+    return Sparse(gap_bits=gap_bits, gaps=gap_stream.gaps, codec=gap_codec), stream
 
 
 def _compress_kmeans(array: np.ndarray, settings: TensorSettings, name: str) -> tuple[EncodedTensor, TensorReport]:
@@ -193,10 +267,8 @@ def _compress_kmeans(array: np.ndarray, settings: TensorSettings, name: str) -> 
         layout, stream = Dense(), codes
         entries, n_fillers, kind = n, 0, CODEBOOK
     else:
-        stream = np.full(gap_stream.entries, np.searchsorted(cb, 0.0) if fillers else 0, np.uint16)
-        stream[gap_stream.kept_index] = codes
-        gap_codec = stream_codec(gap_stream.gaps, 1 << settings.gap_bits, huffman=settings.huffman, gap_stream=True)
-        layout = Sparse(gap_bits=settings.gap_bits, gaps=gap_stream.gaps, codec=gap_codec)
+        layout, stream = _sparse_layout(gap_stream, codes, int(np.searchsorted(cb, 0.0)) if fillers else 0,
+                                        settings.gap_bits, settings.huffman)
         entries, n_fillers, kind = gap_stream.entries, gap_stream.fillers, SPARSE_CODEBOOK
         error += pruned_energy
     encoded = EncodedTensor(dtype=wire, shape=shape, layout=layout,
