@@ -1,7 +1,7 @@
 """Global Weight (one kernel bank for the whole network) on Fashion-MNIST with a narrow ResNet-20.
 
     apt-get install dataset-fashion-mnist          # the data: /usr/share/datasets/fashion-mnist/
-    python benchmarks/gwconv_bench.py              # about 40 minutes on one shared CPU thread
+    python benchmarks/gwconv_bench.py              # 27 minutes on one CPU thread (2 shared cores, load 2)
     python benchmarks/gwconv_bench.py --dataset mnist    # MNIST from ../shared/datasets/mnist/
 
 A ResNet-20-style network (3 stages of 3 basic blocks, 8/16/32 channels, 1x1 projection
