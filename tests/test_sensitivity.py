@@ -50,6 +50,17 @@ def test_weights_survive_a_rescaling_that_keeps_the_function():
         assert b[name] == pytest.approx(a[name], rel=1e-3)
 
 
+def test_exponent_softens_the_weights():
+    net = _mlp().eval()
+    full = module_rd_weights(net, _batches())
+    soft = module_rd_weights(net, _batches(), exponent=0.5)
+    for name in full:
+        assert soft[name] == pytest.approx(full[name] ** 0.5, rel=1e-9)
+    for bad in (0.0, -1.0, 5.0, "1"):
+        with pytest.raises(InvalidSettings):
+            rd_weights({"w": 1.0}, {"w": torch.ones(2)}, exponent=bad)
+
+
 def test_unreached_tensor_gets_the_floor_weight():
     params = {"used": torch.randn(4, 4), "unused": torch.randn(4, 4)}
     sens = output_sensitivity(lambda p, x: x @ p["used"], params, [torch.randn(5, 4)])
