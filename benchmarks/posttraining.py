@@ -190,7 +190,14 @@ def forward(t: dict[str, torch.Tensor], ids: torch.Tensor, mask: torch.Tensor, l
     return torch.nn.functional.normalize(e, dim=-1)
 
 
-def random_token_batches(vocab_size: int, batches: int = 16, size: int = 32, seed: int = 0):
+#: Random-token batches for the sensitivity estimate (48 x 32 sequences: about a minute).
+SENSITIVITY_BATCHES = 48
+#: Entropy-constrained assignment in the sensitivity rows: at 5.33 bits/param it moves the
+#: mean cosine from 0.99898 to 0.99901 at the same size (measured with 48 batches).
+SENSITIVITY_KAPPA = 0.2
+
+
+def random_token_batches(vocab_size: int, batches: int = SENSITIVITY_BATCHES, size: int = 32, seed: int = 0):
     """Data-free calibration input: [CLS] + uniformly random WordPiece ids + [SEP].
 
     Ids below 1000 ([PAD], [unusedN], [UNK], [CLS], [SEP], [MASK]) are not drawn;
@@ -254,7 +261,8 @@ def settings_list(quick: bool, sensitivity: dict[str, float]):
             default=TensorSettings(quantizer="ecq", code_bits=12), rules=emb(), bits_per_param=b)))
     for b in ((3.5, 3.76, 4.0, 4.5, 5.0, 5.33, 5.6) if not quick else (3.76, 5.33)):
         runs.append((f"dcformat rd + output sensitivity (random tokens), {b} bits/param", CompressionSettings(
-            default=TensorSettings(quantizer="ecq", code_bits=12), rd_weights=sensitivity, bits_per_param=b)))
+            default=TensorSettings(quantizer="ecq", code_bits=12, ecq_kappa=SENSITIVITY_KAPPA),
+            rd_weights=sensitivity, bits_per_param=b)))
     for sq in ((25.0, 30.0, 35.0) if not quick else (30.0,)):
         runs.append((f"dcformat ecq, min SQNR {sq:g} dB per tensor", CompressionSettings(
             default=TensorSettings(quantizer="ecq", code_bits=12, min_sqnr_db=sq))))
