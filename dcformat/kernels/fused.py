@@ -26,8 +26,7 @@ from .huffman import (
     STATUS_OK,
     STATUS_PAST_END,
     STATUS_SIZE_MISMATCH,
-    _decode1,
-    _decode4,
+    decode_huffman_chunks,
 )
 
 #: A raw chunk holds a symbol past the value table.
@@ -77,32 +76,10 @@ def decode_values(data, table, maxlen, modes, begins, ends, firsts, counts, widt
     value directly; raw chunks are unpacked through ``scratch`` (uint16, as long as the
     longest raw chunk) and each symbol checked against ``values``.
     """
-    pending = np.empty(4, np.int64)
-    npending = 0
     for c in range(modes.shape[0]):
         if modes[c] == 1:
             status[c] = _raw_chunk(data, begins[c], ends[c], counts[c], width, values, out, firsts[c], scratch)
-            continue
-        pending[npending] = c
-        npending += 1
-        if npending == 4:
-            a = pending[0]
-            b = pending[1]
-            d = pending[2]
-            g = pending[3]
-            ra, rb, rd, rg = _decode4(data, table, maxlen,
-                                      begins[a], ends[a], begins[b], ends[b],
-                                      begins[d], ends[d], begins[g], ends[g], out,
-                                      firsts[a], counts[a], firsts[b], counts[b],
-                                      firsts[d], counts[d], firsts[g], counts[g])
-            status[a] = ra
-            status[b] = rb
-            status[d] = rd
-            status[g] = rg
-            npending = 0
-    for j in range(npending):
-        c = pending[j]
-        status[c] = _decode1(data, table, maxlen, begins[c], ends[c], out, firsts[c], counts[c])
+    decode_huffman_chunks(data, table, maxlen, modes, begins, ends, firsts, counts, out, status)
 
 
 @kernel

@@ -308,12 +308,24 @@ def decode_chunks(data, table, maxlen, modes, begins, ends, firsts, counts, widt
     trailing bits are the caller's to check. Huffman chunks go four at a time through
     interleaved readers.
     """
-    pending = np.empty(4, np.int64)
-    npending = 0
     for c in range(modes.shape[0]):
         if modes[c] == 1:
             unpack(data[begins[c]:ends[c]], counts[c], width, out[firsts[c]:firsts[c] + counts[c]])
             status[c] = STATUS_OK
+    decode_huffman_chunks(data, table, maxlen, modes, begins, ends, firsts, counts, out, status)
+
+
+@kernel
+def decode_huffman_chunks(data, table, maxlen, modes, begins, ends, firsts, counts, out, status):
+    """Decode the Huffman chunks (``modes[c] == 0``) into ``out``, four at a time; skip raw ones.
+
+    Each table entry's top 32 bits are written: the symbol (plain tables) or a
+    codebook value's bits (the fused value tables). ``status[c]`` is set per chunk.
+    """
+    pending = np.empty(4, np.int64)
+    npending = 0
+    for c in range(modes.shape[0]):
+        if modes[c] == 1:
             continue
         pending[npending] = c
         npending += 1
