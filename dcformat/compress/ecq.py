@@ -21,9 +21,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
+from ..kernels.ecq import emit_codes, fine_histogram, minmax_energy
 from ..streams.canonical import code_lengths
 
 #: Most fine bins per histogram.
@@ -36,57 +36,9 @@ TABLE_BITS = 4
 TENSOR_OVERHEAD_BITS = 8 * 320
 
 
-@numba.njit(cache=True, nogil=True)
-def _histogram(x, inv_delta0, lo, nbins, counts, sums, squares):  # pragma: no cover - numba
-    hi = nbins - 1
-    for i in range(x.size):
-        v = np.float64(x[i])
-        b = np.int64(np.rint(v * inv_delta0)) - lo
-        if b < 0:
-            b = 0
-        elif b > hi:
-            b = hi
-        counts[b] += 1
-        sums[b] += v
-        squares[b] += v * v
-
-
-@numba.njit(cache=True, nogil=True)
-def _emit(x, inv_delta0, lo, code_of_bin, codebook, out):  # pragma: no cover - numba
-    hi = code_of_bin.size - 1
-    err = 0.0
-    for i in range(x.size):
-        v = np.float64(x[i])
-        b = np.int64(np.rint(v * inv_delta0)) - lo
-        if b < 0:
-            b = 0
-        elif b > hi:
-            b = hi
-        c = code_of_bin[b]
-        out[i] = c
-        d = v - codebook[c]
-        err += d * d
-    return err
-
-
-@numba.njit(cache=True, nogil=True)
-def _minmax_energy(x):  # pragma: no cover - numba
-    lo = np.float64(x[0])
-    hi = lo
-    e = 0.0
-    for i in range(x.size):
-        v = np.float64(x[i])
-        if v < lo:
-            lo = v
-        if v > hi:
-            hi = v
-        e += v * v
-    return lo, hi, e
-
-
 def stats(x: np.ndarray) -> tuple[float, float, float]:
     """(min, max, sum of squares) of a non-empty 1-D float array, in float64."""
-    lo, hi, e = _minmax_energy(x)
+    lo, hi, e = minmax_energy(x)
     return float(lo), float(hi), float(e)
 
 
@@ -116,7 +68,7 @@ class Histogram:
         counts = np.zeros(nbins, np.int64)
         sums = np.zeros(nbins, np.float64)
         squares = np.zeros(nbins, np.float64)
-        _histogram(x, 1.0 / delta0, lo, nbins, counts, sums, squares)
+        fine_histogram(x, 1.0 / delta0, lo, nbins, counts, sums, squares)
         return cls(delta0, lo, counts, sums, squares, int(x.size), energy)
 
 
@@ -247,6 +199,6 @@ def plan_for_distortion(x, h: Histogram, max_distortion: float, kappa: float, ma
 def emit(x: np.ndarray, h: Histogram, p: Plan, codebook: np.ndarray) -> tuple[np.ndarray, float]:
     """The codes (uint16) of ``x`` under plan ``p`` and their squared error against ``codebook``."""
     out = np.empty(x.size, np.uint16)
-    err = _emit(x, 1.0 / h.delta0, h.lo, np.ascontiguousarray(p.code_of_bin),
+    err = emit_codes(x, 1.0 / h.delta0, h.lo, np.ascontiguousarray(p.code_of_bin),
                 np.ascontiguousarray(codebook, dtype=np.float64), out)
     return out, float(err)
