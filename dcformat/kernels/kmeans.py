@@ -58,16 +58,20 @@ def prefix_at(xs, mu, s, q, e):
 
 
 @kernel
+def _run_sse(sum_d, sum_d2, n, cc):
+    """Sum over a run of (x - mu - cc)**2, from its sums of d = x - mu and d**2 (never < 0)."""
+    part = sum_d2 - 2.0 * cc * sum_d + n * cc * cc
+    return part if part > 0.0 else 0.0
+
+
+@kernel
 def run_sse(xs, mu, s, q, edges, c):
     """Sum of squared errors of the runs ``xs[edges[j]:edges[j+1]]`` against centroids ``c``."""
     sse = 0.0
     sa, qa = prefix_at(xs, mu, s, q, edges[0])
     for j in range(c.shape[0]):
         se, qe = prefix_at(xs, mu, s, q, edges[j + 1])
-        cc = c[j] - mu
-        part = (qe - qa) - 2.0 * cc * (se - sa) + (edges[j + 1] - edges[j]) * cc * cc
-        if part > 0.0:
-            sse += part
+        sse += _run_sse(se - sa, qe - qa, edges[j + 1] - edges[j], c[j] - mu)
         sa, qa = se, qe
     return sse
 
@@ -170,10 +174,7 @@ def lloyd_steps(xs, s, q, mu, c, edges, history, start, stop):
             cc = sd / (e - a)
             # the mean, kept inside its run (exact for a run of equal values)
             c[j] = min(max(mu + cc, np.float64(xs[a])), np.float64(xs[e - 1]))
-            # sum over the run of (x - mu - cc)^2
-            part = (qe - qa) - 2.0 * cc * sd + (e - a) * cc * cc
-            if part > 0.0:
-                sse += part
+            sse += _run_sse(sd, qe - qa, e - a, cc)
             sa, qa = se, qe
         history[t] = sse
         if empty:
