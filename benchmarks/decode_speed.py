@@ -52,21 +52,14 @@ RESULTS = HERE / "results"
 CACHE = HERE / ".cache"
 sys.path.insert(0, str(HERE))
 
+from bench_huffman import best_of  # noqa: E402
+
 NNCODEC_PUBLISHED = ("NNCodec 2.1.3: 17-60 MB/s decode (issue 6, not measured here: run "
                      "bash benchmarks/peers/install_nncodec.sh to measure it)")
 NNCODEC_MEASURED = ("NNCodec rows: measured in NNCodec's own venv (numpy<2), 1 thread, nnc.compress defaults "
                     "but qp; load = nnc.decompress from the file, best of the same number of rounds, not "
                     "interleaved; peak RSS not measured")
 NNCODEC_QPS = (-38, -26)
-
-
-def best_of(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def loadavg() -> str:

@@ -21,14 +21,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from examples.lenet300 import MNIST_MEAN, MNIST_STD, float32_params
+
 PARAM_SHAPES = {
     "conv1.weight": (20, 1, 5, 5), "conv1.bias": (20,),
     "conv2.weight": (50, 20, 5, 5), "conv2.bias": (50,),
     "ip1.weight": (500, 800), "ip1.bias": (500,),
     "ip2.weight": (10, 500), "ip2.bias": (10,),
 }
-MNIST_MEAN = 0.1307
-MNIST_STD = 0.3081
 
 
 def preprocess(images: np.ndarray) -> np.ndarray:
@@ -38,19 +38,6 @@ def preprocess(images: np.ndarray) -> np.ndarray:
         raise ValueError(f"preprocess expects uint8 images, got {images.dtype}")
     x = images.reshape(images.shape[0], 1, 28, 28).astype(np.float32) / np.float32(255.0)
     return (x - np.float32(MNIST_MEAN)) / np.float32(MNIST_STD)
-
-
-def _params(state_dict: Mapping[str, object]) -> dict[str, np.ndarray]:
-    out = {}
-    for name, shape in PARAM_SHAPES.items():
-        value = state_dict[name]
-        if hasattr(value, "detach"):
-            value = value.detach().cpu().numpy()
-        arr = np.asarray(value, dtype=np.float32)
-        if arr.shape != shape:
-            raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
-        out[name] = arr
-    return out
 
 
 def _conv(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -67,7 +54,7 @@ def _pool(x: np.ndarray) -> np.ndarray:
 
 def logits(state_dict: Mapping[str, object], x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     """Forward pass in numpy float32 of preprocessed ``x`` ``[N, 1, 28, 28]``."""
-    p = _params(state_dict)
+    p = float32_params(state_dict, PARAM_SHAPES)
     out = np.empty((x.shape[0], 10), np.float32)
     for s in range(0, x.shape[0], batch_size):
         h = _pool(_conv(x[s:s + batch_size], p["conv1.weight"], p["conv1.bias"]))

@@ -68,9 +68,11 @@ def preprocess(images: np.ndarray) -> np.ndarray:
     return (x - np.float32(MNIST_MEAN)) / np.float32(MNIST_STD)
 
 
-def _check_state_dict(state_dict: Mapping[str, object]) -> dict[str, np.ndarray]:
+def float32_params(state_dict: Mapping[str, object], shapes: Mapping[str, tuple] = PARAM_SHAPES
+                   ) -> dict[str, np.ndarray]:
+    """The tensors ``shapes`` names, as float32 arrays of those shapes (torch tensors accepted)."""
     params = {}
-    for name, shape in PARAM_SHAPES.items():
+    for name, shape in shapes.items():
         if name not in state_dict:
             raise ValueError(f"state dict is missing {name!r} (has {sorted(state_dict)})")
         value = state_dict[name]
@@ -85,7 +87,7 @@ def _check_state_dict(state_dict: Mapping[str, object]) -> dict[str, np.ndarray]
 
 def logits(state_dict: Mapping[str, object], x: np.ndarray, batch_size: int = 10000) -> np.ndarray:
     """Forward pass in numpy float32. ``x`` is preprocessed float ``[N, 784]``."""
-    p = _check_state_dict(state_dict)
+    p = float32_params(state_dict)
     x = np.asarray(x, dtype=np.float32)
     out = np.empty((x.shape[0], LAYERS[-1][2]), dtype=np.float32)
     for start in range(0, x.shape[0], batch_size):
