@@ -138,6 +138,16 @@ def test_encode_decode_property(w, ts):
     check_encoding(w, ts, enc, report)
 
 
+@pytest.mark.parametrize("value", [2.22507386e-309, 5e-324, 1e-300, 1e300])
+def test_float64_of_extreme_magnitude(value):
+    # found by test_encode_decode_property: 2**-e overflowed for subnormal weights
+    w = np.array([value, -value / 2, 0.0], np.float64)
+    ts = TensorSettings(quality=0.0, code_bits=1, gap_bits=1, kmeans_iterations=0)
+    enc, report = compress_tensor(w, ts, "t")
+    check_encoding(w, ts, enc, report)
+    assert math.isfinite(report.rel_rms_error) and report.rel_rms_error <= 1.0
+
+
 def test_fillers_put_an_exact_zero_in_a_full_codebook():
     rng = np.random.default_rng(0)
     w = np.zeros((64, 64), np.float32)

@@ -55,9 +55,15 @@ def _codebook(centroids: np.ndarray, dtype: np.dtype, with_zero: bool) -> np.nda
 
 
 def _squared_error(values: np.ndarray, codebook: np.ndarray, codes: np.ndarray, e: int) -> float:
-    """sum(((values - codebook[codes]) * 2**-e)**2) in float64 (scaled first: no overflow)."""
-    scaled = np.ascontiguousarray(np.ldexp(np.asarray(codebook, np.float64), -e))
-    return coded_squared_error(values, scaled, codes, float(np.ldexp(1.0, -e)))
+    """sum(((values - codebook[codes]) * 2**-e)**2) in float64 (scaled first: no overflow).
+
+    Both sides are scaled, not the difference by ``2**-e``: that factor alone overflows
+    for subnormal float64 weights (e near -1074).
+    """
+    codebook = np.asarray(codebook, np.float64)
+    if e:  # float64 weights of extreme magnitude only: the copies are rare, the scaling exact
+        values, codebook = np.ldexp(values, -e), np.ldexp(codebook, -e)
+    return coded_squared_error(values, np.ascontiguousarray(codebook), codes)
 
 
 class _NonFinite(Exception):

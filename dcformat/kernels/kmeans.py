@@ -238,13 +238,13 @@ def assign_codes(values, codebook, bounds, lo, inv_h, first, out):
 
 
 @kernel
-def coded_squared_error(values, scaled_codebook, codes, scale):
-    """sum((values[i] * scale - scaled_codebook[codes[i]])**2) in float64, in one pass.
+def coded_squared_error(values, codebook, codes):
+    """sum((values[i] - codebook[codes[i]])**2) in float64, in one pass.
 
-    The caller proves every code < len(scaled_codebook).
+    The caller proves every code < len(codebook).
     """
     total = 0.0
     for i in range(values.shape[0]):
-        d = np.float64(values[i]) * scale - scaled_codebook[codes[i]]
+        d = np.float64(values[i]) - codebook[codes[i]]
         total += d * d
     return total
