@@ -84,7 +84,8 @@ def cases(draw):
         symbols = rng.choice(rng.integers(0, alphabet, 3), count)
     else:
         symbols = np.full(count, rng.integers(0, alphabet))
-    codec = HuffmanCodec(chunk_symbols=draw(st.integers(1, 700)), max_code_length=draw(st.integers(1, 15)))
+    codec = HuffmanCodec(chunk_symbols=draw(st.integers(1, 700)), max_code_length=draw(st.integers(1, 15)),
+                         chunk_multiple=draw(st.sampled_from([4, 1, 3])))
     return symbols.astype(np.uint16), alphabet, codec, draw(st.booleans())
 
 
@@ -100,8 +101,15 @@ def test_round_trip(case):
     if lengths.any():
         limit = max(codec.max_code_length, (used - 1).bit_length())
         assert lengths.max() <= limit
-    assert len(entries) == -(-len(symbols) // codec.chunk_symbols)
-    assert [e[2] for e in entries] == list(range(0, len(symbols), codec.chunk_symbols))
+    sizes = np.diff([e[2] for e in entries] + [len(symbols)]) if len(symbols) else np.zeros(1, np.int64)
+    assert sizes.max() <= codec.chunk_symbols and (sizes[:-1] == sizes[0]).all() and sizes[-1] <= sizes[0]
+    requested = -(-len(symbols) // codec.chunk_symbols)
+    if codec.chunk_multiple == 1:
+        assert len(entries) == requested and all(sizes[:-1] == codec.chunk_symbols)
+    target = -(-requested // codec.chunk_multiple) * codec.chunk_multiple  # a multiple of chunk_multiple
+    assert len(entries) <= target
+    if len(entries) > 1 and sizes[0] >= target:  # then equal chunks make exactly the target
+        assert len(entries) == target
     units = np.cumsum(symbols.astype(np.int64) + 1)
     for mode, offset, first, start in entries:
         assert start == ((int(units[first - 1]) if first else 0) if gap else 0)
@@ -185,18 +193,31 @@ def test_chunk_count_is_capped(monkeypatch):
 def test_gap_stream_start_positions():
     gaps = np.array([0, 5, 2, 0, 0, 9, 1, 3], dtype=np.uint16)
     _, entries, _ = parse(round_trip(gaps, 16, HuffmanCodec(chunk_symbols=3), gap=True))
-    assert [e[3] for e in entries] == [0, 1 + 6 + 3, 10 + 1 + 1 + 10]
+    assert [e[2] for e in entries] == [0, 2, 4, 6]  # three chunks of 3 become four of 2
+    assert [e[3] for e in entries] == [0, 1 + 6, 7 + 3 + 1, 11 + 1 + 10]
+
+
+def test_long_streams_get_four_equal_chunks():
+    symbols = gaussian_codes(100_000, 5)
+    _, entries, _ = parse(round_trip(symbols, 32))  # 65,536 per chunk would make two
+    assert [e[2] for e in entries] == [0, 25_000, 50_000, 75_000]
+    _, entries, _ = parse(round_trip(symbols[:60_000], 32))  # too short to pay for three more entries
+    assert len(entries) == 1
+    _, entries, _ = parse(round_trip(symbols, 32, HuffmanCodec(chunk_multiple=1)))  # as 1.0's writer
+    assert [e[2] for e in entries] == [0, 65_536]
 
 
 def test_pinned_bytes():
-    symbols = np.array([0, 1, 2, 0, 0, 0, 3, 0] * 2, dtype=np.uint16)
+    symbols = np.array([0, 1, 2, 0, 0, 0, 3, 0] * 4, dtype=np.uint16)
     payload = HuffmanCodec(chunk_symbols=8).encode(symbols, 64, gap_stream=True)
     # lengths 0:1 1:3 2:3 3:2 -> codes 0, 110, 111, 10; each chunk is the 13 bits
-    # 0 110 111 0 0 0 10 0, written first bit lowest: 0x76 0x04
-    assert payload.hex() == ("04000000" "3123" "02000000"
+    # 0 110 111 0 0 0 10 0, written first bit lowest: 0x76 0x04; each covers 14 units
+    assert payload.hex() == ("04000000" "3123" "04000000"
                              "00" "0000000000000000" "0000000000000000" "0000000000000000"
                              "00" "0200000000000000" "0800000000000000" "0e00000000000000"
-                             "7604" "7604")
+                             "00" "0400000000000000" "1000000000000000" "1c00000000000000"
+                             "00" "0600000000000000" "1800000000000000" "2a00000000000000"
+                             "7604" "7604" "7604" "7604")
 
 
 def test_threads_give_the_same_symbols():
@@ -460,7 +481,7 @@ def test_order_start_positions_after_every_chunk():
 def test_config_registry_and_repr():
     codec = HuffmanCodec(chunk_symbols=1000, max_code_length=9)
     config = codec.get_config()
-    assert config == {"id": "huffman", "chunk_symbols": 1000, "max_code_length": 9}
+    assert config == {"id": "huffman", "chunk_symbols": 1000, "max_code_length": 9, "chunk_multiple": 4}
     assert get_codec(json.loads(json.dumps(config))) == codec
     assert eval(repr(codec)) == codec
     assert get_codec("huffman") == HuffmanCodec()
@@ -468,7 +489,8 @@ def test_config_registry_and_repr():
 
 
 @pytest.mark.parametrize("kwargs", [{"chunk_symbols": 0}, {"chunk_symbols": 1.5},
-                                    {"max_code_length": 0}, {"max_code_length": 16}])
+                                    {"max_code_length": 0}, {"max_code_length": 16},
+                                    {"chunk_multiple": 0}, {"chunk_multiple": 65}, {"chunk_multiple": True}])
 def test_bad_settings(kwargs):
     with pytest.raises(InvalidSettings):
         HuffmanCodec(**kwargs)

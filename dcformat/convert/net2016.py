@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConversionError
-from ..streams.canonical import code_lengths
+from ..encodings.model import CodebookValues, Dense, EncodedTensor, Sparse
+from ..streams import HuffmanCodec, PackedCodec
 from .caffe_prototxt import CaffeNet, ParamLayer, load_prototxt
 
 __all__ = [
@@ -238,34 +239,13 @@ def read_net(net_path: str | os.PathLike, prototxt_path: str | os.PathLike | Caf
 
 def estimate_stream_bytes(symbols: np.ndarray, alphabet_size: int, *, max_length: int = 11,
                           chunk_symbols: int = 1 << 16) -> int:
-    """Bytes of a Huffman segment as :class:`~dcformat.streams.HuffmanCodec` lays it out.
+    """Bytes of the Huffman segment :class:`~dcformat.streams.HuffmanCodec` writes for ``symbols``.
 
-    One length-limited code per stream (the limit raised when more than ``2**max_length``
-    symbols are used), chunks of ``chunk_symbols`` each Huffman-coded or raw, whichever
-    is smaller, and no table at all when it would cost more than it saves.
+    The codec itself encodes them (its kernels are fast enough to try every gap width),
+    so the estimate is exact however the codec lays chunks out.
     """
-    symbols = np.asarray(symbols)
-    n = int(symbols.size)
-    w = max(1, int(alphabet_size - 1).bit_length())
-    if n == 0:
-        return 8
-    n_chunks = -(-n // chunk_symbols)
-    starts = range(0, n, chunk_symbols)
-    raw = [((min(n, s + chunk_symbols) - s) * w + 7) // 8 for s in starts]
-    freqs = np.bincount(symbols, minlength=alphabet_size)
-    used = int(np.count_nonzero(freqs))
-    limit = max_length
-    while used > (1 << limit):
-        limit += 1
-    if limit > 15:
-        return 8 + 25 * n_chunks + sum(raw)
-    lengths = code_lengths(freqs, limit)
-    huff = [(int(lengths[symbols[s:s + chunk_symbols]].sum()) + 7) // 8 for s in starts]
-    table = int(np.flatnonzero(lengths).max()) + 1
-    saving = sum(r - h for r, h in zip(raw, huff) if h < r)
-    if saving <= (table + 1) // 2:
-        return 8 + 25 * n_chunks + sum(raw)
-    return 8 + (table + 1) // 2 + 25 * n_chunks + sum(min(r, h) for r, h in zip(raw, huff))
+    codec = HuffmanCodec(chunk_symbols=chunk_symbols, max_code_length=max_length)
+    return len(codec.encode(np.asarray(symbols, dtype=np.uint16), alphabet_size))
 
 
 def _best_stream(symbols: np.ndarray, alphabet_size: int, max_length: int, allow_packed: bool) -> tuple[str, int]:
@@ -420,9 +400,6 @@ def plan_net(netfile: NetFile, **kwargs: Any) -> list[LayerPlan]:
 
 def plan_to_encoded(plan: LayerPlan):
     """Build the :class:`~dcformat.encodings.model.EncodedTensor` of a plan."""
-    from ..encodings.model import CodebookValues, Dense, EncodedTensor, Sparse
-    from ..streams import HuffmanCodec, PackedCodec
-
     def codec(which: str, max_length: int):
         return PackedCodec() if which == "packed" else HuffmanCodec(max_code_length=max_length)
 
@@ -449,9 +426,6 @@ def net_to_encoded(netfile: NetFile, *, reencode: bool = True, allow_dense: bool
     streams are kept as they are (4-bit gaps with their fillers, the full codebook),
     each Huffman-coded with the codec's defaults.
     """
-    from ..encodings.model import CodebookValues, EncodedTensor, Sparse
-    from ..streams import HuffmanCodec
-
     out: dict[str, Any] = {}
     if reencode:
         weights = [plan_to_encoded(plan) for plan in plan_net(

@@ -24,7 +24,7 @@ def stream_codec(symbols: np.ndarray, alphabet_size: int, *, huffman: bool = Tru
     >>> stream_codec(np.array([3, 1, 4], np.uint16), 8)
     PackedCodec()
     >>> stream_codec(np.zeros(100_000, np.uint16), 256)
-    HuffmanCodec(chunk_symbols=65536, max_code_length=11)
+    HuffmanCodec(chunk_symbols=65536, max_code_length=11, chunk_multiple=4)
     """
     packed = PackedCodec()
     if not huffman:

@@ -61,6 +61,31 @@ _RAW = int(ChunkMode.RAW)
 #: Streams shorter than this decode on the calling thread alone.
 _PARALLEL_MIN_SYMBOLS = 1 << 20
 
+#: Readers decode Huffman chunks four at a time through interleaved bit readers
+#: (:func:`dcformat.kernels.huffman.decode_huffman_chunks`); a lone chunk decodes about
+#: 2.5x slower. Writers therefore cut a stream into a multiple of four chunks by default.
+INTERLEAVED_CHUNKS = 4
+#: ...and a stream of at least that many times this many symbols into at least that many
+#: chunks (below it, three more 25-byte chunk entries would cost more than 1 % of the stream).
+MIN_INTERLEAVED_CHUNK = 1 << 14
+
+
+def chunk_length(count: int, chunk_symbols: int, multiple: int = INTERLEAVED_CHUNKS) -> int:
+    """Symbols per chunk (the last one may be shorter) for a stream of ``count > 0`` symbols.
+
+    At most ``chunk_symbols`` (unless ``MAX_CHUNKS`` chunks would not hold the stream).
+    With ``multiple > 1`` the chunks are nearly equal and their number is a multiple of
+    ``multiple`` (and at least ``multiple`` once the stream has ``multiple *
+    MIN_INTERLEAVED_CHUNK`` symbols), so that a reader's interleaved groups are full and
+    end together; ``multiple=1`` gives chunks of exactly ``chunk_symbols``.
+    """
+    chunk = max(chunk_symbols, -(-count // MAX_CHUNKS))
+    chunks = -(-count // chunk)
+    if multiple == 1 or (chunks == 1 and count < multiple * MIN_INTERLEAVED_CHUNK):
+        return chunk
+    chunks = min(-(-chunks // multiple) * multiple, MAX_CHUNKS)
+    return -(-count // chunks)
+
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
@@ -101,8 +126,12 @@ class HuffmanCodec(StreamCodec):
     Parameters
     ----------
     chunk_symbols : int
-        Symbols per chunk (the last chunk may be shorter). Streams that would need more
-        than ``MAX_CHUNKS`` chunks use ``ceil(count / MAX_CHUNKS)`` instead.
+        The most symbols a chunk holds. Chunks are equal but the last, and a multiple of
+        ``chunk_multiple`` of them (see :func:`chunk_length`). Streams that would need
+        more than ``MAX_CHUNKS`` chunks use ``ceil(count / MAX_CHUNKS)`` symbols per chunk.
+    chunk_multiple : int
+        Chunks come in multiples of this, 1 to 64 (default 4: the chunks a reader decodes
+        at once). 1 cuts every chunk at exactly ``chunk_symbols``, as writers of 1.0 did.
     max_code_length : int
         Longest code the writer makes, 1 to 15. A stream with more than
         ``2**max_code_length`` distinct symbols uses the smallest limit that fits (up
@@ -131,18 +160,22 @@ class HuffmanCodec(StreamCodec):
     wire_id = SegmentCodec.HUFFMAN
 
     def __init__(self, chunk_symbols: int = DEFAULT_CHUNK_SYMBOLS,
-                 max_code_length: int = PREFERRED_MAX_CODE_LENGTH):
+                 max_code_length: int = PREFERRED_MAX_CODE_LENGTH, chunk_multiple: int = INTERLEAVED_CHUNKS):
         if isinstance(chunk_symbols, bool) or not isinstance(chunk_symbols, (int, np.integer)) or chunk_symbols < 1:
             raise InvalidSettings(f"chunk_symbols must be a positive int, got {chunk_symbols!r}")
         if (isinstance(max_code_length, bool) or not isinstance(max_code_length, (int, np.integer))
                 or not 1 <= max_code_length <= MAX_CODE_LENGTH):
             raise InvalidSettings(f"max_code_length must be an int in [1, {MAX_CODE_LENGTH}], got {max_code_length!r}")
+        if isinstance(chunk_multiple, bool) or not isinstance(chunk_multiple, (int, np.integer)) \
+                or not 1 <= chunk_multiple <= 64:
+            raise InvalidSettings(f"chunk_multiple must be an int in [1, 64], got {chunk_multiple!r}")
         self.chunk_symbols = int(chunk_symbols)
         self.max_code_length = int(max_code_length)
+        self.chunk_multiple = int(chunk_multiple)
 
     def get_config(self) -> dict:
         return {"id": self.codec_id, "chunk_symbols": self.chunk_symbols,
-                "max_code_length": self.max_code_length}
+                "max_code_length": self.max_code_length, "chunk_multiple": self.chunk_multiple}
 
     # --- writing ---------------------------------------------------------------------
 
@@ -163,7 +196,7 @@ class HuffmanCodec(StreamCodec):
         if count == 0:
             return struct.pack("<II", 0, 0)
         width = symbol_width(alphabet_size)
-        chunk = max(self.chunk_symbols, -(-count // MAX_CHUNKS))
+        chunk = chunk_length(count, self.chunk_symbols, self.chunk_multiple)
         n_chunks = -(-count // chunk)
         firsts = np.arange(n_chunks, dtype=np.int64) * chunk
         counts = np.full(n_chunks, chunk, dtype=np.int64)

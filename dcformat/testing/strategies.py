@@ -76,7 +76,8 @@ def stream_codecs(*, packed: bool = True, huffman: bool = True) -> st.SearchStra
     if huffman:
         chunks = st.one_of(st.integers(1, 16), st.integers(17, 1024),
                            st.sampled_from([4096, 65536, 1 << 20]))
-        options.append(st.builds(HuffmanCodec, chunk_symbols=chunks, max_code_length=st.integers(1, 15)))
+        options.append(st.builds(HuffmanCodec, chunk_symbols=chunks, max_code_length=st.integers(1, 15),
+                                chunk_multiple=st.sampled_from([4, 1, 3])))
     if not options:
         raise ValueError("at least one of packed and huffman must be allowed")
     return st.one_of(options)

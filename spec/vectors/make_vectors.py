@@ -704,11 +704,35 @@ def _codebook_huffman():
         "skewed_f16": enc("F16", (40, 25), Dense(), CodebookValues(
             (np.arange(32, dtype="<f2") - 16) / 8, u16(r.skewed(1000, 32)), HUFFMAN)),
         "two_chunks_f32": enc("F32", (700,), Dense(), CodebookValues(
-            np.linspace(-1, 1, 8, dtype="<f4"), u16(r.skewed(700, 8)), HuffmanCodec(chunk_symbols=512))),
+            np.linspace(-1, 1, 8, dtype="<f4"), u16(r.skewed(700, 8)), HuffmanCodec(chunk_symbols=512, chunk_multiple=1))),
     }
     data, expected, metadata = build(tensors)
     assert [c[0] for c in huffman_modes(data, "tensor", "skewed_f16", "codes").chunks] == [0]
     assert [c[0] for c in huffman_modes(data, "tensor", "two_chunks_f32", "codes").chunks] == [0, 0]
+    return data, expected, metadata
+
+
+@valid("huffman-chunks-in-fours", "HUFFMAN streams split as the writer splits them by default: a "
+       "multiple of four nearly equal chunks, so that readers decode four at a time. A code stream "
+       "of 701 symbols with at most 512 per chunk (four chunks, 176 symbols each but the last, 173) "
+       "and a gap stream in eight chunks whose Start_Positions follow from that split.")
+def _huffman_chunks_in_fours():
+    r = Rand(21)
+    dense = np.concatenate([r.mask(300, 30), r.mask(300, 6)])
+    gaps, units = sparsify(dense, 3)
+    codes = r.skewed(len(units), 5)
+    tensors = {
+        "codes_f32": enc("F32", (701,), Dense(), CodebookValues(
+            np.linspace(-1, 1, 8, dtype="<f4"), u16(r.skewed(701, 8)), HuffmanCodec(chunk_symbols=512))),
+        "gaps_f32": enc("F32", (600,), Sparse(3, gaps, HuffmanCodec(chunk_symbols=30)),
+                        CodebookValues(np.linspace(0.5, 2.5, 5, dtype="<f4"), u16(codes), HUFFMAN)),
+    }
+    data, expected, metadata = build(tensors)
+    chunks = huffman_modes(data, "tensor", "codes_f32", "codes").chunks
+    assert [c[2] for c in chunks] == [0, 176, 352, 528], chunks
+    chunks = huffman_modes(data, "tensor", "gaps_f32", "gaps").chunks
+    assert len(chunks) % 4 == 0 and len({c[2] - p[2] for p, c in zip(chunks, chunks[1:])}) == 1, chunks
+    assert all(c[3] > 0 for c in chunks[1:])
     return data, expected, metadata
 
 
@@ -755,7 +779,7 @@ def _huffman_multi_chunk():
     codes = np.concatenate(parts)
     book = (np.arange(64) * 1031 % 65536).astype("<u2")
     tensors = {"codes_u16": enc("U16", (13, 50), Dense(),
-                                CodebookValues(book, u16(codes), HuffmanCodec(chunk_symbols=100)))}
+                                CodebookValues(book, u16(codes), HuffmanCodec(chunk_symbols=100, chunk_multiple=1)))}
     data, expected, metadata = build(tensors)
     modes = [c[0] for c in huffman_modes(data, "tensor", "codes_u16", "codes").chunks]
     assert len(modes) == 7 and 0 in modes and 1 in modes, modes
@@ -790,7 +814,7 @@ def _huffman_code_length_15():
         counts.append(counts[-1] + counts[-2])
     symbols = r.shuffle([s for s, n in enumerate(counts) for _ in range(n)])
     tensors = {"fib_u8": enc("U8", (len(symbols),), Dense(), CodebookValues(
-        (np.arange(17) * 13).astype(np.uint8), u16(symbols), HuffmanCodec(chunk_symbols=1000, max_code_length=15)))}
+        (np.arange(17) * 13).astype(np.uint8), u16(symbols), HuffmanCodec(chunk_symbols=1000, max_code_length=15, chunk_multiple=1)))}
     data, expected, metadata = build(tensors)
     huff = huffman_modes(data, "tensor", "fib_u8", "codes")
     assert max(huff.lengths) == 15 and all(c[0] == 0 for c in huff.chunks), huff.lengths
@@ -1178,8 +1202,8 @@ def _sparse_gaps_multi_chunk():
     codes = r.skewed(len(units), 6)
     codes[~dense[units]] = 0
     codes[dense[units] & (codes == 0)] = 5
-    tensors = {"w": enc("F32", (500,), Sparse(4, gaps, HuffmanCodec(chunk_symbols=16)),
-                        CodebookValues(np.array([0, 1, 2, 3, 4, -1], "<f4"), u16(codes), HuffmanCodec(chunk_symbols=64)))}
+    tensors = {"w": enc("F32", (500,), Sparse(4, gaps, HuffmanCodec(chunk_symbols=16, chunk_multiple=1)),
+                        CodebookValues(np.array([0, 1, 2, 3, 4, -1], "<f4"), u16(codes), HuffmanCodec(chunk_symbols=64, chunk_multiple=1)))}
     data, expected, metadata = build(tensors)
     huff = huffman_modes(data, "tensor", "w", "gaps")
     assert len(huff.chunks) > 4 and {c[0] for c in huff.chunks} == {0, 1}, [c[0] for c in huff.chunks]
@@ -1241,7 +1265,7 @@ def base_all_raw_huffman() -> bytes:
     """A HUFFMAN code stream that the writer stores as raw chunks with Table_Size 0."""
     r = Rand(20)
     data = write_file({"r": enc("U8", (40,), Dense(), CodebookValues(
-        np.arange(256, dtype=np.uint8), u16(r.ints(40, 256)), HuffmanCodec(chunk_symbols=16)))})
+        np.arange(256, dtype=np.uint8), u16(r.ints(40, 256)), HuffmanCodec(chunk_symbols=16, chunk_multiple=1)))})
     huff = huffman_modes(data, "tensor", "r", "codes")
     assert huff.lengths == [] and [c[0] for c in huff.chunks] == [1, 1, 1]
     return data
