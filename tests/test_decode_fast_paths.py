@@ -205,6 +205,27 @@ def test_threaded_load_charges_the_budget_in_order(budget):
         assert list(a) == list(b) and all(a[k].tobytes() == b[k].tobytes() for k in a)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_load_shares_one_aligned_allocation(threads):
+    tensors = {**_tensors(), "raw_f64": np.arange(7.0), "raw_bool": np.array([True, False]),
+               "empty": np.zeros((0, 3), np.float32), "scalar": np.float32(2.5)}
+    data = dcformat.save(tensors)
+    got = ContainerFile(data).decode_all(threads=threads)
+    want = _sequential(data)
+    assert list(got) == list(want)
+    for name, array in got.items():
+        assert array.dtype == want[name].dtype and array.shape == want[name].shape
+        assert array.tobytes() == want[name].tobytes(), name
+        assert array.flags.c_contiguous and array.flags.writeable
+        assert array.size == 0 or array.ctypes.data % 64 == 0
+    arrays = [a for a in got.values() if a.size]
+    assert len({id(a.base) for a in arrays}) == 1  # numpy points every view at the owner
+    # writing one tensor leaves the others alone
+    before = {k: v.copy() for k, v in got.items()}
+    got["sparse"][...] = 7
+    assert all((got[k] == before[k]).all() for k in got if k != "sparse")
+
+
 def test_load_file_maps_and_closes(tmp_path):
     path = tmp_path / "t.dcf"
     dcformat.save_file(_tensors(), path)

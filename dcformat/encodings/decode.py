@@ -16,26 +16,28 @@ from ..container.records import Record
 from ..dtypes import numpy_dtype, storage_view
 from ..errors import CodeOutOfRange, DCFormatError, GapOverrun, InvalidValue, SelectorOutOfRange, UsageError
 from ..kernels import fused, placement
+from ..kernels.huffman import build_decode_table
 from ..streams import codec_for_wire_id
 from ..streams import huffman as _hs
-from ..streams.canonical import canonical_codes, reverse_codes
 
 SegmentGetter = Callable[[str], memoryview]
 
 
 def decode_record(record: Record, segment: SegmentGetter, bank: np.ndarray | None = None,
-                  out: np.ndarray | None = None) -> np.ndarray:
+                  out: np.ndarray | None = None, *, out_zeroed: bool = False) -> np.ndarray:
     """The tensor a record describes, written into ``out`` when given.
 
     ``segment(role)`` returns the bytes of the record's segment with that role; ``bank``
-    is the decoded bank for BANK-valued records.
+    is the decoded bank for BANK-valued records. ``out_zeroed`` promises that ``out`` holds
+    zeros, so a sparse record need not clear it first.
     """
     dtype = numpy_dtype(record.dtype)
     _check_output(record, dtype, out)
     if _fast_eligible(record, dtype):
-        fast = _decode_fast(record, segment, dtype, out)
+        fast = _decode_fast(record, segment, dtype, out, out_zeroed)
         if fast is not None:
             return fast
+        out_zeroed = False  # the fast path may have written part of out before giving up
     # Segment order (FORMAT.md, "Order of checks"): codebook, gaps, then the values. The
     # streams are decoded before the output is allocated: each stream codec bounds its
     # symbol count by its payload first, so a dense record's N is proven by then.
@@ -48,7 +50,8 @@ def decode_record(record: Record, segment: SegmentGetter, bank: np.ndarray | Non
     if positions is None:
         _place_dense(values, flat)
     else:
-        flat.reshape(-1)[:] = 0
+        if not out_zeroed:
+            flat.reshape(-1)[:] = 0
         _place_sparse(values, positions, flat)
     return out
 
@@ -160,12 +163,12 @@ def _fast_eligible(record: Record, dtype: np.dtype) -> bool:
     return all(record.segments[r].codec == SegmentCodec.HUFFMAN for r in roles)
 
 
-def _decode_fast(record: Record, segment: SegmentGetter, dtype: np.dtype, out):
+def _decode_fast(record: Record, segment: SegmentGetter, dtype: np.dtype, out, out_zeroed: bool):
     try:
         codebook = _codebook(record, segment, dtype)
         values = storage_view(codebook)
         if record.layout == Layout.SPARSE:
-            return _fast_sparse(record, segment, dtype, values, out)
+            return _fast_sparse(record, segment, dtype, values, out, out_zeroed)
         return _fast_dense(record, segment, dtype, values, out)
     except DCFormatError:
         return None
@@ -182,8 +185,7 @@ def _plan(buf, count: int, alphabet: int, values: np.ndarray, name: str):
         return None
     table = np.zeros(1 << chunks.maxlen, dtype=np.uint64)
     if chunks.huffman_count:
-        fused.build_value_table(chunks.lengths, reverse_codes(canonical_codes(chunks.lengths), chunks.lengths),
-                                values, chunks.maxlen, table)
+        build_decode_table(chunks.lengths, values, chunks.maxlen, table)
     return chunks, table
 
 
@@ -221,7 +223,8 @@ def _identity(alphabet: int) -> np.ndarray:
     return ident
 
 
-def _fast_sparse(record: Record, segment: SegmentGetter, dtype: np.dtype, values: np.ndarray, out):
+def _fast_sparse(record: Record, segment: SegmentGetter, dtype: np.dtype, values: np.ndarray, out,
+                 out_zeroed: bool):
     alphabet = 1 << record.gap_bits
     ident = _identity(alphabet)
     planned = _plan(segment("gaps"), record.entry_count, alphabet, ident, f"gaps of {record.name!r}")
@@ -231,7 +234,7 @@ def _fast_sparse(record: Record, segment: SegmentGetter, dtype: np.dtype, values
     codes = _decode_stream(record, segment, "codes", record.stored_count, record.codebook_size, CodeOutOfRange)
     if out is None:
         out = np.zeros(record.shape, dtype=dtype)  # calloc: pages come zeroed
-    else:
+    elif not out_zeroed:
         out.reshape(-1).view(np.uint8)[:] = 0
     flat = storage_view(out.reshape(-1))
     n = c.count
