@@ -21,7 +21,8 @@ from dcformat.errors import FormatError
 from dcformat.kernels import bitpack
 from dcformat.kernels import huffman as hk
 from dcformat.streams import HuffmanCodec, PackedCodec
-from dcformat.streams.canonical import canonical_codes, code_lengths, reverse_codes
+from dcformat.reference.primitives import canonical_codes as reference_codes
+from dcformat.streams.canonical import code_lengths
 
 JIT_OFF = os.environ.get("NUMBA_DISABLE_JIT") == "1"
 #: How many hostile payloads each fuzz test tries (fewer in pure Python).
@@ -31,6 +32,20 @@ FUZZ_CASES = 40 if JIT_OFF else 400
 # --- slow references -----------------------------------------------------------------
 
 
+def canonical_codes(lengths) -> dict[int, int]:
+    """Symbol -> canonical code (most significant bit first), from the reference decoder."""
+    return {s: code for (_, code), s in reference_codes([int(x) for x in lengths]).items()}
+
+
+def decode_table(lengths) -> tuple[np.ndarray, int]:
+    """The kernels' decode table (symbols as values) and its index width."""
+    lengths = np.asarray(lengths, dtype=np.uint8)
+    maxlen = int(lengths.max())
+    table = np.zeros(1 << maxlen, dtype=np.uint64)
+    hk.build_decode_table(lengths, np.arange(lengths.size, dtype=np.uint16), maxlen, table)
+    return table, maxlen
+
+
 def bits_of(data: bytes):
     """The bits of ``data``, least significant bit of each byte first."""
     return [(byte >> i) & 1 for byte in data for i in range(8)]
@@ -38,8 +53,8 @@ def bits_of(data: bytes):
 
 def reference_chunk(data: bytes, lengths, count):
     """(status, symbols) for one Huffman chunk, decoded bit by bit."""
-    codes = canonical_codes(np.asarray(lengths, dtype=np.uint8))
-    by_code = {(int(ln), int(codes[s])): s for s, ln in enumerate(lengths) if ln}
+    codes = canonical_codes(lengths)
+    by_code = {(int(ln), codes[s]): s for s, ln in enumerate(lengths) if ln}
     maxlen = max(int(x) for x in lengths)
     bits = bits_of(data)
     total = len(bits)
@@ -82,10 +97,7 @@ def decode_with_kernel(lengths, chunks, counts, width=16, modes=None):
     begins = np.concatenate([[0], ends[:-1]]).astype(np.int64)
     counts = np.asarray(counts, dtype=np.int64)
     firsts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    lengths = np.asarray(lengths, dtype=np.uint8)
-    maxlen = int(lengths.max())
-    table = np.zeros(1 << maxlen, dtype=np.uint64)
-    hk.build_decode_table(lengths, reverse_codes(canonical_codes(lengths), lengths), maxlen, table)
+    table, maxlen = decode_table(lengths)
     modes = np.zeros(len(chunks), dtype=np.uint8) if modes is None else np.asarray(modes, dtype=np.uint8)
     out = np.full(int(counts.sum()), 0xFFFF, dtype=np.uint16)
     status = np.full(len(chunks), 99, dtype=np.uint8)
@@ -118,10 +130,8 @@ def test_decode_table_matches_brute_force():
     rng = np.random.default_rng(1)
     for _ in range(30):
         lengths = random_lengths(rng, int(rng.integers(1, 40)), complete=bool(rng.integers(2)))
-        maxlen = int(lengths.max())
         codes = canonical_codes(lengths)
-        table = np.zeros(1 << maxlen, dtype=np.uint64)
-        hk.build_decode_table(lengths, reverse_codes(codes, lengths), maxlen, table)
+        table, maxlen = decode_table(lengths)
         for pattern in range(1 << maxlen):
             # the pattern as peeked: its bit 0 is the first bit of the stream
             msb_first = [(pattern >> i) & 1 for i in range(maxlen)]

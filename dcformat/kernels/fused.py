@@ -34,24 +34,8 @@ STATUS_RANGE = 5
 #: A sparse position (or a chunk's Start_Position) is at or past the output's end.
 STATUS_OVERRUN = 6
 
-_SHIFT = np.uint64(32)
-
 __all__ = ["STATUS_OK", "STATUS_INVALID_CODE", "STATUS_PAST_END", "STATUS_SIZE_MISMATCH",
-           "STATUS_NONZERO_PADDING", "STATUS_RANGE", "STATUS_OVERRUN", "build_value_table",
-           "decode_values", "sparse_rebuild"]
-
-
-@kernel
-def build_value_table(lengths, rev_codes, values, maxlen, table):
-    """Fill ``table`` (uint64, ``2**maxlen`` entries, zeroed): entry ``(values[s] << 32) | 16 | len``."""
-    size = 1 << maxlen
-    for s in range(lengths.shape[0]):
-        ln = np.int64(lengths[s])
-        if ln == 0:
-            continue
-        entry = (np.uint64(values[s]) << _SHIFT) | np.uint64(16 | ln)
-        for i in range(np.int64(rev_codes[s]), size, 1 << ln):
-            table[i] = entry
+           "STATUS_NONZERO_PADDING", "STATUS_RANGE", "STATUS_OVERRUN", "decode_values", "sparse_rebuild"]
 
 
 @kernel

@@ -42,21 +42,59 @@ _UFF = np.uint64(0xFF)
 _VALUE_SHIFT = np.uint64(32)
 
 
+#: Code lengths are 4-bit fields (spec/FORMAT.md, "Huffman streams").
+_MAX_LENGTH = 15
+
+
 @kernel
-def build_decode_table(lengths, rev_codes, maxlen, table):
+def reversed_canonical_codes(lengths, out):
+    """``out[s]``: symbol ``s``'s canonical code, its ``lengths[s]`` bits in reverse order.
+
+    The canonical assignment (FORMAT.md, "Canonical codes"; DEFLATE's): codes ordered by
+    (length, symbol), each the previous plus one, shifted left by the difference in
+    length. Reversed, a code written most significant bit first into the least
+    significant first bit stream is a plain OR. Symbols of length 0 get 0. The caller
+    has checked the Kraft inequality and that every length is at most 15.
+    """
+    per_length = np.zeros(_MAX_LENGTH + 1, np.int64)
+    for s in range(lengths.shape[0]):
+        per_length[lengths[s]] += 1
+    per_length[0] = 0
+    next_code = np.zeros(_MAX_LENGTH + 1, np.int64)
+    code = 0
+    for bits in range(1, _MAX_LENGTH + 1):
+        code = (code + per_length[bits - 1]) << 1
+        next_code[bits] = code
+    for s in range(lengths.shape[0]):
+        ln = np.int64(lengths[s])
+        reversed_code = 0
+        if ln:
+            c = next_code[ln]
+            next_code[ln] = c + 1
+            for _ in range(ln):
+                reversed_code = (reversed_code << 1) | (c & 1)
+                c >>= 1
+        out[s] = reversed_code
+
+
+@kernel
+def build_decode_table(lengths, values, maxlen, table):
     """Fill ``table`` (uint64, ``2**maxlen`` entries, zeroed) from a canonical code.
 
-    Entry ``(value << 32) | 16 | length``; here the value is the symbol itself, while
-    :func:`dcformat.kernels.fused.build_value_table` puts a codebook entry's bits there, so
-    one set of readers serves both. A zero entry marks a pattern no code starts with.
+    Entry ``(values[s] << 32) | 16 | length`` at every pattern whose low bits are symbol
+    ``s``'s reversed code. With ``values`` the identity the entry holds the symbol; the
+    fused decoders of :mod:`dcformat.kernels.fused` pass a codebook's entries (as bits),
+    so one set of readers serves both. A zero entry marks a pattern no code starts with.
     """
+    rev_codes = np.empty(lengths.shape[0], np.int64)
+    reversed_canonical_codes(lengths, rev_codes)
     size = 1 << maxlen
     for s in range(lengths.shape[0]):
         ln = np.int64(lengths[s])
         if ln == 0:
             continue
-        entry = (np.uint64(s) << _VALUE_SHIFT) | np.uint64(16 | ln)
-        for i in range(np.int64(rev_codes[s]), size, 1 << ln):
+        entry = (np.uint64(values[s]) << _VALUE_SHIFT) | np.uint64(16 | ln)
+        for i in range(rev_codes[s], size, 1 << ln):
             table[i] = entry
 
 

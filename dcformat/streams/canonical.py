@@ -1,8 +1,10 @@
-"""Code-length tables and canonical codes (spec/FORMAT.md, "Huffman streams").
+"""Huffman code lengths: the writer's construction, packing, Kraft sums (spec/FORMAT.md).
 
 Pure numpy, no Numba: everything here is per table (at most 65536 entries), not per
 symbol. ``code_lengths`` is the writer's length-limited Huffman construction
 (package-merge, so optimal for its limit); the rest is shared by writer and reader.
+The canonical codes themselves come from
+:func:`dcformat.kernels.huffman.reversed_canonical_codes`, called once per stream.
 """
 
 from __future__ import annotations
@@ -68,51 +70,6 @@ def code_lengths(freqs: np.ndarray, max_length: int) -> np.ndarray:
         take = 2 * (take - leaves_taken)
     lengths[order] = depth
     return lengths
-
-
-def canonical_codes(lengths: np.ndarray) -> np.ndarray:
-    """DEFLATE canonical codes (most significant bit first values) for code lengths.
-
-    Examples
-    --------
-    >>> canonical_codes(np.array([2, 1, 3, 3], dtype=np.uint8)).tolist()
-    [2, 0, 6, 7]
-    """
-    lengths = np.asarray(lengths, dtype=np.int64)
-    codes = np.zeros(lengths.shape[0], dtype=np.uint32)
-    counts = np.bincount(lengths, minlength=MAX_CODE_LENGTH + 1)
-    counts[0] = 0
-    next_code = np.zeros(MAX_CODE_LENGTH + 2, dtype=np.int64)
-    code = 0
-    for bits in range(1, MAX_CODE_LENGTH + 1):
-        code = (code + int(counts[bits - 1])) << 1
-        next_code[bits] = code
-    used = np.flatnonzero(lengths)
-    order = used[np.lexsort((used, lengths[used]))]
-    ordered_lengths = lengths[order]
-    # rank of each code among the codes of its length
-    starts = np.searchsorted(ordered_lengths, ordered_lengths, side="left")
-    rank = np.arange(order.shape[0]) - starts
-    codes[order] = (next_code[ordered_lengths] + rank).astype(np.uint32)
-    return codes
-
-
-#: Each byte value with its 8 bits in reverse order.
-_REVERSED_BYTES = np.array([int(f"{i:08b}"[::-1], 2) for i in range(256)], dtype=np.uint32)
-
-
-def reverse_codes(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Each code's low ``length`` bits in reverse order (for least-significant-first I/O).
-
-    Examples
-    --------
-    >>> reverse_codes(np.array([2, 0, 6, 7]), np.array([2, 1, 3, 3])).tolist()
-    [1, 0, 3, 7]
-    """
-    codes = np.asarray(codes, dtype=np.uint32)
-    shift = 16 - np.asarray(lengths, dtype=np.uint32)  # length 0 shifts every bit out
-    reversed16 = (_REVERSED_BYTES[codes & 0xFF] << 8) | _REVERSED_BYTES[(codes >> 8) & 0xFF]
-    return (reversed16 >> shift).astype(np.uint32)
 
 
 def kraft_sum(lengths: np.ndarray) -> int:

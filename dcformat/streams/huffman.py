@@ -39,7 +39,7 @@ from ..errors import (
 )
 from ..kernels import huffman as hk
 from .base import SYMBOL_DTYPE, StreamCodec, register_codec
-from .canonical import canonical_codes, code_lengths, kraft_sum, pack_lengths, reverse_codes, unpack_lengths
+from .canonical import code_lengths, kraft_sum, pack_lengths, unpack_lengths
 from .packed import (
     as_bytes,
     as_symbols,
@@ -224,7 +224,8 @@ class HuffmanCodec(StreamCodec):
                 table_size = 0
         if table_size == 0:
             lengths = np.zeros(1, dtype=np.uint8)
-        rev_codes = reverse_codes(canonical_codes(lengths), lengths)
+        rev_codes = np.empty(lengths.shape[0], dtype=np.int64)
+        hk.reversed_canonical_codes(lengths, rev_codes)
 
         offsets = np.zeros(n_chunks + 1, dtype=np.int64)
         np.cumsum(sizes, out=offsets[1:])
@@ -272,8 +273,8 @@ class HuffmanCodec(StreamCodec):
         maxlen = chunks.maxlen
         table = np.zeros(1 << maxlen, dtype=np.uint64)
         if chunks.huffman_count:
-            hk.build_decode_table(chunks.lengths, reverse_codes(canonical_codes(chunks.lengths), chunks.lengths),
-                                  maxlen, table)
+            symbols = np.arange(chunks.lengths.shape[0], dtype=SYMBOL_DTYPE)  # the table's values
+            hk.build_decode_table(chunks.lengths, symbols, maxlen, table)
         status = np.zeros(chunks.count, dtype=np.uint8)
         problem = chunks.first_seen_bad(name)
         if problem is not None:
