@@ -134,3 +134,22 @@ def test_checksum_switch_is_documented_and_works():
         dcformat.load(bytes(bad))
     decoded = dcformat.load(bytes(bad), verify=False)
     assert decoded["flags"].tolist() == [True, False, False]
+
+
+@pytest.mark.parametrize("sizes", [(0,), (1,), (7, 0, 5000), (1 << 20, 3)])
+def test_checksum_is_zlibs_crc32_whatever_the_backend(sizes):
+    import zlib
+
+    from dcformat.container import checksum
+
+    rng = np.random.default_rng(len(sizes))
+    parts = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in sizes]
+    want = 0
+    for part in parts:
+        want = zlib.crc32(part, want)
+    views = [memoryview(p)[1:] for p in parts]  # unaligned views, as the reader passes
+    want_views = 0
+    for v in views:
+        want_views = zlib.crc32(v, want_views)
+    assert checksum.crc32(*parts) == want and checksum.crc32(*views) == want_views
+    assert checksum.BACKEND in ("isal", "zlib")

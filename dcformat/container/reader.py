@@ -13,7 +13,6 @@ This module knows the framing only; turning a record's segments into an array is
 from __future__ import annotations
 
 import struct
-import zlib
 
 from ..errors import (
     BadMagic,
@@ -30,6 +29,7 @@ from ..errors import (
     UnsupportedVersion,
 )
 from . import constants as C
+from .checksum import crc32
 from .records import Header, Record, SegmentRef, allowed_codecs, segment_roles
 
 
@@ -73,13 +73,6 @@ class ByteReader:
             return bytes(raw).decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidHeader(field, "not valid UTF-8") from None
-
-
-def crc32(*parts) -> int:
-    crc = 0
-    for part in parts:
-        crc = zlib.crc32(part, crc)
-    return crc
 
 
 # --- preamble and header --------------------------------------------------------------
@@ -293,7 +286,7 @@ def segment_view(header: Header, buf, record: Record, role: str, *, verify: bool
         raise TruncatedError(f"{role} segment of {record.name!r}", ref.length, max(0, len(buf) - start))
     view = memoryview(buf)[start:start + ref.length]
     if verify:
-        computed = zlib.crc32(view)
+        computed = crc32(view)
         if computed != ref.checksum:
             raise ChecksumMismatch(f"{role} segment of {record.name!r}", ref.checksum, computed)
     return view

@@ -26,7 +26,6 @@ import enum
 import os
 import struct
 import tempfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, NamedTuple
@@ -35,6 +34,7 @@ from ..atomic import atomic_output
 from ..encodings.encode import BankInfo, EncodedRecord, encode_tensor
 from ..errors import DuplicateName, InvalidSettings, OutputExists, UsageError
 from . import constants as C
+from .checksum import crc32
 
 #: Bytes per read and write when the spill is copied in user space.
 _COPY_CHUNK = 1 << 20
@@ -111,7 +111,7 @@ class _Layout:
                 if offset > self._data_size:
                     self._sink(bytes(offset - self._data_size))
                 self._sink(payload)
-                refs[role] = _SegmentRef(codec, offset, len(payload), zlib.crc32(payload))
+                refs[role] = _SegmentRef(codec, offset, len(payload), crc32(payload))
                 self._data_size = offset + len(payload)
         except BaseException:
             # The sink may hold part of this record now: later offsets would be wrong.
@@ -129,7 +129,7 @@ class _Layout:
         header = self._header_bytes()
         preamble = struct.pack(C.PREAMBLE_FORMAT[:-1], C.MAGIC, C.VERSION_MAJOR, C.VERSION_MINOR,
                                0, 0, len(header))
-        checksum = zlib.crc32(header, zlib.crc32(preamble))
+        checksum = crc32(preamble, header)
         data_offset = C.align_up(C.PREAMBLE_SIZE + len(header), self.alignment)
         return b"".join((preamble, struct.pack("<I", checksum), header,
                          bytes(data_offset - C.PREAMBLE_SIZE - len(header))))

@@ -17,7 +17,6 @@ Every mutated file must either decode or be refused with a
 from __future__ import annotations
 
 import struct
-import zlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -25,6 +24,7 @@ from hypothesis import note
 from hypothesis import strategies as st
 
 from ..container import constants as C
+from ..container.checksum import crc32
 from ..container.reader import parse_header
 from ..errors import DCFormatError
 
@@ -222,8 +222,8 @@ def refresh_checksums(data: bytes) -> bytes:
         for at, ref in slots:
             start = header.data_offset + ref.offset
             if start + ref.length <= len(buf):
-                buf[at:at + 4] = struct.pack("<I", zlib.crc32(buf[start:start + ref.length]))
-    crc = zlib.crc32(buf[C.PREAMBLE_SIZE:header_end], zlib.crc32(buf[:C.PREAMBLE_CHECKED_SIZE]))
+                buf[at:at + 4] = struct.pack("<I", crc32(buf[start:start + ref.length]))
+    crc = crc32(buf[:C.PREAMBLE_CHECKED_SIZE], buf[C.PREAMBLE_SIZE:header_end])
     buf[28:32] = struct.pack("<I", crc)
     return bytes(buf)
 
@@ -255,7 +255,7 @@ def future_version(data: bytes, *, minor: int = 1, optional_features: int = 0, e
     body = data[C.PREAMBLE_SIZE:old_end] + bytes(extension)
     preamble = struct.pack(C.PREAMBLE_FORMAT[:-1], C.MAGIC, header.version[0], minor,
                            header.required_features, optional_features, len(body))
-    checksum = zlib.crc32(body, zlib.crc32(preamble))
+    checksum = crc32(preamble, body)
     data_offset = C.align_up(C.PREAMBLE_SIZE + len(body), header.alignment)
     padding = bytes(data_offset - C.PREAMBLE_SIZE - len(body))
     return preamble + struct.pack("<I", checksum) + body + padding + data[header.data_offset:]
