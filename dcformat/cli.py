@@ -66,14 +66,14 @@ def cmd_compress(args) -> int:
 
 
 def cmd_decompress(args) -> int:
-    from .convert import write_checkpoint
-    from .numpy import load_file, load_metadata
+    from .convert import DcfSource, write_checkpoint
+    from .safe_open import safe_open
 
     src, dst = Path(args.input), _output_path(args.input, args.output, ".safetensors")
     _refuse_clobber(src, dst, args.force)
-    tensors = load_file(src)
-    write_checkpoint(tensors, dst, load_metadata(src), overwrite=args.force)
-    print(f"wrote {dst}: {len(tensors)} tensors")
+    with safe_open(src) as f:  # decoded one tensor at a time when the output is safetensors
+        write_checkpoint(DcfSource(f), dst, f.metadata(), overwrite=args.force)
+        print(f"wrote {dst}: {len(f.keys())} tensors")
     return 0
 
 

@@ -177,3 +177,71 @@ def test_writer_refuses_to_overwrite(tmp_path):
     assert out.read_bytes() == b"keep"
     write_checkpoint({"x": np.zeros(2, np.float32)}, out, overwrite=True)
     assert raw_safetensors(out)[1]["x"] == ("F32", [2], bytes(8))
+
+
+WIDTH = {"F64": 8, "I64": 8, "F32": 4, "I32": 4, "F16": 2, "BF16": 2, "U8": 1, "BOOL": 1}
+
+
+def _starts(path) -> dict[str, tuple[int, int]]:
+    """name -> (where its bytes start in the file, its dtype's width)."""
+    import json
+    import struct
+
+    data = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    header.pop("__metadata__", None)
+    return {name: (8 + n + h["data_offsets"][0], WIDTH[h["dtype"]]) for name, h in header.items()}
+
+
+def test_writer_stores_what_safetensors_stores_aligned(tmp_path):
+    from safetensors.numpy import save_file
+
+    from dcformat.convert.safetensors_io import write_safetensors
+
+    rng = np.random.default_rng(7)
+    tensors = {"b": np.array([True, False, True]), "u8": rng.integers(0, 255, 5, dtype=np.uint8),
+               "f64": rng.standard_normal(3), "f32": rng.standard_normal((2, 3)).astype(np.float32),
+               "i32": np.arange(5, dtype=np.int32), "f16": rng.standard_normal(7).astype(np.float16),
+               "bf16": rng.standard_normal(3).astype(ml_dtypes.bfloat16), "scalar": np.array(3, np.int64),
+               "empty": np.zeros((0, 4), np.float32)}
+    ours, theirs = tmp_path / "ours.safetensors", tmp_path / "theirs.safetensors"
+    big_endian = dict(tensors, f32=tensors["f32"].astype(">f4"), f64=np.asfortranarray(tensors["f64"]))
+    write_safetensors(big_endian, ours, {"k": "v ✓"})
+    save_file(tensors, theirs, metadata={"k": "v ✓"})
+    assert raw_safetensors(ours) == raw_safetensors(theirs)
+    for name, (start, width) in _starts(ours).items():  # widest first: every tensor aligned
+        assert start % width == 0, name
+
+
+def test_decompress_holds_one_tensor_at_a_time(tmp_path):
+    import tracemalloc
+
+    from dcformat.cli import main
+
+    rng = np.random.default_rng(8)
+    tensors = {f"w{i}": rng.standard_normal(1 << 18).astype(np.float32) for i in range(8)}  # 1 MiB each
+    dcf, out = tmp_path / "m.dcf", tmp_path / "m.safetensors"
+    dcformat.save_file(compress_tensors(tensors, CompressionSettings.preset("default"))[0], dcf, {"k": "v"})
+    tracemalloc.start()
+    try:
+        assert main(["decompress", str(dcf), "-o", str(out)]) == 0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2.5 * (1 << 20)  # the model is 8 MiB
+    metadata, written = raw_safetensors(out)
+    decoded = dcformat.load_file(dcf)
+    assert metadata == {"k": "v"} and sorted(written) == sorted(decoded)
+    for name, (dtype, shape, data) in written.items():
+        assert (dtype, tuple(shape), data) == ("F32", decoded[name].shape, decoded[name].tobytes())
+
+
+def test_writer_refuses_a_value_unlike_its_header_entry(tmp_path):
+    from dcformat.convert.safetensors_io import write_safetensors
+    from dcformat.errors import UsageError
+
+    out = tmp_path / "o.safetensors"
+    with pytest.raises(UsageError, match="header entry"):
+        write_safetensors({"x": np.zeros(3, np.float32)}, out, specs={"x": (np.dtype(np.float32), (4,))})
+    assert not out.exists()

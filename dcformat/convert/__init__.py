@@ -87,7 +87,7 @@ def open_checkpoint(path, *, prototxt=None) -> Iterator[Checkpoint]:
         from ..safe_open import safe_open
 
         with safe_open(path) as f:
-            yield Checkpoint(_DcfSource(f), f.metadata(), source_format=kind)
+            yield Checkpoint(DcfSource(f), f.metadata(), source_format=kind)
     elif prototxt is None:
         raise ConversionError(f"{path}: a .net file needs its Caffe prototxt (--prototxt)")
     else:
@@ -153,12 +153,18 @@ def compress_into(writer, checkpoint: Checkpoint, settings=None, *, progress: bo
     return reports
 
 
-class _DcfSource(Mapping):
+class DcfSource(Mapping):
     """The tensors of an open ``.dcf`` file, each decoded when indexed."""
 
     def __init__(self, f):
         self._file = f
         self._names = f.keys()
+
+    def specs(self) -> dict[str, tuple]:
+        """Every tensor's numpy ``(dtype, shape)``, from the header: nothing is decoded."""
+        from ..dtypes import numpy_dtype
+
+        return {r.name: (numpy_dtype(r.dtype), r.shape) for r in self._file.records()}
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self._file.get_tensor(name)
@@ -172,12 +178,18 @@ class _DcfSource(Mapping):
 
 def write_checkpoint(tensors: Mapping[str, np.ndarray], path, metadata: Mapping[str, str] | None = None,
                      *, overwrite: bool = False) -> None:
-    """Write decoded tensors as safetensors or a PyTorch state dict, by file name."""
+    """Write decoded tensors as safetensors or a PyTorch state dict, by file name.
+
+    safetensors is written one tensor at a time: a ``.dcf`` file's lazy mapping (from
+    :func:`open_checkpoint`) is decoded one tensor at a time, so converting holds the
+    largest tensor, not the model. PyTorch's ``torch.save`` takes the whole state dict.
+    """
     kind = checkpoint_format(path)
     if kind == "safetensors":
         from .safetensors_io import write_safetensors
 
-        write_safetensors(tensors, path, metadata, overwrite=overwrite)
+        specs = tensors.specs() if isinstance(tensors, DcfSource) else None
+        write_safetensors(tensors, path, metadata, overwrite=overwrite, specs=specs)
     elif kind == "torch":
         from .torch_io import write_torch
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import struct
 from collections.abc import Iterator, Mapping
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
-from safetensors.numpy import save as _st_save
 
 from ..atomic import atomic_output
-from ..errors import ConversionError
+from ..dtypes import dtype_of
+from ..errors import ConversionError, UsageError
 
 
 class SafetensorsSource(Mapping):
@@ -71,8 +73,51 @@ def read_safetensors(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
 
 
 def write_safetensors(tensors: Mapping[str, np.ndarray], path, metadata: Mapping[str, str] | None = None,
-                      *, overwrite: bool = False) -> None:
-    """Write a safetensors file atomically (temporary file, then rename)."""
-    data = _st_save({k: np.asarray(v, order="C") for k, v in tensors.items()}, metadata=dict(metadata or {}) or None)
+                      *, overwrite: bool = False, specs: Mapping[str, tuple] | None = None) -> None:
+    """Write a safetensors file atomically (temporary file, then rename), one tensor at a time.
+
+    The header (every tensor's dtype, shape and byte range) comes first, so it needs them
+    all before any data: for a lazy ``tensors`` (values decoded when indexed) ``specs``
+    maps each name to its numpy ``(dtype, shape)``, and each value is then indexed once,
+    written out and dropped before the next: the peak is the largest tensor. Without
+    ``specs`` they are read off the values.
+
+    Tensors are stored widest dtype first, then by name, after a header padded with
+    spaces to 8 bytes, as safetensors' own writer stores them, so each is aligned to its
+    dtype; any safetensors reader loads the file.
+    """
+    if specs is None:
+        specs = {name: (tensors[name].dtype, tensors[name].shape) for name in tensors}
+    # widest dtype first, then by name, as safetensors' own writer: every tensor is aligned
+    names = sorted(tensors, key=lambda name: (-np.dtype(specs[name][0]).itemsize, name))
+    header, end = {}, 0
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    for name in names:
+        dtype, shape = specs[name]
+        nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        header[name] = {"dtype": _wire_name(dtype, name), "shape": [int(d) for d in shape],
+                        "data_offsets": [end, end + nbytes]}
+        end += nbytes
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)
     with atomic_output(path, overwrite=overwrite) as f:
-        f.write(data)
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for name in names:
+            f.write(_little_endian_bytes(tensors[name], specs[name], name))
+
+
+def _wire_name(dtype, name: str) -> str:
+    return dtype_of(np.empty(0, dtype), name).name  # the wire names are safetensors' own
+
+
+def _little_endian_bytes(value, spec: tuple, name: str) -> memoryview:
+    """``value``'s bytes, C order and little-endian, once it is proven to match its header entry."""
+    array = np.asarray(value)
+    dtype, shape = spec
+    if array.shape != tuple(shape) or _wire_name(array.dtype, name) != _wire_name(dtype, name):
+        raise UsageError(f"tensor {name!r} is {array.dtype} {array.shape}, its header entry said {dtype} {tuple(shape)}")
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("<"))
+    return np.ascontiguousarray(array).reshape(-1).view(np.uint8).data
