@@ -178,3 +178,35 @@ def test_assign_large_codebook_and_extremes():
 def test_refusals(call):
     with pytest.raises(InvalidSettings):
         call()
+
+
+# --- the radix sort under k-means --------------------------------------------------------
+
+
+def _radix_sorted(x: np.ndarray) -> np.ndarray:
+    from dcformat.kernels.sort import sort_float32
+
+    out = np.empty(x.size, np.uint32)
+    sort_float32(np.ascontiguousarray(x, np.float32).view(np.uint32), out, np.empty_like(out))
+    return out.view(np.float32)
+
+
+@settings(max_examples=200, deadline=None)
+@given(hnp.arrays(np.float32, st.integers(0, 3000), elements=st.floats(width=32, allow_nan=False,
+                                                                          allow_infinity=False)))
+def test_radix_sort_is_numpys_sort(x):
+    got = _radix_sorted(x)
+    assert np.array_equal(got, np.sort(x))
+    assert sorted(got.view(np.uint32).tolist()) == sorted(x.view(np.uint32).tolist())  # same bits, -0.0 kept
+    negative_zero = np.signbit(got[got == 0])
+    assert (np.diff(negative_zero.astype(np.int8)) <= 0).all()  # every -0.0 before every +0.0
+
+
+@pytest.mark.parametrize("case", ["one exponent", "constant", "descending", "big"])
+def test_radix_sort_cases(case):
+    rng = np.random.default_rng(0)
+    x = {"one exponent": np.float32(1.5) + rng.integers(0, 99, 5000).astype(np.float32) * np.float32(2 ** -20),
+         "constant": np.full(100, -2.5, np.float32),
+         "descending": -np.arange(70_000, dtype=np.float32),
+         "big": rng.standard_normal(1 << 20).astype(np.float32)}[case]
+    assert np.array_equal(_radix_sorted(x), np.sort(x))
