@@ -81,8 +81,18 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
         """The file's metadata map (a safetensors ``__metadata__`` is kept here)."""
         return self._file.metadata
 
-    def get_tensor(self, name: str, out: np.ndarray | None = None):
-        """Decode one tensor, into ``out`` (a C-contiguous array of its dtype and shape) if given."""
+    def get_tensor(self, name: str, out=None):
+        """Decode one tensor, into ``out`` if given, and return it.
+
+        ``out`` is a C-contiguous numpy array or a contiguous CPU torch tensor of the
+        tensor's dtype and shape (a module's parameter, say): the values are decoded into
+        its memory, with no second copy, and ``out`` itself is returned.
+        """
+        if out is not None and not isinstance(out, np.ndarray) and type(out).__module__.startswith("torch"):
+            from .torch.convert import numpy_view
+
+            self._file.decode(name, numpy_view(out, name))
+            return out
         array = self._file.decode(name, out)
         if self.framework in ("pt", "torch"):
             from .torch.convert import to_torch

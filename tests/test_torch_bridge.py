@@ -203,3 +203,85 @@ def test_torch_save_load_every_dtype(tmp_path):
         assert np.array_equal(torch_bits(back[name]), torch_bits(tensor)), name
     assert dcformat.load_metadata(path) == {"k": "v"}
     assert_bit_equal(dcformat.load(dct.save(tensors))["bfloat16"], to_numpy(tensors["bfloat16"]))
+
+
+# --- decoding into torch tensors ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("np_dtype, pt_dtype, carrier", PAIRS, ids=IDS)
+@pytest.mark.parametrize("shape", [(), (0, 3), (5, 3)], ids=str)
+def test_get_tensor_decodes_into_a_torch_tensor(np_dtype, pt_dtype, carrier, shape, tmp_path):
+    array = random_bits(np_dtype, shape)
+    path = tmp_path / "t.dcf"
+    dcformat.save_file({"t": array}, path)
+    out = torch.empty(shape, dtype=pt_dtype)
+    pointer = out.data_ptr()
+    with dcformat.safe_open(path) as f:
+        assert f.get_tensor("t", out=out) is out
+    assert out.data_ptr() == pointer
+    assert_same_bits(out, array)
+
+
+def test_get_tensor_refuses_torch_tensors_it_cannot_write_into(tmp_path):
+    from dcformat.errors import UsageError
+
+    path = tmp_path / "t.dcf"
+    dcformat.save_file({"t": np.ones((4, 5), np.float32)}, path)
+    with dcformat.safe_open(path) as f:
+        for bad in (torch.empty(5, 4).T, torch.empty(4, 5, dtype=torch.float64), torch.empty(20)):
+            with pytest.raises(UsageError, match="'t'"):
+                f.get_tensor("t", out=bad)
+
+
+class _Small(torch.nn.Module):
+    def __init__(self, dtype=torch.float32):
+        super().__init__()
+        self.fc = torch.nn.Linear(6, 4).to(dtype)
+        self.bn = torch.nn.BatchNorm1d(4).to(dtype)
+        self.head = torch.nn.Linear(4, 3, bias=False).to(dtype)
+        self.tied = self.head  # the same weight under two names
+
+
+def _saved(tmp_path, model) -> tuple:
+    state = {k: v + 0.5 if v.is_floating_point() else v + 3 for k, v in model.state_dict().items()}
+    path = tmp_path / "m.dcf"
+    dct.save_file(state, path)
+    return path, state
+
+
+def test_load_model_decodes_into_the_parameters(tmp_path, monkeypatch):
+    from dcformat.container.file import ContainerFile
+
+    path, state = _saved(tmp_path, _Small())
+    model = _Small()
+    pointers = {k: t.data_ptr() for k, t in model.state_dict().items()}
+    written = []
+    decode = ContainerFile.decode
+    monkeypatch.setattr(ContainerFile, "decode", lambda self, name, out=None: written.append(
+        (name, None if out is None else out.ctypes.data)) or decode(self, name, out))
+    missing, unexpected = dct.load_model(model, path)
+    assert missing == [] and unexpected == []
+    assert written == [(k, pointers[k]) for k in model.state_dict()]  # every tensor into its own memory
+    for name, tensor in model.state_dict().items():
+        assert tensor.data_ptr() == pointers[name] and torch.equal(tensor, state[name]), name
+
+
+def test_load_model_converts_dtypes_and_reports_keys(tmp_path):
+    from dcformat.errors import UsageError
+
+    path, state = _saved(tmp_path, _Small(torch.float16))
+    model = _Small()  # float32: decoded, then copied in with conversion
+    dct.load_model(model, path)
+    assert torch.equal(model.fc.weight, state["fc.weight"].float())
+    bigger = _Small()
+    bigger.extra = torch.nn.Linear(2, 2)
+    with pytest.raises(UsageError, match="m.dcf.*missing.*extra.weight"):
+        dct.load_model(bigger, path)
+    missing, unexpected = dct.load_model(bigger, path, strict=False)
+    assert missing == ["extra.weight", "extra.bias"] and unexpected == []
+    assert torch.equal(bigger.head.weight, state["head.weight"])
+    narrow = _Small()
+    narrow.fc = torch.nn.Linear(6, 5)
+    with pytest.raises(UsageError, match="shapes differ.*fc.weight"):
+        dct.load_model(narrow, path, strict=False)
+    assert not torch.equal(narrow.head.weight, state["head.weight"])  # refused before writing anything

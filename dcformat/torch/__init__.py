@@ -12,7 +12,7 @@ from typing import Mapping
 
 from .. import numpy as _np
 from ..errors import UsageError
-from .convert import to_numpy, to_torch
+from .convert import to_numpy, to_torch, torch_dtype
 
 
 def _to_arrays(tensors: Mapping) -> dict:
@@ -49,12 +49,44 @@ def save_model(model, path, metadata: Mapping[str, str] | None = None, *, overwr
 
 
 def load_model(model, path, *, strict: bool = True, **kwargs):
-    """Load a ``.dcf`` file into ``model``; returns torch's (missing, unexpected) keys."""
-    state = load_file(path, **kwargs)
-    try:
-        return model.load_state_dict(state, strict=strict)
-    except RuntimeError as exc:
-        raise UsageError(f"{path} does not fit the model: {exc}") from exc
+    """Load a ``.dcf`` file into ``model``, each tensor decoded straight into its parameter.
+
+    Returns torch's ``(missing_keys, unexpected_keys)``; with ``strict`` either is an
+    error, and a shape that does not fit always is, before anything is written. Each
+    tensor is decoded into the parameter's or buffer's own memory (no second copy of the
+    model) when it is a contiguous CPU tensor of the file's dtype; otherwise it is decoded
+    and copied in, converting the dtype as ``load_state_dict`` would. Unlike
+    ``load_state_dict`` no module's load hooks run: for modules that need them, use
+    ``model.load_state_dict(dcformat.torch.load_file(path))``. ``kwargs`` go to
+    :class:`dcformat.safe_open` (``verify``, ``decode_budget``, ``mmap``).
+    """
+    import torch
+    from torch.nn.modules.module import _IncompatibleKeys
+
+    from ..safe_open import safe_open
+
+    with safe_open(path, **kwargs) as f:
+        targets = model.state_dict(keep_vars=True)
+        records = {r.name: r for r in f.records()}
+        missing = [k for k in targets if k not in records]
+        unexpected = [k for k in records if k not in targets]
+        wrong = [f"{k}: file {records[k].shape}, model {tuple(t.shape)}" for k, t in targets.items()
+                 if k in records and records[k].shape != tuple(t.shape)]
+        if wrong or (strict and (missing or unexpected)):
+            raise UsageError(f"{path} does not fit the model: " + "; ".join(
+                part for part in (f"missing {missing}" if strict and missing else "",
+                                  f"unexpected {unexpected}" if strict and unexpected else "",
+                                  f"shapes differ ({', '.join(wrong)})" if wrong else "") if part))
+        with torch.no_grad():
+            for name, target in targets.items():
+                if name not in records:
+                    continue
+                if (target.device.type == "cpu" and target.is_contiguous()
+                        and torch_dtype(records[name].dtype) == target.dtype):
+                    f.get_tensor(name, out=target)
+                else:
+                    target.copy_(to_torch(f.get_tensor(name)))
+    return _IncompatibleKeys(missing, unexpected)
 
 
 __all__ = ["save", "save_file", "load", "load_file", "save_model", "load_model", "to_numpy", "to_torch"]

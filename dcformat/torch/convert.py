@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..dtypes import dtype_of, numpy_dtype
-from ..errors import UnsupportedDType
+from ..dtypes import dtype_of, numpy_dtype, wire_dtype
+from ..errors import UnsupportedDType, UsageError
 
 _TORCH = {
     "BOOL": torch.bool, "U8": torch.uint8, "I8": torch.int8, "I16": torch.int16,
@@ -22,6 +22,11 @@ _FROM_TORCH = {v: k for k, v in _TORCH.items()}
 #: Bit-carrier dtypes that torch.from_numpy accepts, by element width.
 _CARRIER_NP = {1: np.uint8, 2: np.int16, 4: np.int32, 8: np.int64}
 _CARRIER_PT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def torch_dtype(dtype) -> torch.dtype:
+    """The torch dtype of a wire dtype (a DType or its name)."""
+    return _TORCH[wire_dtype(dtype).name]
 
 
 def to_torch(array: np.ndarray) -> torch.Tensor:
@@ -54,3 +59,22 @@ def to_numpy(tensor: torch.Tensor, name: str = "") -> np.ndarray:
     size = flat.element_size()
     bits = flat.view(_CARRIER_PT[size]) if flat.dtype != _CARRIER_PT[size] else flat
     return bits.numpy().copy().view(numpy_dtype(wire)).reshape(shape)
+
+
+def numpy_view(tensor: torch.Tensor, name: str = "") -> np.ndarray:
+    """A numpy array over ``tensor``'s own memory, in its dtype: what is written there lands in it.
+
+    The tensor must be dense, contiguous and on the CPU (a GPU tensor has no memory numpy
+    can see); autograd is bypassed, as ``load_state_dict`` bypasses it.
+    """
+    try:
+        wire = _FROM_TORCH[tensor.dtype]
+    except KeyError:
+        raise UnsupportedDType(tensor.dtype, name) from None
+    if tensor.device.type != "cpu" or tensor.layout != torch.strided or not tensor.is_contiguous():
+        raise UsageError(f"out for {name!r} must be a contiguous CPU tensor, got a "
+                         f"{'non-contiguous ' if not tensor.is_contiguous() else ''}{tensor.device} {tensor.layout} one")
+    flat = tensor.detach().reshape(-1)
+    size = flat.element_size()
+    bits = flat.view(_CARRIER_PT[size]) if flat.dtype != _CARRIER_PT[size] else flat
+    return bits.numpy().view(numpy_dtype(wire)).reshape(tuple(tensor.shape))
