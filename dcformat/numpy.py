@@ -45,25 +45,33 @@ def save_file(tensors: Mapping, path, metadata: Mapping[str, str] | None = None,
         _add_all(writer, tensors, banks)
 
 
-def load(data: bytes, *, verify: bool = True, decode_budget: int | None = None) -> dict[str, np.ndarray]:
-    """Decode every tensor of a ``.dcf`` file given as bytes."""
-    container = ContainerFile(data, verify=verify, decode_budget=decode_budget)
+def load(data: bytes, *, verify: bool = True, decode_budget: int | None = None,
+         threads: int | None = None) -> dict[str, np.ndarray]:
+    """Decode every tensor of a ``.dcf`` file given as bytes.
+
+    The tensors share one allocation, freed with the last of them (see
+    :meth:`~dcformat.container.file.ContainerFile.decode_all`). ``threads`` caps the
+    threads decoding uses (default: every core, or ``DCFORMAT_NUM_THREADS``).
+    """
+    container = ContainerFile(data, verify=verify, decode_budget=decode_budget, threads=threads)
     container.decode_banks()
     return container.decode_all()
 
 
-def load_file(path, *, verify: bool = True, decode_budget: int | None = None) -> dict[str, np.ndarray]:
-    """Decode every tensor of the ``.dcf`` file at ``path``.
+def load_file(path, *, verify: bool = True, decode_budget: int | None = None,
+              threads: int | None = None) -> dict[str, np.ndarray]:
+    """Decode every tensor of the ``.dcf`` file at ``path`` (arguments as :func:`load`).
 
-    The file is mapped, not copied: every tensor is decoded into a fresh array, so no
+    The file is mapped, not copied: every tensor is decoded into fresh memory, so no
     view into the mapping outlives the call.
     """
+    options = dict(verify=verify, decode_budget=decode_budget, threads=threads)
     with open(Path(path), "rb") as f:
         if os.fstat(f.fileno()).st_size == 0:
-            return load(b"", verify=verify, decode_budget=decode_budget)
+            return load(b"", **options)
         mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     try:
-        return load(mapped, verify=verify, decode_budget=decode_budget)
+        return load(mapped, **options)
     finally:
         try:
             mapped.close()

@@ -30,6 +30,9 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
     mmap : bool
         Map the file (default) or read it into memory at once (faster on network file
         systems).
+    threads : int, optional
+        Most threads one tensor decodes on (default: every core, or
+        ``DCFORMAT_NUM_THREADS``).
 
     Examples
     --------
@@ -42,7 +45,7 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
     """
 
     def __init__(self, path, framework: str = "numpy", *, verify: bool = True,
-                 decode_budget: int | None = None, mmap: bool = True):
+                 decode_budget: int | None = None, mmap: bool = True, threads: int | None = None):
         if framework not in ("numpy", "np", "pt", "torch"):
             raise UsageError(f"framework must be 'numpy' or 'pt', got {framework!r}")
         self.framework = framework
@@ -54,7 +57,7 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
             else:
                 buf = f.read()
         try:
-            self._file = ContainerFile(buf, verify=verify, decode_budget=decode_budget)
+            self._file = ContainerFile(buf, verify=verify, decode_budget=decode_budget, threads=threads)
         except BaseException:
             self.close()
             raise

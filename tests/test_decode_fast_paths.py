@@ -114,12 +114,38 @@ def test_fast_path_is_taken(monkeypatch):
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_threads_split_chunks(monkeypatch, threads):
-    monkeypatch.setattr(D, "THREADS", threads)
     monkeypatch.setattr(D, "PARALLEL_MIN_UNITS", 1)
+    split = []
+    groups = D._groups
+    monkeypatch.setattr(D, "_groups", lambda chunks, n: split.append(n) or groups(chunks, n))
     data = dcformat.save(_tensors(seed=3))
-    fast, slow = _load_both(data)
+    fast = dcformat.load(data, threads=threads)
+    with _slow():
+        slow = dcformat.load(data)
+    assert split and set(split) == {threads}
     for k in fast:
         assert fast[k].tobytes() == slow[k].tobytes(), k
+
+
+@pytest.mark.parametrize("value, ok", [("3", True), ("0", False), ("two", False), ("", True)])
+def test_thread_count_from_the_environment(monkeypatch, value, ok):
+    from dcformat.errors import UsageError
+    from dcformat.threads import ENV, default_threads
+
+    monkeypatch.setenv(ENV, value)
+    if ok:
+        assert default_threads() == 3 if value else default_threads() >= 1
+    else:
+        with pytest.raises(UsageError, match=ENV):
+            default_threads()
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_bad_thread_counts_are_usage_errors(bad):
+    from dcformat.errors import UsageError
+
+    with pytest.raises(UsageError, match="threads"):
+        dcformat.load(dcformat.save({"x": np.zeros(3, np.float32)}), threads=bad)
 
 
 def test_out_is_written_in_place():

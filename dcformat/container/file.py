@@ -7,7 +7,6 @@ record's segments (and its bank's). It enforces the decode budget (FORMAT.md, "L
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -15,6 +14,7 @@ import numpy as np
 from ..dtypes import numpy_dtype
 from ..encodings.decode import decode_record
 from ..errors import DecodeLimitExceeded, TensorNotFound, UsageError
+from ..threads import check_threads, default_threads
 from . import constants as C
 from .reader import check_data_layout, parse_header, segment_view
 from .records import Header, Record
@@ -28,9 +28,12 @@ def default_budget(file_size: int) -> int:
 class ContainerFile:
     """A checked container over ``buf``; tensors decode lazily, one at a time."""
 
-    def __init__(self, buf, *, verify: bool = True, decode_budget: int | None = None):
+    def __init__(self, buf, *, verify: bool = True, decode_budget: int | None = None,
+                 threads: int | None = None):
         self.buf = buf
         self.verify = verify
+        #: Most threads one call decodes on; None: :func:`dcformat.threads.default_threads`.
+        self.threads = check_threads(threads)
         self.header: Header = parse_header(buf, verify=verify)
         check_data_layout(self.header, buf)
         if decode_budget is not None and decode_budget < 0:
@@ -63,8 +66,8 @@ class ContainerFile:
     def decode_all(self, names=None, threads: int | None = None) -> dict[str, np.ndarray]:
         """Decode ``names`` (default: every tensor) as ``decode`` would one after another.
 
-        Tensors decode on ``threads`` threads (default: every core, for files of a megabyte
-        or more). The outcome is the sequential one: the budget is charged in order, and
+        Tensors decode on ``threads`` threads (default: the file's ``threads``, else
+        every core for files of a megabyte or more). The outcome is the sequential one: the budget is charged in order, and
         the error raised is the one the first failing tensor, in order, raises.
 
         The tensors share one zeroed allocation (64-byte aligned slices): a model's worth
@@ -90,12 +93,14 @@ class ContainerFile:
 
         def one(i: int):
             try:
-                return self._decode(records[i], outs[i], banks[i], out_zeroed=outs[i] is not None), None
+                return self._decode(records[i], outs[i], banks[i], out_zeroed=outs[i] is not None,
+                                    threads=threads), None
             except Exception as exc:  # re-raised below, first in order wins
                 return None, exc
 
+        threads = check_threads(threads) or self.threads
         if threads is None:
-            threads = _cores() if len(self.buf) >= 1 << 20 else 1
+            threads = default_threads() if len(self.buf) >= 1 << 20 else 1
         if threads <= 1 or fits <= 1:
             done = dict(enumerate(map(one, range(fits))))
         else:
@@ -122,14 +127,16 @@ class ContainerFile:
             self._banks[index] = self._decode(self.header.banks[index], None)
         return self._banks[index]
 
-    def _decode(self, record: Record, out, bank=None, out_zeroed: bool = False) -> np.ndarray:
+    def _decode(self, record: Record, out, bank=None, out_zeroed: bool = False,
+                threads: int | None = None) -> np.ndarray:
         if out is None:
             self._charge(record)
 
         # Every segment of the record is bounds- and checksum-checked before any is decoded.
         views = {role: segment_view(self.header, self.buf, record, role, verify=self.verify)
                  for role in record.segments}
-        return decode_record(record, views.__getitem__, bank, out, out_zeroed=out_zeroed)
+        return decode_record(record, views.__getitem__, bank, out, out_zeroed=out_zeroed,
+                             threads=threads or self.threads)
 
     def _charge(self, record: Record) -> None:
         """Refuse, before allocating, a tensor that would exceed the decode budget.
@@ -180,10 +187,3 @@ def _size_proven(record: Record) -> bool:
         return True
     role = "codes" if record.value_kind == C.ValueKind.CODEBOOK else "selectors"
     return record.stored_count <= 8 * record.segments[role].length
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1

@@ -19,22 +19,25 @@ from ..kernels import fused, placement
 from ..kernels.huffman import build_decode_table
 from ..streams import codec_for_wire_id
 from ..streams import huffman as _hs
+from ..threads import default_threads
 
 SegmentGetter = Callable[[str], memoryview]
 
 
 def decode_record(record: Record, segment: SegmentGetter, bank: np.ndarray | None = None,
-                  out: np.ndarray | None = None, *, out_zeroed: bool = False) -> np.ndarray:
+                  out: np.ndarray | None = None, *, out_zeroed: bool = False,
+                  threads: int | None = None) -> np.ndarray:
     """The tensor a record describes, written into ``out`` when given.
 
     ``segment(role)`` returns the bytes of the record's segment with that role; ``bank``
     is the decoded bank for BANK-valued records. ``out_zeroed`` promises that ``out`` holds
-    zeros, so a sparse record need not clear it first.
+    zeros, so a sparse record need not clear it first. ``threads`` caps the threads a big
+    record's chunks are split over (default: :func:`dcformat.threads.default_threads`).
     """
     dtype = numpy_dtype(record.dtype)
     _check_output(record, dtype, out)
     if _fast_eligible(record, dtype):
-        fast = _decode_fast(record, segment, dtype, out, out_zeroed)
+        fast = _decode_fast(record, segment, dtype, out, out_zeroed, threads)
         if fast is not None:
             return fast
         out_zeroed = False  # the fast path may have written part of out before giving up
@@ -148,8 +151,6 @@ def _place_sparse(values, positions: np.ndarray, flat: np.ndarray) -> None:
 # checks names. On a corrupt file ``out`` may then hold partial values (never anything
 # outside it).
 
-#: Threads for the fused kernels: None = every core the process may use.
-THREADS: int | None = None
 #: Records with fewer output units than this decode on the calling thread alone.
 PARALLEL_MIN_UNITS = 1 << 20
 
@@ -163,13 +164,14 @@ def _fast_eligible(record: Record, dtype: np.dtype) -> bool:
     return all(record.segments[r].codec == SegmentCodec.HUFFMAN for r in roles)
 
 
-def _decode_fast(record: Record, segment: SegmentGetter, dtype: np.dtype, out, out_zeroed: bool):
+def _decode_fast(record: Record, segment: SegmentGetter, dtype: np.dtype, out, out_zeroed: bool, threads):
     try:
         codebook = _codebook(record, segment, dtype)
         values = storage_view(codebook)
+        threads = _threads(record.units, threads)
         if record.layout == Layout.SPARSE:
-            return _fast_sparse(record, segment, dtype, values, out, out_zeroed)
-        return _fast_dense(record, segment, dtype, values, out)
+            return _fast_sparse(record, segment, dtype, values, out, out_zeroed, threads)
+        return _fast_dense(record, segment, dtype, values, out, threads)
     except DCFormatError:
         return None
 
@@ -189,14 +191,18 @@ def _plan(buf, count: int, alphabet: int, values: np.ndarray, name: str):
     return chunks, table
 
 
-def _threads(units: int, chunks: int) -> int:
+def _threads(units: int, threads: int | None) -> int:
     if units < PARALLEL_MIN_UNITS:
         return 1
-    n = _hs.cores() if THREADS is None else THREADS
-    return max(1, min(n, chunks // 4 or 1))
+    return default_threads() if threads is None else threads
 
 
-def _fast_dense(record: Record, segment: SegmentGetter, dtype: np.dtype, values: np.ndarray, out):
+def _groups(chunks, threads: int) -> list[tuple[int, int]]:
+    """Chunk groups for ``threads`` threads, each at least one interleaved group of four."""
+    return chunks.groups(max(1, min(threads, chunks.count // 4 or 1)))
+
+
+def _fast_dense(record: Record, segment: SegmentGetter, dtype: np.dtype, values: np.ndarray, out, threads: int):
     name = f"codes of {record.name!r}"
     planned = _plan(segment("codes"), record.stored_count, record.codebook_size, values, name)
     if planned is None or planned[0].start_positions.any():  # Start_Position is 0 outside gap streams
@@ -212,7 +218,7 @@ def _fast_dense(record: Record, segment: SegmentGetter, dtype: np.dtype, values:
         fused.decode_values(c.bits, table, c.maxlen, c.modes[lo:hi], c.begins[lo:hi], c.ends[lo:hi],
                             c.firsts[lo:hi], c.counts[lo:hi], c.width, values, flat, status[lo:hi], scratch)
 
-    _hs.run_groups(c.groups(_threads(record.units, c.count)), part)
+    _hs.run_groups(_groups(c, threads), part)
     return out if not status.any() else None
 
 
@@ -224,7 +230,7 @@ def _identity(alphabet: int) -> np.ndarray:
 
 
 def _fast_sparse(record: Record, segment: SegmentGetter, dtype: np.dtype, values: np.ndarray, out,
-                 out_zeroed: bool):
+                 out_zeroed: bool, threads: int):
     alphabet = 1 << record.gap_bits
     ident = _identity(alphabet)
     planned = _plan(segment("gaps"), record.entry_count, alphabet, ident, f"gaps of {record.name!r}")
@@ -249,7 +255,7 @@ def _fast_sparse(record: Record, segment: SegmentGetter, dtype: np.dtype, values
                              c.firsts[lo:hi], c.counts[lo:hi], c.width, ident, starts[lo:hi], codes, values,
                              flat, status[lo:hi], covered[lo:hi], scratch)
 
-    _hs.run_groups(c.groups(_threads(record.units, n)), part)
+    _hs.run_groups(_groups(c, threads), part)
     if status.any():
         return None
     expected = np.zeros(n, dtype=np.int64)

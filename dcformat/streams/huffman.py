@@ -35,9 +35,9 @@ from ..errors import (
     SymbolOutOfRange,
     TruncatedError,
     UnknownEncoding,
-    UsageError,
 )
 from ..kernels import huffman as hk
+from ..threads import check_threads, default_threads
 from .base import SYMBOL_DTYPE, StreamCodec, register_codec
 from .canonical import code_lengths, kraft_sum, pack_lengths, unpack_lengths
 from .packed import (
@@ -90,20 +90,12 @@ _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
 
-def cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def _pool() -> ThreadPoolExecutor:
     """Worker threads for chunk groups beyond the first (which runs on the caller's thread)."""
     global _executor
     with _executor_lock:
         if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=max(1, cores() - 1),
+            _executor = ThreadPoolExecutor(max_workers=max(1, default_threads() - 1),
                                            thread_name_prefix="dcformat-huffman")
         return _executor
 
@@ -259,8 +251,7 @@ class HuffmanCodec(StreamCodec):
         count = check_count(count)
         alphabet_size = check_alphabet(alphabet_size)
         range_error = check_range_error(range_error)
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise UsageError(f"threads must be a positive int or None, got {threads!r}")
+        threads = check_threads(threads)
         chunks = parse_stream(buf, count, alphabet_size, name)
         if count == 0:
             result = prepare_output(out, 0)
@@ -518,5 +509,5 @@ def _raise_first_status(status: np.ndarray, name: str) -> None:
 
 def _thread_count(threads: int | None, count: int, huffman_chunks: int) -> int:
     if threads is None:
-        threads = cores() if count >= _PARALLEL_MIN_SYMBOLS else 1
+        threads = default_threads() if count >= _PARALLEL_MIN_SYMBOLS else 1
     return max(1, min(threads, huffman_chunks))
