@@ -92,16 +92,36 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
         its memory, with no second copy, and ``out`` itself is returned.
         """
         if out is not None and not isinstance(out, np.ndarray) and type(out).__module__.startswith("torch"):
-            from .torch.convert import numpy_view
-
-            self._file.decode(name, numpy_view(out, name))
-            return out
+            return self.get_tensors([name], out={name: out})[name]
         array = self._file.decode(name, out)
         if self.framework in ("pt", "torch"):
             from .torch.convert import to_torch
 
             return to_torch(array)
         return array
+
+    def get_tensors(self, names=None, *, out=None) -> dict:
+        """Decode ``names`` (default: every tensor) at once, on every core; a dict by name.
+
+        ``out`` maps names to arrays or CPU torch tensors to decode into, as for
+        :meth:`get_tensor`; the result holds those objects themselves. The other tensors
+        share one allocation (see :meth:`ContainerFile.decode_all`).
+        """
+        given = dict(out or {})
+        views = {}
+        for name, target in given.items():
+            if not isinstance(target, np.ndarray) and type(target).__module__.startswith("torch"):
+                from .torch.convert import numpy_view
+
+                views[name] = numpy_view(target, name)
+            else:
+                views[name] = target
+        decoded = self._file.decode_all(names, out=views)
+        if self.framework in ("pt", "torch"):
+            from .torch.convert import to_torch
+
+            return {k: given[k] if k in given else to_torch(v) for k, v in decoded.items()}
+        return {k: given.get(k, v) for k, v in decoded.items()}
 
     def records(self) -> list[Record]:
         """The tensor records, for inspection (``dcformat info``)."""

@@ -219,6 +219,20 @@ def test_decode_budget_is_enforced_before_allocation():
         dcformat.load(dcformat.save({"x": np.zeros(1001, np.float32)}), decode_budget=4000)
 
 
+def test_arrays_the_caller_gives_are_not_charged_to_the_budget():
+    from dcformat.container.file import ContainerFile
+
+    tensors = {"a": np.arange(1000, dtype=np.float32), "b": np.arange(10, dtype=np.int16)}
+    data = dcformat.save(tensors)
+    with pytest.raises(DecodeLimitExceeded):
+        ContainerFile(data, decode_budget=100).decode_all()
+    into = np.zeros(1000, np.float32)
+    got = ContainerFile(data, decode_budget=100).decode_all(out={"a": into})
+    assert got["a"] is into and np.array_equal(into, tensors["a"]) and np.array_equal(got["b"], tensors["b"])
+    with pytest.raises(UsageError, match="'a'"):
+        ContainerFile(data).decode_all(out={"a": np.zeros(999, np.float32)})
+
+
 def test_writer_is_a_state_machine():
     writer = ContainerWriter()
     writer.add_tensor("t", np.zeros(1, np.float32))

@@ -222,6 +222,20 @@ def test_get_tensor_decodes_into_a_torch_tensor(np_dtype, pt_dtype, carrier, sha
     assert_same_bits(out, array)
 
 
+def test_get_tensors_decodes_into_some_and_allocates_the_rest(tmp_path):
+    tensors = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.arange(4, dtype=np.int64),
+               "c": np.ones(5, np.float16)}
+    path = tmp_path / "t.dcf"
+    dcformat.save_file(tensors, path)
+    into_a, into_b = torch.zeros(2, 3), np.zeros(4, np.int64)
+    with dcformat.safe_open(path, framework="pt") as f:
+        got = f.get_tensors(out={"a": into_a, "b": into_b})
+    assert got["a"] is into_a and got["b"] is into_b and isinstance(got["c"], torch.Tensor)
+    assert_same_bits(into_a, tensors["a"])
+    assert_same_bits(got["c"], tensors["c"])
+    assert np.array_equal(into_b, tensors["b"])
+
+
 def test_get_tensor_refuses_torch_tensors_it_cannot_write_into(tmp_path):
     from dcformat.errors import UsageError
 
@@ -250,18 +264,19 @@ def _saved(tmp_path, model) -> tuple:
 
 
 def test_load_model_decodes_into_the_parameters(tmp_path, monkeypatch):
-    from dcformat.container.file import ContainerFile
+    import dcformat.container.file as container_file
 
     path, state = _saved(tmp_path, _Small())
     model = _Small()
     pointers = {k: t.data_ptr() for k, t in model.state_dict().items()}
     written = []
-    decode = ContainerFile.decode
-    monkeypatch.setattr(ContainerFile, "decode", lambda self, name, out=None: written.append(
-        (name, None if out is None else out.ctypes.data)) or decode(self, name, out))
+    decode = container_file.decode_record
+    monkeypatch.setattr(container_file, "decode_record", lambda record, segment, bank, out, **kw: written.append(
+        (record.name, None if out is None else out.ctypes.data)) or decode(record, segment, bank, out, **kw))
     missing, unexpected = dct.load_model(model, path)
     assert missing == [] and unexpected == []
-    assert written == [(k, pointers[k]) for k in model.state_dict()]  # every tensor into its own memory
+    # every tensor decoded into its own memory; the tied head once, under its last name
+    assert sorted(written) == sorted((k, pointers[k]) for k in model.state_dict() if k != "head.weight")
     for name, tensor in model.state_dict().items():
         assert tensor.data_ptr() == pointers[name] and torch.equal(tensor, state[name]), name
 

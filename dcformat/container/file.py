@@ -63,23 +63,30 @@ class ContainerFile:
         bank = self._bank(record.bank_index) if record.value_kind == C.ValueKind.BANK else None
         return self._decode(record, out, bank)
 
-    def decode_all(self, names=None, threads: int | None = None) -> dict[str, np.ndarray]:
+    def decode_all(self, names=None, threads: int | None = None, out=None) -> dict[str, np.ndarray]:
         """Decode ``names`` (default: every tensor) as ``decode`` would one after another.
 
-        Tensors decode on ``threads`` threads (default: the file's ``threads``, else
-        every core for files of a megabyte or more). The outcome is the sequential one: the budget is charged in order, and
-        the error raised is the one the first failing tensor, in order, raises.
+        Tensors decode on ``threads`` threads (default: the file's ``threads``, else every
+        core for files of a megabyte or more). The outcome is the sequential one: the
+        budget is charged in order, and the error raised is the one the first failing
+        tensor, in order, raises.
 
-        The tensors share one zeroed allocation (64-byte aligned slices): a model's worth
-        of memory in one piece takes huge pages where the system offers them, which halves
-        the cost of first touching it. It is freed when the last of the tensors is.
+        ``out`` maps names to arrays to decode into, as ``decode``'s ``out`` (not charged
+        to the budget). The other tensors share one zeroed allocation (64-byte aligned
+        slices): a model's worth of memory in one piece takes huge pages where the system
+        offers them, which halves the cost of first touching it. It is freed when the last
+        of those tensors is.
         """
+        given = dict(out or {})
         names = list(dict.fromkeys(self.keys() if names is None else names))
         records = [self.record(n) for n in names]
-        # the tensors charged before the first the budget refuses are decoded together
+        threads = check_threads(threads) or self.threads
+        if threads is None:
+            threads = default_threads() if len(self.buf) >= 1 << 20 else 1
+        # the tensors before the first the budget refuses are decoded together
         fits, total, seen = len(records), self.decoded_bytes, set(self._charged)
         for i, r in enumerate(records):
-            if id(r) in seen:
+            if r.name in given or id(r) in seen:
                 continue
             if total + r.nbytes > self.budget:
                 fits = i
@@ -88,19 +95,18 @@ class ContainerFile:
             seen.add(id(r))
         banks = [self._bank(r.bank_index) if r.value_kind == C.ValueKind.BANK else None for r in records[:fits]]
         for r in records[:fits]:
-            self._charge(r)
-        outs = _shared_outputs(records[:fits])
+            if r.name not in given:
+                self._charge(r)
+        shared = iter(_shared_outputs([r for r in records[:fits] if r.name not in given]))
+        outs = [given[n] if n in given else next(shared) for n in names[:fits]]
 
         def one(i: int):
+            zeroed = outs[i] is not None and names[i] not in given
             try:
-                return self._decode(records[i], outs[i], banks[i], out_zeroed=outs[i] is not None,
-                                    threads=threads), None
+                return self._decode(records[i], outs[i], banks[i], out_zeroed=zeroed, threads=threads), None
             except Exception as exc:  # re-raised below, first in order wins
                 return None, exc
 
-        threads = check_threads(threads) or self.threads
-        if threads is None:
-            threads = default_threads() if len(self.buf) >= 1 << 20 else 1
         if threads <= 1 or fits <= 1:
             done = dict(enumerate(map(one, range(fits))))
         else:
@@ -108,15 +114,15 @@ class ContainerFile:
             order = sorted(range(fits), key=lambda i: -records[i].nbytes)
             with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dcformat-load") as pool:
                 done = dict(zip(order, pool.map(one, order)))
-        out = {}
+        decoded = {}
         for i in range(fits):
             value, exc = done[i]
             if exc is not None:
                 raise exc
-            out[names[i]] = value
+            decoded[names[i]] = value
         for n in names[fits:]:
-            out[n] = self.decode(n)
-        return out
+            decoded[n] = self.decode(n, given.get(n))
+        return decoded
 
     def decode_banks(self) -> list[np.ndarray]:
         """Decode every bank, used or not: reading the whole file checks every segment."""

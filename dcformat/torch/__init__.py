@@ -77,15 +77,17 @@ def load_model(model, path, *, strict: bool = True, **kwargs):
                 part for part in (f"missing {missing}" if strict and missing else "",
                                   f"unexpected {unexpected}" if strict and unexpected else "",
                                   f"shapes differ ({', '.join(wrong)})" if wrong else "") if part))
+        # Tied weights appear under each name; as load_state_dict, the last name wins, and
+        # only it is decoded (two threads must not write one parameter).
+        last = {targets[k].data_ptr(): k for k in targets if k in records}
+        present = [k for k in targets if k in records and last[targets[k].data_ptr()] == k]
+        direct = {k: targets[k] for k in present if targets[k].device.type == "cpu"
+                  and targets[k].is_contiguous() and torch_dtype(records[k].dtype) == targets[k].dtype}
         with torch.no_grad():
-            for name, target in targets.items():
-                if name not in records:
-                    continue
-                if (target.device.type == "cpu" and target.is_contiguous()
-                        and torch_dtype(records[name].dtype) == target.dtype):
-                    f.get_tensor(name, out=target)
-                else:
-                    target.copy_(to_torch(f.get_tensor(name)))
+            decoded = f.get_tensors(present, out=direct)  # all cores; into the parameters where it can
+            for name in present:
+                if name not in direct:
+                    targets[name].copy_(to_torch(decoded[name]))
     return _IncompatibleKeys(missing, unexpected)
 
 
