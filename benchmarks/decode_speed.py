@@ -24,7 +24,8 @@ the peak RSS a fresh process adds while loading (above its RSS after imports). M
 Then: Huffman decode speed (G symbols/s, 1 thread and every core), the fused sparse
 rebuild of a 10 %-dense 4096x4096 float32 matrix (GB/s of dense output, beside the
 unfused path), the peak RSS of converting MiniLM, Numba's cold and warm start, and a
-plot of load time against model size (synthetic fc stacks, plus the real models).
+plot of load time against model size (synthetic fc stacks, plus the real models), and
+the time and peak memory of loading MiniLM into a torch module three ways.
 
 Writes ``benchmarks/results/decode_speed.txt`` and ``decode_speed.png``. Timings on a
 shared machine are noisy: every comparison is made side by side in this one run, and
@@ -194,7 +195,7 @@ def loader(kind: str, path: str):
         from dcformat import safe_open
 
         with safe_open(path) as f:
-            outs = {k: np.empty(r.shape, dtype=f.get_tensor(k).dtype) for k, r in zip(f.keys(), f.records())}
+            outs = {k: np.ones(r.shape, dtype=f.get_tensor(k).dtype) for k, r in zip(f.keys(), f.records())}  # touched, as a caller's arrays are
 
         def load():
             with safe_open(path) as f:
@@ -202,7 +203,76 @@ def loader(kind: str, path: str):
                     f.get_tensor(k, out=outs[k])
             return outs
         return load
+    if kind.startswith("pt-"):
+        return torch_loader(kind, path)
     raise ValueError(kind)
+
+
+# --- into a torch module ----------------------------------------------------------------
+
+TORCH_KINDS = {
+    "pt-dcf-load_model": "dcformat.torch.load_model (decodes into the parameters)",
+    "pt-dcf-state_dict": "model.load_state_dict(dcformat.torch.load_file(...))",
+    "pt-safetensors": "safetensors.torch.load_model (the fp32 file)",
+}
+
+
+def skeleton(path: str):
+    """A torch module with the file's parameter names and shapes, its memory touched."""
+    import torch
+
+    if path.endswith(".safetensors"):
+        from safetensors import safe_open as st_open
+
+        with st_open(path, framework="pt") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    else:
+        from dcformat import safe_open
+
+        with safe_open(path) as f:
+            shapes = {r.name: r.shape for r in f.records()}
+    root = torch.nn.Module()
+    for name, shape in shapes.items():
+        *path_, leaf = name.split(".")
+        module = root
+        for part in path_:
+            if not hasattr(module, part):
+                module.add_module(part, torch.nn.Module())
+            module = getattr(module, part)
+        module.register_parameter(leaf, torch.nn.Parameter(torch.ones(shape), requires_grad=False))
+    return root
+
+
+def torch_loader(kind: str, path: str):
+    model = skeleton(path)
+    if kind == "pt-dcf-load_model":
+        import dcformat.torch as dct
+
+        return lambda: dct.load_model(model, path) and model.state_dict()
+    if kind == "pt-dcf-state_dict":
+        import dcformat.torch as dct
+
+        return lambda: model.load_state_dict(dct.load_file(path)) and model.state_dict()
+    from safetensors.torch import load_model
+
+    return lambda: load_model(model, path) and model.state_dict()
+
+
+def torch_rows(dcf_path: str, st_path: str, repeats: int) -> list[str]:
+    """Loading MiniLM into a module whose parameters exist already: time and peak RSS."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return ["Into a torch module: torch is not installed"]
+    parts = []
+    for kind, label in TORCH_KINDS.items():
+        path = st_path if kind == "pt-safetensors" else dcf_path
+        fn = loader(kind, path)
+        fn()
+        t = best_of(fn, repeats)
+        parts.append(f"{label}: {t * 1e3:.1f} ms, peak RSS +{peak_rss(kind, path):.0f} MB")
+    return ["Into a torch module (MiniLM, dcformat default preset; the module's 87 MiB of parameters "
+            "allocated first, outside the peak): " + "; ".join(parts)]
 
 
 def rss_mb(field: str = "VmRSS") -> float:
@@ -217,11 +287,22 @@ def rss_mb(field: str = "VmRSS") -> float:
     return float("nan")
 
 
+def warm_kernels() -> None:
+    """Load the kernels a .dcf load runs, so that Numba's compiled code (about 46 MB, once
+    per process) is not counted as what a load adds."""
+    import dcformat
+    from dcformat.compress import CompressionSettings, compress_tensors
+
+    w = np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32)
+    for preset in ("default", "paper"):
+        dcformat.load(dcformat.save(compress_tensors({"w": w}, CompressionSettings.preset(preset))[0]))
+
+
 def child(kind: str, path: str) -> None:
     """Run in a fresh process: print the peak RSS (MB) that loading adds."""
     fn = loader(kind, path)
-    if kind.startswith("dcf"):  # compile or load kernels outside the measurement
-        import dcformat.encodings.decode  # noqa: F401
+    if kind.startswith(("dcf", "pt-dcf")):
+        warm_kernels()
     base = rss_mb()
     result = fn()
     peak = rss_mb("VmHWM")
@@ -508,7 +589,8 @@ def main(argv=None) -> int:
              f"numba {numba.__version__}; load average at start {loadavg()}",
              "ratio = fp32 safetensors bytes / stored bytes; decode MB/s and load ms = file to numpy arrays, "
              "warm page cache, best of several interleaved rounds; load / safetensors = load ms over the "
-             "safetensors row's (same run); peak RSS = what loading adds in a fresh process; "
+             "safetensors row's (same run); peak RSS = what loading adds in a fresh process (dcformat: after "
+             "Numba's kernels are loaded, about 46 MB once per process); "
              "out= rows decode into preallocated arrays (safe_open.get_tensor(name, out=))", ""]
     models = [("MiniLM-L6", minilm())]
     if not args.no_crepe:
@@ -539,6 +621,9 @@ def main(argv=None) -> int:
             enc, _ = compress_tensors(models[0][1], CompressionSettings.preset(preset))
             dsave(enc, p, overwrite=True)
         lines += numba_start(paths)
+        torch_lines = torch_rows(paths[0], str(tmp / "minilm.safetensors"), repeats)
+        print("\n".join(torch_lines), flush=True)
+        lines += [""] + torch_lines
         real = list(models)
         if len(models) > 1:
             real.append(("crepe tiny", crepe("tiny")))
