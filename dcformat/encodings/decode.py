@@ -218,7 +218,7 @@ def _fast_dense(record: Record, segment: SegmentGetter, dtype: np.dtype, values:
         fused.decode_values(c.bits, table, c.maxlen, c.modes[lo:hi], c.begins[lo:hi], c.ends[lo:hi],
                             c.firsts[lo:hi], c.counts[lo:hi], c.width, values, flat, status[lo:hi], scratch)
 
-    _hs.run_groups(_groups(c, threads), part)
+    _hs.run_groups(_groups(c, threads), part, threads)
     return out if not status.any() else None
 
 
@@ -255,7 +255,7 @@ def _fast_sparse(record: Record, segment: SegmentGetter, dtype: np.dtype, values
                              c.firsts[lo:hi], c.counts[lo:hi], c.width, ident, starts[lo:hi], codes, values,
                              flat, status[lo:hi], covered[lo:hi], scratch)
 
-    _hs.run_groups(_groups(c, threads), part)
+    _hs.run_groups(_groups(c, threads), part, threads)
     if status.any():
         return None
     expected = np.zeros(n, dtype=np.int64)

@@ -376,17 +376,17 @@ class ChunkedStream:
             return c, NonZeroPadding(f"{name} raw chunk {c} (trailing bits)")
         return c, CorruptStream(name, f"Huffman chunk {c} holds {int(self.counts[c])} symbols in {int(sizes[c])} bytes")
 
-    def groups(self, threads: int) -> list[tuple[int, int]]:
-        """Contiguous chunk ranges of about equal symbol counts, one per thread.
+    def groups(self, parts: int) -> list[tuple[int, int]]:
+        """Contiguous chunk ranges of about equal symbol counts, at most ``parts`` of them.
 
         Cuts fall on multiples of four chunks, so the kernels' four interleaved chunk
         streams stay together.
         """
         n = self.count
-        if threads <= 1 or n <= 4:
+        if parts <= 1 or n <= 4:
             return [(0, n)]
         total = int(self.firsts[-1] + self.counts[-1])
-        cuts = np.searchsorted(self.firsts, np.arange(1, threads) * (total // threads))
+        cuts = np.searchsorted(self.firsts, np.arange(1, parts) * (total // parts))
         inner = sorted({int(c) // 4 * 4 for c in cuts} - {0, n})
         bounds = [0, *inner, n]
         return list(zip(bounds[:-1], bounds[1:]))
@@ -435,12 +435,31 @@ def parse_stream(buf, count: int, alphabet_size: int, name: str = "stream") -> C
         start_positions=entries["start"])
 
 
-def run_groups(groups: list[tuple[int, int]], fn) -> None:
-    """``fn(lo, hi)`` for each chunk group: the first on the calling thread, the rest on the pool."""
-    futures = [_pool().submit(fn, lo, hi) for lo, hi in groups[1:]]
-    fn(*groups[0])
-    for future in futures:
-        future.result()
+def run_groups(groups: list[tuple[int, int]], fn, threads: int | None = None) -> None:
+    """``fn(lo, hi)`` for each chunk group, on the calling thread and up to ``threads - 1``
+    pool workers (default: one per group beyond the first).
+
+    Each takes the next group from one queue until none is left, so a thread whose core
+    is busy with other work takes fewer groups instead of holding the others up.
+    """
+    pending = iter(groups)
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                group = next(pending, None)
+            if group is None:
+                return
+            fn(*group)
+
+    helpers = len(groups) - 1 if threads is None else min(threads - 1, len(groups) - 1)
+    futures = [_pool().submit(work) for _ in range(helpers)]
+    try:
+        work()
+    finally:
+        for future in futures:
+            future.result()
 
 
 class _Reader:
