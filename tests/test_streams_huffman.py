@@ -504,6 +504,9 @@ def test_usage_errors():
         decode(payload, out=np.empty(5, np.uint16))
     with pytest.raises(UsageError):
         HuffmanCodec().encode(np.array([4]), 4)
+    for count in (-1, 2 ** 48 + 1, 2 ** 64, 2 ** 70, True):  # not an OverflowError from below
+        with pytest.raises(UsageError, match="count"):
+            HuffmanCodec().decode(payload, count, 16)
     assert symbol_width(4) == 2
 
 

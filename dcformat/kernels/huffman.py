@@ -385,3 +385,81 @@ def decode_huffman_chunks(data, table, maxlen, modes, begins, ends, firsts, coun
     for j in range(npending):
         c = pending[j]
         status[c] = _decode1(data, table, maxlen, begins[c], ends[c], out, firsts[c], counts[c])
+
+
+# --- chunk entries ------------------------------------------------------------------------
+#
+# A stream's chunk entries (FORMAT.md, "Huffman streams") are checked here in one pass
+# rather than by a dozen numpy calls: most streams have a handful of chunks, and the
+# per-call cost of numpy was most of a small tensor's decode time. Reasons are returned,
+# never raised; the stream module turns them into the specified errors.
+
+#: Reasons :func:`check_entries` and :func:`first_seen_bad` return (0: none).
+ENTRY_UNKNOWN_MODE = 1
+ENTRY_HUFFMAN_WITHOUT_CODES = 2
+ENTRY_BAD_OFFSET = 3
+ENTRY_BAD_FIRST = 4
+CHUNK_RAW_SIZE = 5
+CHUNK_RAW_PADDING = 6
+CHUNK_TOO_SHORT = 7
+
+_ENTRY_SIZE = 25  # Mode u8, Byte_Offset u64, First_Symbol u64, Start_Position u64
+
+
+@kernel
+def _u64_at(raw, p):
+    value = np.uint64(0)
+    for k in range(7, -1, -1):
+        value = (value << _U8) | np.uint64(raw[p + k])
+    return value
+
+
+@kernel
+def check_entries(raw, count, total, has_codes, modes, offsets, firsts, starts):
+    """Unpack the chunk entries in ``raw`` and check them one at a time, in order.
+
+    Fills ``modes`` (uint8) and ``offsets``, ``firsts``, ``starts`` (uint64) for every
+    entry, then checks each entry's Mode (known; Huffman only with codes), Byte_Offset
+    (0 first, non-decreasing, at most ``total``) and First_Symbol (0 first, increasing,
+    below ``count``) before the next entry's. Returns (chunk, reason) of the first rule
+    broken, or (-1, 0).
+    """
+    n = modes.shape[0]
+    for c in range(n):
+        p = c * _ENTRY_SIZE
+        modes[c] = raw[p]
+        offsets[c] = _u64_at(raw, p + 1)
+        firsts[c] = _u64_at(raw, p + 9)
+        starts[c] = _u64_at(raw, p + 17)
+    for c in range(n):
+        if modes[c] > 1:
+            return c, ENTRY_UNKNOWN_MODE
+        if modes[c] == 0 and not has_codes:
+            return c, ENTRY_HUFFMAN_WITHOUT_CODES
+        if offsets[c] > total or (c == 0 and offsets[c] != 0) or (c > 0 and offsets[c] < offsets[c - 1]):
+            return c, ENTRY_BAD_OFFSET
+        if firsts[c] >= count or (c == 0 and firsts[c] != 0) or (c > 0 and firsts[c] <= firsts[c - 1]):
+            return c, ENTRY_BAD_FIRST
+    return -1, 0
+
+
+@kernel
+def first_seen_bad(bits, modes, begins, ends, counts, width):
+    """(chunk, reason) of the first chunk found bad without decoding it, or (-1, 0).
+
+    A raw chunk must be exactly ``ceil(n * width / 8)`` bytes with zero trailing bits
+    (R27); a Huffman chunk of ``n`` symbols needs at least ``ceil(n / 8)`` bytes, a bit
+    per symbol, or it must read past its end (R28).
+    """
+    for c in range(modes.shape[0]):
+        size = ends[c] - begins[c]
+        if modes[c] == 1:
+            used = counts[c] * width
+            if size != (used + 7) // 8:
+                return c, CHUNK_RAW_SIZE
+            tail = used % 8
+            if tail and np.int64(bits[ends[c] - 1]) >> tail:
+                return c, CHUNK_RAW_PADDING
+        elif counts[c] > 8 * size:
+            return c, CHUNK_TOO_SHORT
+    return -1, 0

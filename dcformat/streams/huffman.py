@@ -357,24 +357,16 @@ class ChunkedStream:
         A raw chunk's size and trailing bits (R27); a Huffman chunk with fewer bits than
         symbols, which must read past its end (R28).
         """
-        is_huffman = self.is_huffman
-        sizes = self.ends - self.begins
-        raw_sizes = (self.counts * self.width + 7) // 8
-        wrong_size = ~is_huffman & (sizes != raw_sizes)
-        tail_bits = (self.counts * self.width) % 8
-        has_tail = np.flatnonzero(~is_huffman & ~wrong_size & (tail_bits != 0))
-        padding = np.zeros(self.count, dtype=bool)
-        padding[has_tail] = (self.bits[self.ends[has_tail] - 1] >> tail_bits[has_tail].astype(np.uint8)) != 0
-        short = is_huffman & (self.counts > 8 * sizes)
-        bad = np.flatnonzero(wrong_size | padding | short)
-        if not bad.size:
+        c, reason = hk.first_seen_bad(self.bits, self.modes, self.begins, self.ends, self.counts, self.width)
+        if not reason:
             return None
-        c = int(bad[0])
-        if wrong_size[c]:
-            return c, CorruptStream(name, f"raw chunk {c} is {int(sizes[c])} bytes, expected {int(raw_sizes[c])}")
-        if padding[c]:
+        size = int(self.ends[c] - self.begins[c])
+        if reason == hk.CHUNK_RAW_SIZE:
+            expected = (int(self.counts[c]) * self.width + 7) // 8
+            return c, CorruptStream(name, f"raw chunk {c} is {size} bytes, expected {expected}")
+        if reason == hk.CHUNK_RAW_PADDING:
             return c, NonZeroPadding(f"{name} raw chunk {c} (trailing bits)")
-        return c, CorruptStream(name, f"Huffman chunk {c} holds {int(self.counts[c])} symbols in {int(sizes[c])} bytes")
+        return c, CorruptStream(name, f"Huffman chunk {c} holds {int(self.counts[c])} symbols in {size} bytes")
 
     def groups(self, parts: int) -> list[tuple[int, int]]:
         """Contiguous chunk ranges of about equal symbol counts, at most ``parts`` of them.
@@ -417,22 +409,42 @@ def parse_stream(buf, count: int, alphabet_size: int, name: str = "stream") -> C
         raise CorruptStream(name, f"Chunk_Count is {n_chunks} for an empty stream")
     if count and not 1 <= n_chunks <= min(count, MAX_CHUNKS):
         raise CorruptStream(name, f"Chunk_Count is {n_chunks} for {count} symbols")
-    entries = np.frombuffer(reader.take(n_chunks * CHUNK_ENTRY_SIZE, "chunk entries"), dtype=_ENTRY_DTYPE)
+    raw = reader.take(n_chunks * CHUNK_ENTRY_SIZE, "chunk entries")
     bits = data[reader.pos:]
     total = bits.shape[0]
     if count == 0 and total:
         raise CorruptStream(name, f"{total} bytes after the chunk entries of an empty stream")
 
     # Chunk entries one at a time: Mode, Byte_Offset, First_Symbol (R14, R24, R26)
+    modes = np.empty(n_chunks, dtype=np.uint8)
+    offsets = np.empty(n_chunks, dtype=np.uint64)
+    firsts = np.empty(n_chunks, dtype=np.uint64)
+    starts = np.empty(n_chunks, dtype=np.uint64)
+    c, reason = hk.check_entries(raw, np.uint64(count), np.uint64(total), bool(lengths.any()),
+                                 modes, offsets, firsts, starts)
+    if reason:
+        raise _entry_error(reason, c, int(modes[c]), int(offsets[c]), int(firsts[c]), count, total, name)
+    begins = offsets.astype(np.int64)
+    firsts = firsts.astype(np.int64)
+    ends = np.empty(n_chunks, dtype=np.int64)
+    counts = np.empty(n_chunks, dtype=np.int64)
     if n_chunks:
-        _check_entries(entries, count, total, bool(lengths.any()), name)
-    begins = entries["offset"].astype(np.int64)
-    firsts = entries["first"].astype(np.int64)
-    return ChunkedStream(
-        bits=bits, lengths=lengths, width=symbol_width(alphabet_size), modes=entries["mode"], begins=begins,
-        ends=np.append(begins[1:], np.int64(total))[:n_chunks], firsts=firsts,
-        counts=np.append(np.diff(firsts), np.int64(count) - firsts[-1]) if n_chunks else firsts,
-        start_positions=entries["start"])
+        ends[:-1], ends[-1] = begins[1:], total
+        counts[:-1], counts[-1] = firsts[1:] - firsts[:-1], count - firsts[-1]
+    return ChunkedStream(bits=bits, lengths=lengths, width=symbol_width(alphabet_size), modes=modes,
+                         begins=begins, ends=ends, firsts=firsts, counts=counts, start_positions=starts)
+
+
+def _entry_error(reason: int, c: int, mode: int, offset: int, first: int, count: int, total: int, name: str):
+    if reason == hk.ENTRY_UNKNOWN_MODE:
+        return UnknownEncoding(f"chunk {c} Mode of {name}", mode)
+    if reason == hk.ENTRY_HUFFMAN_WITHOUT_CODES:
+        return InvalidHuffmanTable(f"{name}: chunk {c} is Huffman-coded but no symbol has a code")
+    if reason == hk.ENTRY_BAD_OFFSET:
+        return CorruptStream(name, f"chunk {c} Byte_Offset {offset}: the first must be 0, they "
+                                   f"must not decrease nor pass the {total} bytes of bit streams")
+    return CorruptStream(name, f"chunk {c} First_Symbol {first}: the first must be 0, they "
+                               f"must increase and stay below the symbol count {count}")
 
 
 def run_groups(groups: list[tuple[int, int]], fn, threads: int | None = None) -> None:
@@ -480,34 +492,6 @@ class _Reader:
 
     def u32(self, field: str) -> int:
         return int.from_bytes(self.take(4, field).tobytes(), "little")
-
-
-def _check_entries(entries: np.ndarray, count: int, total: int, has_codes: bool, name: str) -> None:
-    """Raise for the first bad chunk entry, checking each entry's fields in order."""
-    modes = entries["mode"]
-    offsets = entries["offset"]
-    firsts = entries["first"]
-    unknown_mode = modes > _RAW
-    no_codes = (modes == _HUFFMAN) & (not has_codes)
-    bad_offset = offsets > np.uint64(total)
-    bad_offset[0] |= offsets[0] != 0
-    bad_offset[1:] |= offsets[1:] < offsets[:-1]
-    bad_first = np.zeros(firsts.shape[0], dtype=bool) if count > 2**64 - 1 else firsts >= np.uint64(count)
-    bad_first[0] |= firsts[0] != 0
-    bad_first[1:] |= firsts[1:] <= firsts[:-1]
-    bad = np.flatnonzero(unknown_mode | no_codes | bad_offset | bad_first)
-    if not bad.size:
-        return
-    c = int(bad[0])
-    if unknown_mode[c]:
-        raise UnknownEncoding(f"chunk {c} Mode of {name}", int(modes[c]))
-    if no_codes[c]:
-        raise InvalidHuffmanTable(f"{name}: chunk {c} is Huffman-coded but no symbol has a code")
-    if bad_offset[c]:
-        raise CorruptStream(name, f"chunk {c} Byte_Offset {int(offsets[c])}: the first must be 0, they "
-                                  f"must not decrease nor pass the {total} bytes of bit streams")
-    raise CorruptStream(name, f"chunk {c} First_Symbol {int(firsts[c])}: the first must be 0, they "
-                              f"must increase and stay below the symbol count {count}")
 
 
 def _raise_first_status(status: np.ndarray, name: str) -> None:

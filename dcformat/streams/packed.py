@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..container.constants import SegmentCodec, symbol_width
+from ..container.constants import MAX_ELEMENTS, SegmentCodec, symbol_width
 from ..errors import CorruptStream, NonZeroPadding, SymbolOutOfRange, UsageError
 from ..kernels import bitpack
 from .base import SYMBOL_DTYPE, StreamCodec, register_codec
@@ -30,9 +30,10 @@ def check_alphabet(alphabet_size) -> int:
 
 
 def check_count(count) -> int:
-    """``count`` as a non-negative int, else :class:`UsageError`."""
-    if isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, np.integer)) or count < 0:
-        raise UsageError(f"count must be a non-negative int, got {count!r}")
+    """``count`` as an int from 0 to 2**48 (the format's element limit), else :class:`UsageError`."""
+    if (isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, np.integer))
+            or not 0 <= count <= MAX_ELEMENTS):
+        raise UsageError(f"count must be an int from 0 to 2**48, got {count!r}")
     return int(count)
 
 
