@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InvalidSettings
+from ..kernels.placement import count_gap_entries, fill_gap_entries
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,17 +51,18 @@ def positions_to_gaps(positions: np.ndarray, gap_bits: int) -> GapStream:
     """
     if isinstance(gap_bits, bool) or not isinstance(gap_bits, (int, np.integer)) or not 1 <= gap_bits <= 16:
         raise InvalidSettings(f"gap_bits must be an integer from 1 to 16, got {gap_bits!r}")
-    p = np.asarray(positions, dtype=np.int64).ravel()
-    if p.size == 0:
-        return GapStream(np.zeros(0, np.uint16), np.zeros(0, np.int64))
-    skip = np.diff(p, prepend=np.int64(-1)) - 1
-    if p[0] < 0 or np.any(skip < 0):
+    p = np.ascontiguousarray(np.asarray(positions).ravel())
+    if p.dtype.kind not in "iu":
+        p = p.astype(np.int64)
+    span = 1 << gap_bits  # units covered by one filler (max gap + 1)
+    # two passes and no temporaries the size of the positions: a tensor's worth of int64
+    # arrays was most of the peak memory of compressing a mostly-zero tensor
+    entries = count_gap_entries(p, span)
+    if entries < 0:
         raise InvalidSettings("positions must be non-negative and strictly increasing")
-    span = np.int64(1) << gap_bits  # units covered by one filler (max gap + 1)
-    fillers, last = np.divmod(skip, span)
-    kept_index = np.cumsum(fillers + 1) - 1
-    gaps = np.full(int(kept_index[-1]) + 1, span - 1, dtype=np.uint16)
-    gaps[kept_index] = last.astype(np.uint16)
+    gaps = np.empty(entries, dtype=np.uint16)
+    kept_index = np.empty(p.size, dtype=np.int64)
+    fill_gap_entries(p, span, gaps, kept_index)
     return GapStream(gaps, kept_index)
 
 

@@ -83,3 +83,35 @@ def max_symbol(symbols):
         if symbols[i] > m:
             m = symbols[i]
     return m
+
+
+@kernel
+def count_gap_entries(positions, span):
+    """Entries (stored positions plus fillers) that relative indices of ``span - 1`` at
+    most need for ``positions``; -1 unless they are non-negative and strictly increasing."""
+    total = np.int64(0)
+    previous = np.int64(-1)
+    for i in range(positions.shape[0]):
+        skip = np.int64(positions[i]) - previous - 1
+        if skip < 0:
+            return -1
+        total += skip // span + 1
+        previous = np.int64(positions[i])
+    return total
+
+
+@kernel
+def fill_gap_entries(positions, span, gaps, kept_index):
+    """Write the gaps (fillers of gap ``span - 1`` where a skip is too wide) and, for each
+    position, the entry that holds it; ``gaps`` is as long as :func:`count_gap_entries`."""
+    j = 0
+    previous = np.int64(-1)
+    for i in range(positions.shape[0]):
+        skip = np.int64(positions[i]) - previous - 1
+        for _ in range(skip // span):
+            gaps[j] = span - 1
+            j += 1
+        gaps[j] = skip % span
+        kept_index[i] = j
+        j += 1
+        previous = np.int64(positions[i])
