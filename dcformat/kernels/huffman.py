@@ -403,35 +403,17 @@ CHUNK_RAW_SIZE = 5
 CHUNK_RAW_PADDING = 6
 CHUNK_TOO_SHORT = 7
 
-_ENTRY_SIZE = 25  # Mode u8, Byte_Offset u64, First_Symbol u64, Start_Position u64
-
-
 @kernel
-def _u64_at(raw, p):
-    value = np.uint64(0)
-    for k in range(7, -1, -1):
-        value = (value << _U8) | np.uint64(raw[p + k])
-    return value
-
-
-@kernel
-def check_entries(raw, count, total, has_codes, modes, offsets, firsts, starts):
-    """Unpack the chunk entries in ``raw`` and check them one at a time, in order.
-
-    Fills ``modes`` (uint8) and ``offsets``, ``firsts``, ``starts`` (uint64) for every
-    entry, then checks each entry's Mode (known; Huffman only with codes), Byte_Offset
-    (0 first, non-decreasing, at most ``total``) and First_Symbol (0 first, increasing,
-    below ``count``) before the next entry's. Returns (chunk, reason) of the first rule
+def check_entries(modes, offsets, firsts, count, total, has_codes):
+    """Check the chunk entries one at a time, in order; (chunk, reason) of the first rule
     broken, or (-1, 0).
+
+    Each entry's Mode (known; Huffman only with codes), then its Byte_Offset (0 first,
+    non-decreasing, at most ``total``), then its First_Symbol (0 first, increasing, below
+    ``count``), before the next entry's. ``offsets``, ``firsts``, ``count`` and ``total``
+    are uint64, so no comparison goes through floats.
     """
-    n = modes.shape[0]
-    for c in range(n):
-        p = c * _ENTRY_SIZE
-        modes[c] = raw[p]
-        offsets[c] = _u64_at(raw, p + 1)
-        firsts[c] = _u64_at(raw, p + 9)
-        starts[c] = _u64_at(raw, p + 17)
-    for c in range(n):
+    for c in range(modes.shape[0]):
         if modes[c] > 1:
             return c, ENTRY_UNKNOWN_MODE
         if modes[c] == 0 and not has_codes:

@@ -86,6 +86,7 @@ def chunk_length(count: int, chunk_symbols: int, multiple: int = INTERLEAVED_CHU
     chunks = min(-(-chunks // multiple) * multiple, MAX_CHUNKS)
     return -(-count // chunks)
 
+
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
@@ -409,23 +410,20 @@ def parse_stream(buf, count: int, alphabet_size: int, name: str = "stream") -> C
         raise CorruptStream(name, f"Chunk_Count is {n_chunks} for an empty stream")
     if count and not 1 <= n_chunks <= min(count, MAX_CHUNKS):
         raise CorruptStream(name, f"Chunk_Count is {n_chunks} for {count} symbols")
-    raw = reader.take(n_chunks * CHUNK_ENTRY_SIZE, "chunk entries")
+    entries = np.frombuffer(reader.take(n_chunks * CHUNK_ENTRY_SIZE, "chunk entries"), dtype=_ENTRY_DTYPE)
     bits = data[reader.pos:]
     total = bits.shape[0]
     if count == 0 and total:
         raise CorruptStream(name, f"{total} bytes after the chunk entries of an empty stream")
 
     # Chunk entries one at a time: Mode, Byte_Offset, First_Symbol (R14, R24, R26)
-    modes = np.empty(n_chunks, dtype=np.uint8)
-    offsets = np.empty(n_chunks, dtype=np.uint64)
-    firsts = np.empty(n_chunks, dtype=np.uint64)
-    starts = np.empty(n_chunks, dtype=np.uint64)
-    c, reason = hk.check_entries(raw, np.uint64(count), np.uint64(total), bool(lengths.any()),
-                                 modes, offsets, firsts, starts)
+    modes, offsets, firsts = entries["mode"], entries["offset"], entries["first"]
+    c, reason = hk.check_entries(modes, offsets, firsts, np.uint64(count), np.uint64(total), bool(lengths.any()))
     if reason:
         raise _entry_error(reason, c, int(modes[c]), int(offsets[c]), int(firsts[c]), count, total, name)
     begins = offsets.astype(np.int64)
     firsts = firsts.astype(np.int64)
+    starts = entries["start"]
     ends = np.empty(n_chunks, dtype=np.int64)
     counts = np.empty(n_chunks, dtype=np.int64)
     if n_chunks:
