@@ -91,7 +91,7 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
         tensor's dtype and shape (a module's parameter, say): the values are decoded into
         its memory, with no second copy, and ``out`` itself is returned.
         """
-        if out is not None and not isinstance(out, np.ndarray) and type(out).__module__.startswith("torch"):
+        if _is_torch(out):
             return self.get_tensors([name], out={name: out})[name]
         array = self._file.decode(name, out)
         if self.framework in ("pt", "torch"):
@@ -110,7 +110,7 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
         given = dict(out or {})
         views = {}
         for name, target in given.items():
-            if not isinstance(target, np.ndarray) and type(target).__module__.startswith("torch"):
+            if _is_torch(target):
                 from .torch.convert import numpy_view
 
                 views[name] = numpy_view(target, name)
@@ -137,3 +137,8 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
     @property
     def file_size(self) -> int:
         return len(self._file.buf)
+
+
+def _is_torch(value) -> bool:
+    """Whether ``value`` is a torch tensor, without importing torch for numpy users."""
+    return value is not None and not isinstance(value, np.ndarray) and type(value).__module__.startswith("torch")

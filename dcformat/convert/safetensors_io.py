@@ -10,7 +10,7 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 
 from ..atomic import atomic_output
-from ..dtypes import dtype_of
+from ..dtypes import dtype_of, to_little_endian
 from ..errors import ConversionError, UsageError
 
 
@@ -118,6 +118,4 @@ def _little_endian_bytes(value, spec: tuple, name: str) -> memoryview:
     dtype, shape = spec
     if array.shape != tuple(shape) or _wire_name(array.dtype, name) != _wire_name(dtype, name):
         raise UsageError(f"tensor {name!r} is {array.dtype} {array.shape}, its header entry said {dtype} {tuple(shape)}")
-    if array.dtype.byteorder == ">":
-        array = array.astype(array.dtype.newbyteorder("<"))
-    return np.ascontiguousarray(array).reshape(-1).view(np.uint8).data
+    return to_little_endian(array).reshape(-1).view(np.uint8).data

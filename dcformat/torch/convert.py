@@ -46,19 +46,12 @@ def to_torch(array: np.ndarray) -> torch.Tensor:
 
 def to_numpy(tensor: torch.Tensor, name: str = "") -> np.ndarray:
     """A numpy array with the same dtype and bits as ``tensor`` (dense, on the CPU)."""
-    try:
-        wire = _FROM_TORCH[tensor.dtype]
-    except KeyError:
-        raise UnsupportedDType(tensor.dtype, name) from None
+    if tensor.dtype not in _FROM_TORCH:
+        raise UnsupportedDType(tensor.dtype, name)
     tensor = tensor.detach().to("cpu").resolve_conj().resolve_neg()
     if tensor.layout != torch.strided:
         tensor = tensor.to_dense()
-    tensor = tensor.contiguous()
-    shape = tuple(tensor.shape)
-    flat = tensor.reshape(-1)
-    size = flat.element_size()
-    bits = flat.view(_CARRIER_PT[size]) if flat.dtype != _CARRIER_PT[size] else flat
-    return bits.numpy().copy().view(numpy_dtype(wire)).reshape(shape)
+    return numpy_view(tensor.contiguous(), name).copy()
 
 
 def numpy_view(tensor: torch.Tensor, name: str = "") -> np.ndarray:
