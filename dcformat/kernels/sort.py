@@ -42,10 +42,9 @@ def sort_float32(values, out, scratch):
     counts = np.zeros((_PASSES, _BUCKETS), np.int64)
     for i in range(n):
         k = _key(values[i])
+        out[i] = k
         for p in range(_PASSES):
             counts[p, (k >> np.uint32(p * _DIGIT_BITS)) & np.uint32(_BUCKETS - 1)] += 1
-    for i in range(n):
-        out[i] = _key(values[i])
     in_out = True  # which buffer holds the keys
     for p in range(_PASSES):
         row = counts[p]
