@@ -195,9 +195,11 @@ def loader(kind: str, path: str):
         return lambda: load_file(path)
     if kind == "dcf-out":
         from dcformat import safe_open
+        from dcformat.dtypes import numpy_dtype
 
         with safe_open(path) as f:
-            outs = {k: np.ones(r.shape, dtype=f.get_tensor(k).dtype) for k, r in zip(f.keys(), f.records())}  # touched, as a caller's arrays are
+            # touched, as a caller's arrays are; dtypes from the header, nothing decoded
+            outs = {r.name: np.ones(r.shape, dtype=numpy_dtype(r.dtype)) for r in f.records()}
 
         def load():
             with safe_open(path) as f:
@@ -246,14 +248,12 @@ def skeleton(path: str):
 
 
 def torch_loader(kind: str, path: str):
+    import dcformat.torch as dct
+
     model = skeleton(path)
     if kind == "pt-dcf-load_model":
-        import dcformat.torch as dct
-
         return lambda: dct.load_model(model, path) and model.state_dict()
     if kind == "pt-dcf-state_dict":
-        import dcformat.torch as dct
-
         return lambda: model.load_state_dict(dct.load_file(path)) and model.state_dict()
     from safetensors.torch import load_model
 
