@@ -28,7 +28,7 @@ import zlib
 import numba
 import numpy as np
 
-from dcformat.container.constants import symbol_width
+from dcformat.format.constants import symbol_width
 from dcformat.streams import HuffmanCodec, PackedCodec
 
 

@@ -195,7 +195,7 @@ def loader(kind: str, path: str):
         return lambda: load_file(path)
     if kind == "dcf-out":
         from dcformat import safe_open
-        from dcformat.dtypes import numpy_dtype
+        from dcformat.format.dtypes import numpy_dtype
 
         with safe_open(path) as f:
             # touched, as a caller's arrays are; dtypes from the header, nothing decoded

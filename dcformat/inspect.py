@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .container.constants import Layout, ValueKind
-from .container.records import Record
+from .format.constants import Layout, ValueKind
+from .format.records import Record
 from .safe_open import safe_open
 
 

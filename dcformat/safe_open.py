@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .container.file import ContainerFile
-from .container.records import Record
+from .format.records import Record
 from .errors import UsageError
 
 

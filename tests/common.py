@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from dcformat.dtypes import storage_view
+from dcformat.format.dtypes import storage_view
 
 
 def assert_bit_equal(actual: np.ndarray, expected: np.ndarray, what: str = "tensor") -> None:

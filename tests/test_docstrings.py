@@ -3,14 +3,23 @@
 import doctest
 import importlib
 import pkgutil
+import sys
+import warnings
 
 import pytest
 
 import dcformat
 
-# Modules that need optional extras are skipped when the extra is missing.
+#: Modules kept only as deprecated aliases of a moved module (their docstring says so).
+DEPRECATED = {
+    "dcformat.container.constants": "dcformat.format.constants",
+    "dcformat.container.records": "dcformat.format.records",
+    "dcformat.dtypes": "dcformat.format.dtypes",
+}
 MODULES = sorted(m.name for m in pkgutil.walk_packages(dcformat.__path__, "dcformat.")
-                 if not m.name.endswith("__main__"))
+                 if not m.name.endswith("__main__") and m.name not in DEPRECATED)
+#: Third-party packages some modules need through an optional extra.
+OPTIONAL = {"torch"}
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -18,6 +27,19 @@ def test_docstring_examples(name):
     try:
         module = importlib.import_module(name)
     except ImportError as exc:
+        # only a missing optional extra skips; a broken import of our own fails
+        if (exc.name or "").split(".")[0] not in OPTIONAL:
+            raise
         pytest.skip(f"{name} needs an optional dependency: {exc}")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed in {name}"
+
+
+@pytest.mark.parametrize("old", sorted(DEPRECATED))
+def test_deprecated_alias_warns_and_is_the_new_module(old):
+    sys.modules.pop(old, None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module = importlib.import_module(old)
+    assert module is importlib.import_module(DEPRECATED[old])
+    assert any(issubclass(w.category, DeprecationWarning) and DEPRECATED[old] in str(w.message) for w in caught)

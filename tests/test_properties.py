@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import dcformat
 from dcformat.container.file import ContainerFile
-from dcformat.container.constants import ChunkMode
+from dcformat.format.constants import ChunkMode
 from dcformat.errors import DecodeLimitExceeded, InvalidHeader
 from dcformat.reference import decode_file
 from dcformat.streams import HuffmanCodec, PackedCodec

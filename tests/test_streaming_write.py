@@ -18,7 +18,7 @@ from safetensors.numpy import save_file as save_safetensors
 import dcformat
 from dcformat.compress import CompressionSettings, compress_tensors
 from dcformat.compress.pipeline import iter_compress
-from dcformat.container.constants import DEFAULT_ALIGNMENT
+from dcformat.format.constants import DEFAULT_ALIGNMENT
 from dcformat.container.writer import ContainerWriter, StreamingWriter
 from dcformat.convert import Checkpoint, compress_checkpoint, compress_into, read_checkpoint
 from dcformat.errors import ConversionError, OutputExists, UsageError

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dcformat.streams.huffman as huffman_module
-from dcformat.container.constants import CHUNK_ENTRY_SIZE, SegmentCodec, symbol_width
+from dcformat.format.constants import CHUNK_ENTRY_SIZE, SegmentCodec, symbol_width
 from dcformat.errors import (
     CodeOutOfRange,
     CorruptStream,

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dcformat.container.constants import SegmentCodec, symbol_width
+from dcformat.format.constants import SegmentCodec, symbol_width
 from dcformat.errors import (
     CodeOutOfRange,
     CorruptStream,

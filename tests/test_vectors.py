@@ -22,7 +22,7 @@ import pytest
 
 import dcformat
 from dcformat import errors
-from dcformat.dtypes import numpy_dtype
+from dcformat.format.dtypes import numpy_dtype
 from dcformat.reference import decode_file
 
 from .common import assert_bit_equal

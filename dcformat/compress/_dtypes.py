@@ -1,11 +1,11 @@
-"""Dtype helpers of the pipeline, over the one wire-dtype table in :mod:`dcformat.dtypes`."""
+"""Dtype helpers of the pipeline, over the one wire-dtype table in :mod:`dcformat.format.dtypes`."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import dtype_of
-from ..dtypes import numpy_dtype as _numpy_dtype
+from ..format.dtypes import dtype_of
+from ..format.dtypes import numpy_dtype as _numpy_dtype
 from ..errors import UnsupportedDType
 
 #: The dtypes the pipeline compresses; everything else is kept exact.
@@ -21,7 +21,7 @@ def wire_name(dtype: np.dtype) -> str | None:
 
 
 def numpy_dtype(name: str) -> np.dtype:
-    """The numpy dtype of a wire name (the one table in :mod:`dcformat.dtypes`)."""
+    """The numpy dtype of a wire name (the one table in :mod:`dcformat.format.dtypes`)."""
     return _numpy_dtype(name)
 
 

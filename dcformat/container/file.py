@@ -11,13 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..dtypes import numpy_dtype
+from ..format.dtypes import numpy_dtype
 from ..encodings.decode import decode_record
 from ..errors import DecodeLimitExceeded, TensorNotFound, UsageError
 from ..threads import check_threads, default_threads
-from . import constants as C
+from ..format import constants as C
 from .reader import check_data_layout, parse_header, segment_view
-from .records import Header, Record
+from ..format.records import Header, Record
 
 
 def default_budget(file_size: int) -> int:

@@ -29,9 +29,9 @@ from ..errors import (
     UnsupportedFeature,
     UnsupportedVersion,
 )
-from . import constants as C
+from ..format import constants as C
 from .checksum import crc32
-from .records import Header, Record, SegmentRef, allowed_codecs, segment_roles
+from ..format.records import Header, Record, SegmentRef, allowed_codecs, segment_roles
 
 
 class ByteReader:

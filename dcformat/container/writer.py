@@ -28,12 +28,13 @@ import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, NamedTuple
+from typing import Mapping
 
 from ..atomic import atomic_output
 from ..encodings.encode import BankInfo, EncodedRecord, encode_tensor
 from ..errors import DuplicateName, InvalidSettings, OutputExists, UsageError
-from . import constants as C
+from ..format import constants as C
+from ..format.records import SegmentRef
 from .checksum import crc32
 
 #: Bytes per read and write when the spill is copied in user space.
@@ -47,13 +48,6 @@ class WriterState(enum.Enum):
     BROKEN = "broken by an earlier error"
 
 
-class _SegmentRef(NamedTuple):
-    codec: int
-    offset: int  # from Data_Offset
-    length: int
-    checksum: int
-
-
 @dataclass(frozen=True)
 class _PlacedRecord:
     """A record's header fields once its payloads are placed: no payload bytes."""
@@ -63,7 +57,7 @@ class _PlacedRecord:
     layout: C.Layout
     value_kind: C.ValueKind
     fields: dict
-    segments: dict  # role -> _SegmentRef, in on-disk order
+    segments: dict  # role -> SegmentRef (offsets from Data_Offset), in on-disk order
 
 
 class _Layout:
@@ -111,7 +105,7 @@ class _Layout:
                 if offset > self._data_size:
                     self._sink(bytes(offset - self._data_size))
                 self._sink(payload)
-                refs[role] = _SegmentRef(codec, offset, len(payload), crc32(payload))
+                refs[role] = SegmentRef(C.SegmentCodec(codec), offset, len(payload), crc32(payload))
                 self._data_size = offset + len(payload)
         except BaseException:
             # The sink may hold part of this record now: later offsets would be wrong.
@@ -292,7 +286,7 @@ def _record_bytes(name: str, record: _PlacedRecord) -> bytes:
     elif record.value_kind == C.ValueKind.BANK:
         out += struct.pack("<I", f["bank_index"])
     for ref in record.segments.values():
-        out += struct.pack(C.SEGMENT_REF_FORMAT, *ref)
+        out += struct.pack(C.SEGMENT_REF_FORMAT, ref.codec, ref.offset, ref.length, ref.checksum)
     return bytes(out)
 
 

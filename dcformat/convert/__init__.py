@@ -162,7 +162,7 @@ class DcfSource(Mapping):
 
     def specs(self) -> dict[str, tuple]:
         """Every tensor's numpy ``(dtype, shape)``, from the header: nothing is decoded."""
-        from ..dtypes import numpy_dtype
+        from ..format.dtypes import numpy_dtype
 
         return {r.name: (numpy_dtype(r.dtype), r.shape) for r in self._file.records()}
 

@@ -10,7 +10,7 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 
 from ..atomic import atomic_output
-from ..dtypes import dtype_of, to_little_endian
+from ..format.dtypes import dtype_of, to_little_endian
 from ..errors import ConversionError, UsageError
 
 

@@ -11,9 +11,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..container.constants import DType, Layout, SegmentCodec, ValueKind
-from ..container.records import Record
-from ..dtypes import numpy_dtype, storage_view
+from ..format.constants import DType, Layout, SegmentCodec, ValueKind
+from ..format.records import Record
+from ..format.dtypes import numpy_dtype, storage_view
 from ..errors import CodeOutOfRange, DCFormatError, GapOverrun, InvalidValue, SelectorOutOfRange, UsageError
 from ..kernels import fused, placement
 from ..kernels.huffman import build_decode_table

@@ -13,7 +13,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..container.constants import (
+from ..format.constants import (
     MAX_BANK_SIZE,
     MAX_CODEBOOK_SIZE,
     MAX_ELEMENTS,
@@ -24,7 +24,7 @@ from ..container.constants import (
     Layout,
     ValueKind,
 )
-from ..dtypes import dtype_of, numpy_dtype, to_little_endian, wire_dtype
+from ..format.dtypes import dtype_of, numpy_dtype, to_little_endian, wire_dtype
 from ..errors import InvalidSettings, UnsupportedDType
 from .model import BankValues, CodebookValues, Dense, EncodedTensor, RawValues, Sparse
 

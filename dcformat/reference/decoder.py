@@ -34,7 +34,7 @@ Order of checks
     (R21), then each segment's content in segment order (codebook R32; gaps R22-R29
     then R31; values R32; codes or selectors R22-R29 then R30).
 
-It imports only :mod:`dcformat.errors` and :mod:`dcformat.container.constants` from
+It imports only :mod:`dcformat.errors` and :mod:`dcformat.format.constants` from
 dcformat, so it shares no code with the fast reader it checks.
 """
 
@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import ml_dtypes
 import numpy as np
 
-from ..container.constants import (
+from ..format.constants import (
     DECODE_BUDGET_FLOOR,
     DECODE_EXPANSION,
     DTYPE_SIZE,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from ..container.constants import (
+from ..format.constants import (
     CHUNK_ENTRY_FORMAT,
     CHUNK_ENTRY_SIZE,
     MAX_CHUNKS,

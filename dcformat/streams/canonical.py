@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..container.constants import MAX_CODE_LENGTH
+from ..format.constants import MAX_CODE_LENGTH
 
 
 def code_lengths(freqs: np.ndarray, max_length: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..container.constants import (
+from ..format.constants import (
     CHUNK_ENTRY_SIZE,
     DEFAULT_CHUNK_SYMBOLS,
     MAX_CHUNKS,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..container.constants import MAX_ELEMENTS, SegmentCodec, symbol_width
+from ..format.constants import MAX_ELEMENTS, SegmentCodec, symbol_width
 from ..errors import CorruptStream, NonZeroPadding, SymbolOutOfRange, UsageError
 from ..kernels import bitpack
 from .base import SYMBOL_DTYPE, StreamCodec, register_codec

@@ -23,7 +23,7 @@ from typing import Sequence
 from hypothesis import note
 from hypothesis import strategies as st
 
-from ..container import constants as C
+from ..format import constants as C
 from ..container.checksum import crc32
 from ..container.reader import parse_header
 from ..errors import DCFormatError

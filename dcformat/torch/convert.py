@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..dtypes import dtype_of, numpy_dtype, wire_dtype
+from ..format.dtypes import dtype_of, numpy_dtype, wire_dtype
 from ..errors import UnsupportedDType, UsageError
 
 _TORCH = {

@@ -95,7 +95,7 @@ def encode_shared(codebook: np.ndarray, codes: np.ndarray, *, gap_bits: int | No
     the codebook has it. The decoded tensor equals ``concatenate([codebook, [0]])[codes]``
     bit for bit.
     """
-    from ..dtypes import dtype_of
+    from ..format.dtypes import dtype_of
 
     codebook = np.ascontiguousarray(codebook)
     if codebook.ndim != 1 or codebook.size == 0:
@@ -137,7 +137,7 @@ def encode_shared(codebook: np.ndarray, codes: np.ndarray, *, gap_bits: int | No
 
 
 def _encode_raw_sparse(array: np.ndarray, gap_bits: int | None, huffman: bool) -> EncodedTensor:
-    from ..dtypes import dtype_of
+    from ..format.dtypes import dtype_of
 
     flat = array.ravel()
     positions = np.flatnonzero(flat != 0)

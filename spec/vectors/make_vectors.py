@@ -52,9 +52,9 @@ except ImportError:  # run from a checkout that is not installed
     sys.path.insert(0, str(HERE.parent.parent))
 
 from dcformat import BankValues, CodebookValues, Dense, EncodedTensor, RawValues, Sparse  # noqa: E402
-from dcformat.container import constants as C  # noqa: E402
+from dcformat.format import constants as C  # noqa: E402
 from dcformat.container.writer import ContainerWriter  # noqa: E402
-from dcformat.dtypes import dtype_of, numpy_dtype  # noqa: E402
+from dcformat.format.dtypes import dtype_of, numpy_dtype  # noqa: E402
 from dcformat.streams import HuffmanCodec, PackedCodec  # noqa: E402
 
 M64 = (1 << 64) - 1
