@@ -9,6 +9,7 @@ import numpy as np
 
 from .container.file import ContainerFile
 from .format.records import Record
+from .interop.torch_arrays import numpy_view, to_torch
 from .errors import UsageError
 
 
@@ -95,8 +96,6 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
             return self.get_tensors([name], out={name: out})[name]
         array = self._file.decode(name, out)
         if self.framework in ("pt", "torch"):
-            from .torch.convert import to_torch
-
             return to_torch(array)
         return array
 
@@ -111,15 +110,11 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
         views = {}
         for name, target in given.items():
             if _is_torch(target):
-                from .torch.convert import numpy_view
-
                 views[name] = numpy_view(target, name)
             else:
                 views[name] = target
         decoded = self._file.decode_all(names, out=views)
         if self.framework in ("pt", "torch"):
-            from .torch.convert import to_torch
-
             return {k: given[k] if k in given else to_torch(v) for k, v in decoded.items()}
         return {k: given.get(k, v) for k, v in decoded.items()}
 

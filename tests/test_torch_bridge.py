@@ -300,3 +300,24 @@ def test_load_model_converts_dtypes_and_reports_keys(tmp_path):
     with pytest.raises(UsageError, match="shapes differ.*fc.weight"):
         dct.load_model(narrow, path, strict=False)
     assert not torch.equal(narrow.head.weight, state["head.weight"])  # refused before writing anything
+
+
+def test_numpy_users_never_import_torch():
+    """safe_open and the carrier module load without torch; torch comes only when called."""
+    import subprocess
+    import sys
+
+    code = ("import sys, dcformat, dcformat.safe_open, dcformat.interop.torch_arrays, dcformat.convert.torch_io; "
+            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_torch_convert_is_the_interop_carrier():
+    from dcformat.interop import torch_arrays
+    from dcformat.torch import convert
+
+    for name in ("to_torch", "to_numpy", "numpy_view", "torch_dtype", "wire_name"):
+        assert getattr(convert, name) is getattr(torch_arrays, name)
+    assert torch_arrays.torch_dtype("BF16") is torch.bfloat16 and torch_arrays.wire_name(torch.bfloat16) == "BF16"
+    assert torch_arrays.wire_name(torch.complex64) is None

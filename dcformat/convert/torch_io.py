@@ -63,7 +63,7 @@ class TorchSource(Mapping):
         return tensors, skipped
 
     def __getitem__(self, name: str) -> np.ndarray:
-        from ..torch.convert import to_numpy
+        from ..interop.torch_arrays import to_numpy
 
         if name not in self._tensors:
             raise KeyError(name)
@@ -110,7 +110,7 @@ def write_torch(tensors: Mapping[str, np.ndarray], path, *, overwrite: bool = Fa
     """Write a state dict of torch tensors with ``torch.save``, atomically."""
     import torch
 
-    from ..torch.convert import to_torch
+    from ..interop.torch_arrays import to_torch
 
     state = {name: to_torch(np.asarray(array)) for name, array in tensors.items()}
     with atomic_output(path, overwrite=overwrite) as f:

@@ -1,73 +1,12 @@
 """Exact conversion between numpy arrays and torch tensors (BF16 and float8 included).
 
-numpy has no bfloat16 of its own; dcformat holds it as ``ml_dtypes.bfloat16``. Both
-directions go through an unsigned-integer view of the same bits, so no value is rounded.
+The code lives in :mod:`dcformat.interop.torch_arrays`, below the public API, so that
+:mod:`dcformat.safe_open` can hand out torch tensors without importing this package;
+this module keeps its names for the state-dict bridge and its users.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+from ..interop.torch_arrays import numpy_view, to_numpy, to_torch, torch_dtype, wire_name
 
-from ..format.dtypes import dtype_of, numpy_dtype, wire_dtype
-from ..errors import UnsupportedDType, UsageError
-
-_TORCH = {
-    "BOOL": torch.bool, "U8": torch.uint8, "I8": torch.int8, "I16": torch.int16,
-    "U16": torch.uint16, "I32": torch.int32, "U32": torch.uint32, "I64": torch.int64,
-    "U64": torch.uint64, "F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32,
-    "F64": torch.float64, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
-}
-_FROM_TORCH = {v: k for k, v in _TORCH.items()}
-#: Bit-carrier dtypes that torch.from_numpy accepts, by element width.
-_CARRIER_NP = {1: np.uint8, 2: np.int16, 4: np.int32, 8: np.int64}
-_CARRIER_PT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
-
-
-def torch_dtype(dtype) -> torch.dtype:
-    """The torch dtype of a wire dtype (a DType or its name)."""
-    return _TORCH[wire_dtype(dtype).name]
-
-
-def to_torch(array: np.ndarray) -> torch.Tensor:
-    """A torch tensor with the same dtype and bits as ``array`` (shares memory when it can)."""
-    wire = dtype_of(array).name
-    target = _TORCH[wire]
-    if array.ndim == 0:  # np.ascontiguousarray would make it 1-d
-        return to_torch(array.reshape(1)).reshape(())
-    if array.dtype.byteorder == ">":
-        array = array.astype(array.dtype.newbyteorder("<"))
-    if not array.flags.writeable:  # torch would share memory it may not write
-        array = array.copy()
-    array = np.ascontiguousarray(array)
-    carrier = torch.from_numpy(array.view(_CARRIER_NP[array.dtype.itemsize]))
-    return carrier if carrier.dtype == target else carrier.view(target)
-
-
-def to_numpy(tensor: torch.Tensor, name: str = "") -> np.ndarray:
-    """A numpy array with the same dtype and bits as ``tensor`` (dense, on the CPU)."""
-    if tensor.dtype not in _FROM_TORCH:
-        raise UnsupportedDType(tensor.dtype, name)
-    tensor = tensor.detach().to("cpu").resolve_conj().resolve_neg()
-    if tensor.layout != torch.strided:
-        tensor = tensor.to_dense()
-    return numpy_view(tensor.contiguous(), name).copy()
-
-
-def numpy_view(tensor: torch.Tensor, name: str = "") -> np.ndarray:
-    """A numpy array over ``tensor``'s own memory, in its dtype: what is written there lands in it.
-
-    The tensor must be dense, contiguous and on the CPU (a GPU tensor has no memory numpy
-    can see); autograd is bypassed, as ``load_state_dict`` bypasses it.
-    """
-    try:
-        wire = _FROM_TORCH[tensor.dtype]
-    except KeyError:
-        raise UnsupportedDType(tensor.dtype, name) from None
-    if tensor.device.type != "cpu" or tensor.layout != torch.strided or not tensor.is_contiguous():
-        raise UsageError(f"out for {name!r} must be a contiguous CPU tensor, got a "
-                         f"{'non-contiguous ' if not tensor.is_contiguous() else ''}{tensor.device} {tensor.layout} one")
-    flat = tensor.detach().reshape(-1)
-    size = flat.element_size()
-    bits = flat.view(_CARRIER_PT[size]) if flat.dtype != _CARRIER_PT[size] else flat
-    return bits.numpy().view(numpy_dtype(wire)).reshape(tuple(tensor.shape))
+__all__ = ["torch_dtype", "wire_name", "to_torch", "to_numpy", "numpy_view"]
