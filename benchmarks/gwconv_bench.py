@@ -8,16 +8,16 @@ A ResNet-20-style network (3 stages of 3 basic blocks, 8/16/32 channels, 1x1 pro
 shortcuts, BN) is trained on the 60,000 training images; every accuracy is top-1 on the
 full 10,000-image test set. For each bank size L a copy is then
 
-1. converted post-hoc (:func:`dcformat.torch.gwconv.convert_to_gwconv`: network-wide
+1. converted post-hoc (:func:`dcformat.training.gwconv.convert_to_gwconv`: network-wide
    k-means of all 3x3 kernels),
 2. fine-tuned for ``--tune-steps`` (bank, selectors by the straight-through rule, BN, fc,
    1x1 convs),
 3. quantized: bank values to ``--bank-bits`` bits (then fixed), the fc layer and the 1x1
    convs to ``--other-bits``-bit per-tensor codebooks (trained quantization,
-   :class:`dcformat.torch.quantize.WeightSharing`), then fine-tuned ``--quant-steps``,
+   :class:`dcformat.training.quantize.WeightSharing`), then fine-tuned ``--quant-steps``,
 4. BN running statistics recomputed on ``--bn-batches`` training batches
-   (:func:`~dcformat.torch.gwconv.recalibrate_batchnorm_`), and written with
-   :func:`~dcformat.torch.gwconv.save_gw` (selectors and codes Huffman-coded or packed,
+   (:func:`~dcformat.training.gwconv.recalibrate_batchnorm_`), and written with
+   :func:`~dcformat.training.gwconv.save_gw` (selectors and codes Huffman-coded or packed,
    whichever is smaller; BN parameters, statistics and the fc bias raw float32).
 
 The decoded file is checked bit-equal to the module's weights, and the plain ``nn.Conv2d``
@@ -60,11 +60,11 @@ sys.path.insert(0, str(ROOT))
 
 from dcformat.inspect import describe  # noqa: E402
 from dcformat.numpy import load_file  # noqa: E402
-from dcformat.torch.export import export_dcf  # noqa: E402
-from dcformat.torch.gwconv import (  # noqa: E402
+from dcformat.training.export import export_dcf  # noqa: E402
+from dcformat.training.gwconv import (  # noqa: E402
     clamp_selectors_, convert_to_gwconv, freeze_selectors, gw_layers, parameter_counts, quantize_bank_,
     reassign_, recalibrate_batchnorm_, save_gw)
-from dcformat.torch.quantize import WeightSharing  # noqa: E402
+from dcformat.training.quantize import WeightSharing  # noqa: E402
 from examples.mnist import FASHION_MNIST_DIR, load_mnist  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"

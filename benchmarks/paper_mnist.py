@@ -49,7 +49,7 @@ from torch import nn  # noqa: E402
 
 import dcformat  # noqa: E402
 from dcformat.inspect import describe  # noqa: E402
-from dcformat.torch.training import (  # noqa: E402
+from dcformat.training import (  # noqa: E402
     Pruner,
     WeightSharing,
     dsd,

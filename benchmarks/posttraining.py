@@ -15,7 +15,7 @@ whose nearest other sentence is the same under both).
 
 The "output sensitivity" rows steer the bits-per-parameter allocation with per-tensor
 weights measured on the model itself without data
-(:mod:`dcformat.torch.sensitivity`: the output's Gauss-Newton diagonal, probed with
+(:mod:`dcformat.training.sensitivity`: the output's Gauss-Newton diagonal, probed with
 random signs, on batches of uniformly random token ids); the sentences are never seen.
 
 NNCodec 2.1.3 runs side by side when its venv is installed (``bash
@@ -212,7 +212,7 @@ def random_token_batches(vocab_size: int, batches: int = SENSITIVITY_BATCHES, si
 
 def sensitivity_weights(weights: dict[str, np.ndarray], vocab_size: int) -> dict[str, float]:
     """Per-tensor rd_weight from the output's Gauss-Newton diagonal on random tokens (no data)."""
-    from dcformat.torch.sensitivity import output_sensitivity, rd_weights
+    from dcformat.training.sensitivity import output_sensitivity, rd_weights
 
     params = {k: torch.from_numpy(v.copy()) for k, v in weights.items() if v.dtype.kind == "f"}
     sens = output_sensitivity(lambda p, b: forward(p, *b), params, random_token_batches(vocab_size))

@@ -13,7 +13,7 @@ the decoded 360-bin outputs.
 
 Besides the settings of ``posttraining.py``, rows steer the equal-slope allocation with
 per-tensor ``rd_weight`` (a rule on the first and last layers; the output sensitivity
-:mod:`dcformat.torch.sensitivity` measures on white noise, so still no data), and rows
+:mod:`dcformat.training.sensitivity` measures on white noise, so still no data), and rows
 first zero the conv taps that only ever see zero padding (conv5, conv6: the output is
 unchanged) and store those tensors sparse, at per-tensor SQNR floors (shifted by the
 measured weights in the last family). At 2 bits/param each compressed tensor is also
@@ -202,8 +202,8 @@ def dcformat_run(bench: Bench, family: str, parameter, settings, dead_taps_zeroe
 
 
 def measured_rd_weights(state: dict[str, np.ndarray], frames: int) -> tuple[dict[str, float], float]:
-    """dcformat.torch.sensitivity's rd_weights of the weight tensors, probed on white noise frames."""
-    from dcformat.torch.sensitivity import output_sensitivity, rd_weights
+    """dcformat.training.sensitivity's rd_weights of the weight tensors, probed on white noise frames."""
+    from dcformat.training.sensitivity import output_sensitivity, rd_weights
 
     t0 = time.perf_counter()
     fixed = cm.as_torch(state)
@@ -362,7 +362,7 @@ def report(bench: Bench, rows, layers, per_tensor, exact_note, sensitivity, sens
     buf.write(f"fp32 model: raw pitch accuracy {fp['rpa']:.3f}, mean |error| {fp['cents']:.2f} cents "
               "(decoder: CREPE's weighted argmax, torchcrepe's 50-2006 Hz mask, no dither)\n")
     buf.write(f"dcformat default selection: {exact_note}; NNCodec quantizes 1-D tensors at nonweight_qp -75\n")
-    buf.write("measured rd_weights (dcformat.torch.sensitivity, 2 probes on white-noise frames, "
+    buf.write("measured rd_weights (dcformat.training.sensitivity, 2 probes on white-noise frames, "
               f"{sens_s:.0f} s): " + ", ".join(f"{k.split('.')[0]} {w:.3g}" for k, w in sensitivity.items()) + "\n")
     buf.write("dead taps: conv5 taps outside 16-46 and conv6 taps outside 24-38 only ever multiply zero "
               f"padding ({dead_weights(bench.state):,} weights); zeroing them leaves the output unchanged\n")

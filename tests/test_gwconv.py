@@ -13,10 +13,10 @@ from dcformat.compress.bank import build_bank  # noqa: E402
 from dcformat.encodings.model import BankValues, CodebookValues, EncodedTensor  # noqa: E402
 from dcformat.errors import UsageError  # noqa: E402
 from dcformat.inspect import describe  # noqa: E402
-from dcformat.torch.gwconv import (  # noqa: E402
+from dcformat.training.gwconv import (  # noqa: E402
     GWConv2d, KernelBank, clamp_selectors_, convert_to_gwconv, export_gw, freeze_selectors, gw_layers,
     parameter_counts, quantize_bank_, reassign_, recalibrate_batchnorm_, save_gw)
-from dcformat.torch.quantize import WeightSharing  # noqa: E402
+from dcformat.training.quantize import WeightSharing  # noqa: E402
 
 torch.set_num_threads(1)
 

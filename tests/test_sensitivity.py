@@ -1,4 +1,4 @@
-"""Output sensitivity per tensor (dcformat.torch.sensitivity) and the rd_weights it feeds."""
+"""Output sensitivity per tensor (dcformat.training.sensitivity) and the rd_weights it feeds."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from dcformat.compress import CompressionSettings, TensorSettings, compress_tensors  # noqa: E402
 from dcformat.errors import InvalidSettings  # noqa: E402
-from dcformat.torch.sensitivity import (  # noqa: E402
+from dcformat.training.sensitivity import (  # noqa: E402
     UNUSED_WEIGHT, module_rd_weights, output_sensitivity, rd_weights)
 
 

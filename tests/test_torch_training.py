@@ -13,7 +13,7 @@ from torch import nn  # noqa: E402
 import dcformat  # noqa: E402
 from dcformat.compress import prune_mask  # noqa: E402
 from dcformat.encodings.model import Dense, Sparse  # noqa: E402
-from dcformat.torch.training import (  # noqa: E402
+from dcformat.training import (  # noqa: E402
     Pruner,
     WeightSharing,
     dsd,

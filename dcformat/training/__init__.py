@@ -1,13 +1,20 @@
-"""The training side of Deep Compression in PyTorch: one import for all of it.
+"""The training side of Deep Compression in PyTorch (optional: needs ``pip install dcformat[torch]``).
+
+One import for the common names:
 
 - pruning with retraining: :class:`Pruner`, :func:`magnitude_mask`,
-  :func:`iterative_schedule`, :func:`prune_and_retrain` (:mod:`dcformat.torch.prune`);
+  :func:`iterative_schedule`, :func:`prune_and_retrain` (:mod:`dcformat.training.prune`);
 - trained quantization (weight sharing with per-cluster summed gradients):
-  :class:`WeightSharing`, :class:`SharedWeight` (:mod:`dcformat.torch.quantize`);
-- Dense-Sparse-Dense: :func:`dsd`, :func:`epoch_trainer` (:mod:`dcformat.torch.dsd`);
+  :class:`WeightSharing`, :class:`SharedWeight` (:mod:`dcformat.training.quantize`);
+- Dense-Sparse-Dense: :func:`dsd`, :func:`epoch_trainer` (:mod:`dcformat.training.dsd`);
 - export to ``.dcf`` of exactly what is evaluated: :func:`export_dcf`,
   :func:`export_tensors`, :func:`effective_state_dict`, :func:`encode_shared`
-  (:mod:`dcformat.torch.export`).
+  (:mod:`dcformat.training.export`).
+
+Global Weight convolutions are in :mod:`dcformat.training.gwconv`, the per-tensor output
+sensitivity that steers a post-training size budget in :mod:`dcformat.training.sensitivity`.
+The state-dict bridge a loader needs (``save_file``/``load_file``/``load_model``) is
+:mod:`dcformat.torch`, which does not depend on this package.
 """
 
 from .dsd import PHASES, DSDResult, dsd, epoch_trainer

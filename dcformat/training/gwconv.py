@@ -55,7 +55,7 @@ from ..container.writer import ContainerWriter
 from ..encodings.model import BankValues, CodebookValues, Dense, EncodedTensor
 from ..streams import stream_codec
 from ..errors import UsageError
-from .convert import to_numpy
+from ..interop.torch_arrays import to_numpy
 from .export import export_tensors
 
 __all__ = ["KernelBank", "GWConv2d", "RULES", "gw_layers", "eligible_conv", "convert_to_gwconv",
@@ -338,9 +338,9 @@ def export_gw(model: nn.Module, *, bank_name: str = "gw", bank_bits: int | None 
     is stored exactly (raw array), or with ``bank_bits`` as ``CodebookValues`` over its
     values: it must then take at most ``2**bank_bits`` distinct values (call
     :func:`quantize_bank_` first), so the decoded weights are still exactly the module's.
-    Every other state-dict entry is stored as :func:`dcformat.torch.export.export_tensors`
+    Every other state-dict entry is stored as :func:`dcformat.training.export.export_tensors`
     stores it: a weight under trained quantization
-    (:class:`~dcformat.torch.quantize.WeightSharing`, e.g. the 1x1 convs and the fc layer)
+    (:class:`~dcformat.training.quantize.WeightSharing`, e.g. the 1x1 convs and the fc layer)
     as its codebook and codes, exactly as evaluated; the rest raw.
     """
     banks = _banks(model)
@@ -388,7 +388,7 @@ def save_gw(model: nn.Module, path, metadata=None, *, alignment: int = 8, overwr
     """:func:`export_gw`, then write the file atomically.
 
     ``alignment`` is the segment alignment: 8, the smallest the format allows, as
-    :func:`dcformat.torch.export.export_dcf` uses (a GW model is small; 64 would pad each
+    :func:`dcformat.training.export.export_dcf` uses (a GW model is small; 64 would pad each
     of its many short records).
     """
     tensors, banks = export_gw(model, **kwargs)

@@ -19,7 +19,7 @@ points themselves), cast to the weight's dtype, and the codes
 Storage: when the tensor will be stored sparse with gaps of ``gap_bits`` bits and needs
 filler entries, a filler must decode to zero, so one of the ``2**bits`` code slots is
 kept for the zero and only ``2**bits - 1`` centroids are trained (as the pipeline does).
-:func:`dcformat.torch.export.export_dcf` then writes the codebooks and codes exactly.
+:func:`dcformat.training.export.export_dcf` then writes the codebooks and codes exactly.
 
 Example::
 
@@ -140,7 +140,7 @@ class WeightSharing:
         Gap width the tensor will be stored with (decides whether a code slot is kept
         for the fillers' zero). ``"auto"`` (default) picks, for each pruned tensor, the
         width giving the smallest Huffman-coded gap stream
-        (:func:`dcformat.torch.export.choose_gap_bits`); ``None``: keep no slot (the
+        (:func:`dcformat.training.export.choose_gap_bits`); ``None``: keep no slot (the
         exporter appends a zero if it needs one).
     kmeans_iterations : int
         Lloyd iterations after the initialisation (0: the initial centroids as they are).

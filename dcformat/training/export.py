@@ -1,6 +1,6 @@
 """Write a trained model to ``.dcf`` exactly as it evaluates.
 
-A weight parametrized by :class:`~dcformat.torch.quantize.SharedWeight` is written from
+A weight parametrized by :class:`~dcformat.training.quantize.SharedWeight` is written from
 its codebook and codes directly, never re-clustered: the decoded tensor is
 ``codebook[code]`` in the weight's dtype, bit for bit the tensor the forward pass used.
 A pruned weight is stored ``Sparse`` (relative gaps of ``gap_bits`` bits, fillers where a
@@ -29,7 +29,7 @@ from ..container.writer import ContainerWriter
 from ..encodings.model import CodebookValues, Dense, EncodedTensor, RawValues, Sparse
 from ..errors import UsageError
 from ..streams import stream_codec
-from .convert import to_numpy
+from ..interop.torch_arrays import to_numpy
 from .quantize import SharedWeight
 
 __all__ = ["choose_gap_bits", "needs_fillers", "encode_shared", "effective_state_dict", "export_tensors",

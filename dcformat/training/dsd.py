@@ -2,7 +2,7 @@
 
 1. **Dense**: train normally.
 2. **Sparse**: prune the chosen tensors by magnitude to ``sparsity`` and retrain with the
-   masks held (:class:`~dcformat.torch.prune.Pruner`).
+   masks held (:class:`~dcformat.training.prune.Pruner`).
 3. **Re-dense**: drop the masks; the pruned connections come back at exactly zero and
    everything is retrained, usually at a lower learning rate.
 
