@@ -1,9 +1,14 @@
-"""The PyTorch side of dcformat (optional: needs ``pip install dcformat[torch]``).
+"""The PyTorch state-dict bridge of dcformat (optional: needs ``pip install dcformat[torch]``).
 
 ``save``/``save_file``/``load``/``load_file`` mirror :mod:`dcformat.numpy` with torch
 tensors; ``save_model``/``load_model`` work on ``nn.Module`` state dicts. Tied weights
 are stored under each of their names; ``load_state_dict`` copies into the tied
 parameter, so the tie survives a round trip.
+
+This package is what a loader imports; the training library (pruning, weight sharing,
+DSD, Global Weight convolutions, export) is :mod:`dcformat.training`. The old module
+paths ``dcformat.torch.prune``, ``.quantize``, ``.dsd``, ``.gwconv``, ``.export``,
+``.sensitivity`` and ``.training`` are deprecated aliases of the moved modules.
 """
 
 from __future__ import annotations
