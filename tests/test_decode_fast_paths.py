@@ -1,4 +1,6 @@
-"""The fused decode paths (encodings/decode.py, kernels/fused.py) against the checked path.
+"""The Huffman codec's fused decoding (``decode_gather``, ``decode_scatter`` over
+kernels/fused.py) against the checked defaults of the codec interface (decode the
+symbols, then gather or scatter), and the one thread policy.
 
 Valid files: the fused path must give the bit-identical tensor, for dense and sparse
 CODEBOOK records, many chunks, raw chunks, several dtypes, into ``out=`` or not, on one
@@ -11,22 +13,30 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import threading
+
 import dcformat
-import dcformat.encodings.decode as D
+import dcformat.streams.huffman as H
 from dcformat.container.file import ContainerFile
 from dcformat.encodings.model import CodebookValues, Dense, EncodedTensor, Sparse
 from dcformat.errors import DCFormatError
 from dcformat.streams import HuffmanCodec
+from dcformat.streams.base import StreamCodec
+
+FUSED = ("decode_gather", "decode_scatter")
 
 
-def _slow(monkeypatch=None):
+def _slow():
+    """The Huffman codec with the interface's checked defaults instead of its fused kernels."""
     class Off:
         def __enter__(self):
-            self.keep = D._fast_eligible
-            D._fast_eligible = lambda record, dtype: False
+            self.keep = {m: HuffmanCodec.__dict__[m] for m in FUSED}
+            for m in FUSED:
+                setattr(HuffmanCodec, m, getattr(StreamCodec, m))
 
         def __exit__(self, *exc):
-            D._fast_eligible = self.keep
+            for m, f in self.keep.items():
+                setattr(HuffmanCodec, m, f)
     return Off()
 
 
@@ -99,32 +109,79 @@ def test_fast_equals_checked_path():
         assert fast[k].tobytes() == slow[k].tobytes(), k
 
 
-def test_fast_path_is_taken(monkeypatch):
-    taken = []
-    real = D._decode_fast
+def _counting(monkeypatch, calls, active=None):
+    """Wrap the fused kernels: count calls, and (with ``active``) the threads inside at once."""
+    lock = threading.Lock()
+    for kernel in ("decode_values", "sparse_rebuild"):
+        real = getattr(H.fused, kernel)
 
-    def spy(*args):
-        result = real(*args)
-        taken.append(result is not None)
-        return result
-    monkeypatch.setattr(D, "_decode_fast", spy)
+        def spy(*args, _real=real, _kernel=kernel):
+            calls.append(_kernel)
+            if active is not None:
+                with lock:
+                    active["now"] += 1
+                    active["most"] = max(active["most"], active["now"])
+            try:
+                return _real(*args)
+            finally:
+                if active is not None:
+                    with lock:
+                        active["now"] -= 1
+        monkeypatch.setattr(H.fused, kernel, spy)
+
+
+def test_fast_path_is_taken(monkeypatch):
+    calls = []
+    _counting(monkeypatch, calls)
     dcformat.load(dcformat.save(_tensors()))
-    assert len(taken) == len(_tensors()) and all(taken)
+    tensors = _tensors()
+    assert calls.count("decode_values") == sum(isinstance(t.layout, Dense) for t in tensors.values())
+    assert calls.count("sparse_rebuild") == sum(isinstance(t.layout, Sparse) for t in tensors.values())
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_threads_split_chunks(monkeypatch, threads):
-    monkeypatch.setattr(D, "PARALLEL_MIN_UNITS", 1)
+    monkeypatch.setattr(H, "PARALLEL_MIN_SYMBOLS", 1)
     split = []
-    groups = D._groups
-    monkeypatch.setattr(D, "_groups", lambda chunks, n: split.append(n) or groups(chunks, n))
+    groups = H.ChunkedStream.groups
+    monkeypatch.setattr(H.ChunkedStream, "groups", lambda self, n: split.append((n, self.count)) or groups(self, n))
     data = dcformat.save(_tensors(seed=3))
     fast = dcformat.load(data, threads=threads)
+    assert split and all(n == min(threads, -(-chunks // 4)) for n, chunks in split)
+    assert max(n for n, _ in split) == threads
     with _slow():
         slow = dcformat.load(data)
-    assert split and set(split) == {threads}
     for k in fast:
         assert fast[k].tobytes() == slow[k].tobytes(), k
+
+
+def _big_tensors(count=6, size=1 << 18):
+    rng = np.random.default_rng(7)
+    return {f"t{i}": _dense_tensor(rng, (size,), 6, chunk=1 << 12) for i in range(count)}
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_threads_is_the_most_threads_decoding_whatever_the_call(monkeypatch, threads):
+    # a file's tensors side by side, each split in chunk groups: one team of `threads`
+    monkeypatch.setattr(H, "PARALLEL_MIN_SYMBOLS", 1)
+    data = dcformat.save(_big_tensors())
+    calls, active = [], {"now": 0, "most": 0}
+    _counting(monkeypatch, calls, active)
+    ContainerFile(data).decode_all(threads=threads)
+    assert calls and active["most"] <= threads
+
+
+def test_the_environment_is_read_at_every_call(monkeypatch):
+    monkeypatch.setattr(H, "PARALLEL_MIN_SYMBOLS", 1)
+    data = dcformat.save(_big_tensors())
+    dcformat.load(data)  # the pool exists now
+    from dcformat.threads import ENV
+
+    monkeypatch.setenv(ENV, "1")
+    calls, active = [], {"now": 0, "most": 0}
+    _counting(monkeypatch, calls, active)
+    dcformat.load(data)
+    assert calls and active["most"] == 1
 
 
 @pytest.mark.parametrize("value, ok", [("3", True), ("0", False), ("two", False), ("", True)])

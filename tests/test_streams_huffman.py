@@ -508,25 +508,3 @@ def test_usage_errors():
         with pytest.raises(UsageError, match="count"):
             HuffmanCodec().decode(payload, count, 16)
     assert symbol_width(4) == 2
-
-
-def test_run_groups_shares_the_groups_out_as_threads_come_free():
-    import threading
-    import time
-
-    from dcformat.streams.huffman import run_groups
-
-    done, who = [], {}
-
-    def slow_on_the_caller(lo, hi):
-        if threading.current_thread() is threading.main_thread():
-            time.sleep(0.05)  # a caller whose core is busy takes fewer groups
-        who[lo] = threading.current_thread().name
-        done.append((lo, hi))
-
-    groups = [(i, i + 1) for i in range(12)]
-    run_groups(groups, slow_on_the_caller, threads=2)
-    assert sorted(done) == groups
-    assert sum(name == threading.main_thread().name for name in who.values()) < 6
-    with pytest.raises(ZeroDivisionError):  # an error in a group reaches the caller
-        run_groups(groups, lambda lo, hi: 1 / (lo - 5), threads=2)

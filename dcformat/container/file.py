@@ -7,14 +7,12 @@ record's segments (and its bank's). It enforces the decode budget (FORMAT.md, "L
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from ..format.dtypes import numpy_dtype
 from ..encodings.decode import decode_record
 from ..errors import DecodeLimitExceeded, TensorNotFound, UsageError
-from ..threads import check_threads, default_threads
+from .. import threads as _threads
 from ..format import constants as C
 from .reader import check_data_layout, parse_header, segment_view
 from ..format.records import Header, Record
@@ -33,7 +31,7 @@ class ContainerFile:
         self.buf = buf
         self.verify = verify
         #: Most threads one call decodes on; None: :func:`dcformat.threads.default_threads`.
-        self.threads = check_threads(threads)
+        self.threads = _threads.check_threads(threads)
         self.header: Header = parse_header(buf, verify=verify)
         check_data_layout(self.header, buf)
         if decode_budget is not None and decode_budget < 0:
@@ -80,9 +78,8 @@ class ContainerFile:
         given = dict(out or {})
         names = list(dict.fromkeys(self.keys() if names is None else names))
         records = [self.record(n) for n in names]
-        threads = check_threads(threads) or self.threads
-        if threads is None:
-            threads = default_threads() if len(self.buf) >= 1 << 20 else 1
+        asked = _threads.check_threads(threads) or self.threads
+        threads = _threads.threads_for(len(self.buf), asked, PARALLEL_MIN_FILE_BYTES)
         # the tensors before the first the budget refuses are decoded together
         fits, total, seen = len(records), self.decoded_bytes, set(self._charged)
         for i, r in enumerate(records):
@@ -103,17 +100,14 @@ class ContainerFile:
         def one(i: int):
             zeroed = outs[i] is not None and names[i] not in given
             try:
-                return self._decode(records[i], outs[i], banks[i], out_zeroed=zeroed, threads=threads), None
+                return self._decode(records[i], outs[i], banks[i], out_zeroed=zeroed, threads=asked), None
             except Exception as exc:  # re-raised below, first in order wins
                 return None, exc
 
-        if threads <= 1 or fits <= 1:
-            done = dict(enumerate(map(one, range(fits))))
-        else:
-            # biggest first, so the pool ends evenly; results are put back in order
-            order = sorted(range(fits), key=lambda i: -records[i].nbytes)
-            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dcformat-load") as pool:
-                done = dict(zip(order, pool.map(one, order)))
+        # biggest first, so the threads end evenly; results are put back in order. A big
+        # tensor's chunk groups join the same threads (dcformat.threads): at most `threads`.
+        order = sorted(range(fits), key=lambda i: -records[i].nbytes)
+        done = dict(zip(order, _threads.run(one, order, threads)))
         decoded = {}
         for i in range(fits):
             value, exc = done[i]
@@ -158,6 +152,9 @@ class ContainerFile:
         self.decoded_bytes += record.nbytes
         self._charged.add(id(record))
 
+
+#: Files smaller than this decode on the calling thread unless told otherwise.
+PARALLEL_MIN_FILE_BYTES = 1 << 20
 
 #: Alignment of each tensor in a shared allocation: a cache line.
 SHARED_ALIGNMENT = 64

@@ -10,6 +10,13 @@ Two classes may share a ``codec_id`` only if each decodes the other's output.
 ``gap_stream=True`` marks a stream of sparse gaps: codecs that split streams into
 chunks record, for each chunk, the absolute starting position (spec/FORMAT.md,
 "Huffman streams") and check it on decode.
+
+Besides ``decode``, which returns the symbols, a codec decodes straight to what the
+record needs: ``decode_gather`` maps each symbol through a table (a codebook's values)
+into the caller's array, and ``decode_scatter`` places table values at the positions a
+gap stream gives. The defaults here decode the symbols first; a codec with fused
+kernels overrides them (its fast path is its own: the layers above call these methods
+and nothing else), and must raise exactly what the defaults raise.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..errors import SymbolOutOfRange, UnknownCodecError
+from ..errors import GapOverrun, SymbolOutOfRange, UnknownCodecError
+from ..kernels import placement
 
 SYMBOL_DTYPE = np.dtype(np.uint16)
 
@@ -39,13 +47,42 @@ class StreamCodec(ABC):
     @abstractmethod
     def decode(self, buf, count: int, alphabet_size: int, *, gap_stream: bool = False,
                out: np.ndarray | None = None, name: str = "stream",
-               range_error: type[SymbolOutOfRange] = SymbolOutOfRange) -> np.ndarray:
+               range_error: type[SymbolOutOfRange] = SymbolOutOfRange,
+               threads: int | None = None) -> np.ndarray:
         """Validate ``buf`` and return its ``count`` symbols as uint16.
 
         Raises a :class:`~dcformat.errors.FormatError` subclass for any payload that
         breaks the spec; ``name`` is used in error messages, and a symbol not below
         ``alphabet_size`` raises ``range_error`` (CodeOutOfRange, SelectorOutOfRange).
+        ``threads`` caps the threads it decodes on (:mod:`dcformat.threads`).
         """
+
+    def decode_gather(self, buf, count: int, table: np.ndarray, *, out: np.ndarray | None = None,
+                      name: str = "stream", range_error: type[SymbolOutOfRange] = SymbolOutOfRange,
+                      threads: int | None = None) -> np.ndarray:
+        """``table[symbol]`` for each of the ``count`` symbols, written into ``out`` if given.
+
+        ``table`` (1-D, unsigned integers: the bits of a codebook's values) has one entry
+        per symbol of the alphabet; ``out`` is a C-contiguous array of ``count`` elements of
+        its dtype. Nothing is allocated before the payload proves ``count``.
+        """
+        symbols = self.decode(buf, count, table.shape[0], name=name, range_error=range_error, threads=threads)
+        if out is None:
+            out = np.empty(count, dtype=table.dtype)
+        placement.gather(table, symbols, out)
+        return out
+
+    def decode_scatter(self, buf, count: int, alphabet_size: int, table: np.ndarray, indices: np.ndarray,
+                       out: np.ndarray, *, name: str = "stream", tensor: str = "",
+                       threads: int | None = None) -> None:
+        """Decode a gap stream and put entry j's value ``table[indices[j]]`` at its position.
+
+        Positions are ``cumsum(gaps + 1) - 1`` in ``out`` (1-D, holding zeros, the dtype of
+        ``table``); ``indices`` (``count`` of them) are proven below ``len(table)``. A
+        position past the end of ``out`` raises :class:`GapOverrun` naming ``tensor``.
+        """
+        gaps = self.decode(buf, count, alphabet_size, gap_stream=True, name=name, threads=threads)
+        placement.scatter_gather(table, indices, gap_positions(gaps, out.shape[0], tensor), out)
 
     def get_config(self) -> dict:
         return {"id": self.codec_id}
@@ -65,6 +102,15 @@ class StreamCodec(ABC):
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "id")
         return f"{type(self).__name__}({params})"
+
+
+def gap_positions(gaps: np.ndarray, units: int, tensor: str) -> np.ndarray:
+    """The position of each gap's entry (``cumsum(gaps + 1) - 1``); GapOverrun past ``units``."""
+    positions = np.empty(gaps.shape[0], dtype=np.int64)
+    covered = placement.gap_positions(gaps, positions)
+    if covered > units:
+        raise GapOverrun(tensor, int(covered) - 1, units)
+    return positions
 
 
 _REGISTRY: dict[str, type[StreamCodec]] = {}

@@ -9,10 +9,7 @@ report R28 failures as status codes; R29 and R30 are checked on the decoded symb
 
 from __future__ import annotations
 
-import os
 import struct
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +34,8 @@ from ..errors import (
     UnknownEncoding,
 )
 from ..kernels import huffman as hk
-from ..threads import check_threads, default_threads
+from .. import threads as _threads
+from ..kernels import fused
 from .base import SYMBOL_DTYPE, StreamCodec, register_codec
 from .canonical import code_lengths, kraft_sum, pack_lengths, unpack_lengths
 from .packed import (
@@ -58,8 +56,8 @@ assert _ENTRY_DTYPE.itemsize == CHUNK_ENTRY_SIZE
 _HUFFMAN = int(ChunkMode.HUFFMAN)
 _RAW = int(ChunkMode.RAW)
 
-#: Streams shorter than this decode on the calling thread alone.
-_PARALLEL_MIN_SYMBOLS = 1 << 20
+#: Streams shorter than this decode on the calling thread alone unless told otherwise.
+PARALLEL_MIN_SYMBOLS = 1 << 20
 
 #: Readers decode Huffman chunks four at a time through interleaved bit readers
 #: (:func:`dcformat.kernels.huffman.decode_huffman_chunks`); a lone chunk decodes about
@@ -85,31 +83,6 @@ def chunk_length(count: int, chunk_symbols: int, multiple: int = INTERLEAVED_CHU
         return chunk
     chunks = min(-(-chunks // multiple) * multiple, MAX_CHUNKS)
     return -(-count // chunks)
-
-
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    """Worker threads for chunk groups beyond the first (which runs on the caller's thread)."""
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=max(1, default_threads() - 1),
-                                           thread_name_prefix="dcformat-huffman")
-        return _executor
-
-
-def _forget_pool() -> None:
-    # A forked child inherits the pool object but not its threads: start afresh.
-    global _executor, _executor_lock
-    _executor = None
-    _executor_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
 
 
 @register_codec
@@ -252,7 +225,7 @@ class HuffmanCodec(StreamCodec):
         count = check_count(count)
         alphabet_size = check_alphabet(alphabet_size)
         range_error = check_range_error(range_error)
-        threads = check_threads(threads)
+        threads = _threads.check_threads(threads)
         chunks = parse_stream(buf, count, alphabet_size, name)
         if count == 0:
             result = prepare_output(out, 0)
@@ -263,10 +236,7 @@ class HuffmanCodec(StreamCodec):
         # than symbols) is found here; Huffman chunks before such a chunk are still
         # decoded first, since their errors come first.
         maxlen = chunks.maxlen
-        table = np.zeros(1 << maxlen, dtype=np.uint64)
-        if chunks.huffman_count:
-            symbols = np.arange(chunks.lengths.shape[0], dtype=SYMBOL_DTYPE)  # the table's values
-            hk.build_decode_table(chunks.lengths, symbols, maxlen, table)
+        table = chunks.value_table(_identity(chunks.lengths.shape[0] or 1))
         status = np.zeros(chunks.count, dtype=np.uint8)
         problem = chunks.first_seen_bad(name)
         if problem is not None:
@@ -281,12 +251,13 @@ class HuffmanCodec(StreamCodec):
         # every chunk has at least a bit per symbol now, so count <= 8 * total
         result = prepare_output(out, count)
 
-        def run(lo: int, hi: int) -> None:
+        def run(group: tuple[int, int]) -> None:
+            lo, hi = group
             hk.decode_chunks(chunks.bits, table, maxlen, chunks.modes[lo:hi], chunks.begins[lo:hi],
                              chunks.ends[lo:hi], chunks.firsts[lo:hi], chunks.counts[lo:hi], chunks.width,
                              result, status[lo:hi])
 
-        run_groups(chunks.groups(_thread_count(threads, count, chunks.huffman_count)), run)
+        _threads.run(run, chunks.split(count, threads), threads)
         _raise_first_status(status, name)
 
         # Start_Position (R29) and symbol range (R30)
@@ -308,6 +279,88 @@ class HuffmanCodec(StreamCodec):
         return out if out is not None else result
 
 
+    # --- fused reading: symbols straight to values -----------------------------------
+    #
+    # The kernels of :mod:`dcformat.kernels.fused` decode chunks through a value table (a
+    # codebook's bits in place of each symbol) and, for gap streams, scatter each chunk
+    # from its Start_Position; no symbol array is written. They check every index they
+    # use and report per chunk; a stream they cannot finish cleanly (any status, a
+    # Start_Position out of step) goes through the checked decoder above, which raises
+    # the error FORMAT.md's order of checks names. On a corrupt payload ``out`` may then
+    # hold partial values, never anything outside it.
+
+    def decode_gather(self, buf, count: int, table: np.ndarray, *, out: np.ndarray | None = None,
+                      name: str = "stream", range_error: type = SymbolOutOfRange,
+                      threads: int | None = None) -> np.ndarray:
+        alphabet = table.shape[0]
+        if table.dtype.itemsize > 4:  # the fused table holds 32-bit values
+            return super().decode_gather(buf, count, table, out=out, name=name, range_error=range_error,
+                                         threads=threads)
+        chunks = parse_stream(buf, check_count(count), check_alphabet(alphabet), name)
+        if count == 0 or chunks.first_seen_bad(name) is not None or chunks.start_positions.any():
+            return super().decode_gather(buf, count, table, out=out, name=name, range_error=range_error,
+                                         threads=threads)
+        lookup = chunks.value_table(table)
+        result = np.empty(count, dtype=table.dtype) if out is None else out  # count <= 8 bits x payload now
+        status = np.zeros(chunks.count, dtype=np.uint8)
+
+        def part(group: tuple[int, int]) -> None:
+            lo, hi = group
+            scratch = np.empty(chunks.raw_symbols(lo, hi), dtype=SYMBOL_DTYPE)
+            fused.decode_values(chunks.bits, lookup, chunks.maxlen, chunks.modes[lo:hi], chunks.begins[lo:hi],
+                                chunks.ends[lo:hi], chunks.firsts[lo:hi], chunks.counts[lo:hi], chunks.width,
+                                table, result, status[lo:hi], scratch)
+
+        _threads.run(part, chunks.split(count, threads), threads)
+        if status.any():
+            return super().decode_gather(buf, count, table, out=result, name=name, range_error=range_error,
+                                         threads=threads)
+        return result
+
+    def decode_scatter(self, buf, count: int, alphabet_size: int, table: np.ndarray, indices: np.ndarray,
+                       out: np.ndarray, *, name: str = "stream", tensor: str = "",
+                       threads: int | None = None) -> None:
+        checked = super().decode_scatter
+        args = (buf, count, alphabet_size, table, indices, out)
+        options = dict(name=name, tensor=tensor, threads=threads)
+        if table.dtype.itemsize > 4:
+            return checked(*args, **options)
+        chunks = parse_stream(buf, check_count(count), check_alphabet(alphabet_size), name)
+        units = out.shape[0]
+        if count == 0 or chunks.first_seen_bad(name) is not None or int(chunks.start_positions.max()) > units:
+            return checked(*args, **options)
+        ident = _identity(alphabet_size)
+        lookup = chunks.value_table(ident)
+        status = np.zeros(chunks.count, dtype=np.uint8)
+        covered = np.zeros(chunks.count, dtype=np.int64)
+        starts = chunks.start_positions.astype(np.int64)
+
+        def part(group: tuple[int, int]) -> None:
+            lo, hi = group
+            scratch = np.empty(5 * int(chunks.counts[lo:hi].max()), dtype=SYMBOL_DTYPE)
+            fused.sparse_rebuild(chunks.bits, lookup, chunks.maxlen, chunks.modes[lo:hi], chunks.begins[lo:hi],
+                                 chunks.ends[lo:hi], chunks.firsts[lo:hi], chunks.counts[lo:hi], chunks.width,
+                                 ident, starts[lo:hi], indices, table, out, status[lo:hi], covered[lo:hi], scratch)
+
+        _threads.run(part, chunks.split(units, threads), threads)
+        expected = np.zeros(chunks.count, dtype=np.int64)
+        np.cumsum(covered[:-1], out=expected[1:])
+        if status.any() or (expected != starts).any():
+            return checked(*args, **options)
+        return None
+
+
+_IDENTITY: dict[int, np.ndarray] = {}
+
+
+def _identity(alphabet: int) -> np.ndarray:
+    """0, 1, ..., alphabet - 1 as symbols: the value table of a gap stream."""
+    ident = _IDENTITY.get(alphabet)
+    if ident is None:
+        ident = _IDENTITY[alphabet] = np.arange(alphabet, dtype=SYMBOL_DTYPE)
+    return ident
+
+
 @dataclass(eq=False)
 class ChunkedStream:
     """A Huffman stream whose header and chunk entries passed rules R23-R26.
@@ -316,7 +369,7 @@ class ChunkedStream:
     ``modes`` (Huffman or raw), ``begins``/``ends`` (its bytes in ``bits``), ``firsts``
     (First_Symbol), ``counts`` (its symbols) and ``start_positions`` (Start_Position as
     stored, checked against the decoded gaps by the caller: R29). The plain decoder and
-    the fused decoders of :mod:`dcformat.encodings.decode` both start from here.
+    the fused ones (:meth:`HuffmanCodec.decode_gather`, :meth:`HuffmanCodec.decode_scatter`) both start here.
     """
 
     bits: np.ndarray
@@ -347,6 +400,13 @@ class ChunkedStream:
         """Bits the decode table is indexed by (1 when no chunk is Huffman-coded)."""
         return int(self.lengths.max()) if self.huffman_count else 1
 
+    def value_table(self, values: np.ndarray) -> np.ndarray:
+        """The decode table of this stream's code with ``values[symbol]`` as each entry's value."""
+        table = np.zeros(1 << self.maxlen, dtype=np.uint64)
+        if self.huffman_count:
+            hk.build_decode_table(self.lengths, values, self.maxlen, table)
+        return table
+
     def raw_symbols(self, lo: int, hi: int) -> int:
         """The most symbols one raw chunk among chunks ``lo:hi`` holds (0 if none is raw)."""
         raw = self.modes[lo:hi] == _RAW
@@ -368,6 +428,13 @@ class ChunkedStream:
         if reason == hk.CHUNK_RAW_PADDING:
             return c, NonZeroPadding(f"{name} raw chunk {c} (trailing bits)")
         return c, CorruptStream(name, f"Huffman chunk {c} holds {int(self.counts[c])} symbols in {size} bytes")
+
+    def split(self, symbols: int, threads: int | None) -> list[tuple[int, int]]:
+        """Chunk groups for decoding ``symbols`` on ``threads`` threads (the one policy of
+        :mod:`dcformat.threads`; small streams stay on one thread unless told otherwise),
+        each group at least one interleaved group of four chunks."""
+        threads = _threads.threads_for(symbols, threads, PARALLEL_MIN_SYMBOLS)
+        return self.groups(max(1, min(threads, -(-self.count // INTERLEAVED_CHUNKS))))
 
     def groups(self, parts: int) -> list[tuple[int, int]]:
         """Contiguous chunk ranges of about equal symbol counts, at most ``parts`` of them.
@@ -445,33 +512,6 @@ def _entry_error(reason: int, c: int, mode: int, offset: int, first: int, count:
                                f"must increase and stay below the symbol count {count}")
 
 
-def run_groups(groups: list[tuple[int, int]], fn, threads: int | None = None) -> None:
-    """``fn(lo, hi)`` for each chunk group, on the calling thread and up to ``threads - 1``
-    pool workers (default: one per group beyond the first).
-
-    Each takes the next group from one queue until none is left, so a thread whose core
-    is busy with other work takes fewer groups instead of holding the others up.
-    """
-    pending = iter(groups)
-    lock = threading.Lock()
-
-    def work() -> None:
-        while True:
-            with lock:
-                group = next(pending, None)
-            if group is None:
-                return
-            fn(*group)
-
-    helpers = len(groups) - 1 if threads is None else min(threads - 1, len(groups) - 1)
-    futures = [_pool().submit(work) for _ in range(helpers)]
-    try:
-        work()
-    finally:
-        for future in futures:
-            future.result()
-
-
 class _Reader:
     """Bounds-checked little-endian reads from the front of a payload."""
 
@@ -506,9 +546,3 @@ def _raise_first_status(status: np.ndarray, name: str) -> None:
     if code == hk.STATUS_SIZE_MISMATCH:
         raise CorruptStream(name, f"Huffman chunk {c} is longer than its codes")
     raise NonZeroPadding(f"{name} Huffman chunk {c} (bits after the last code)")
-
-
-def _thread_count(threads: int | None, count: int, huffman_chunks: int) -> int:
-    if threads is None:
-        threads = default_threads() if count >= _PARALLEL_MIN_SYMBOLS else 1
-    return max(1, min(threads, huffman_chunks))

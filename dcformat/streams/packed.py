@@ -134,8 +134,8 @@ class PackedCodec(StreamCodec):
 
     def decode(self, buf, count: int, alphabet_size: int, *, gap_stream: bool = False,
                out: np.ndarray | None = None, name: str = "stream",
-               range_error: type = SymbolOutOfRange) -> np.ndarray:
-        """Validate ``buf`` (rule R22) and return its ``count`` symbols as uint16.
+               range_error: type = SymbolOutOfRange, threads: int | None = None) -> np.ndarray:
+        """Validate ``buf`` (rule R22) and return its ``count`` symbols as uint16 (on one thread).
 
         ``range_error`` is the :class:`SymbolOutOfRange` subclass raised for a symbol
         ``>= alphabet_size`` (the container passes ``CodeOutOfRange`` or
