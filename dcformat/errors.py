@@ -231,6 +231,15 @@ class TensorNotFound(UsageError, KeyError):
         return self.args[0]
 
 
+class NameInUse(UsageError):
+    """A writer was given a tensor, bank or metadata name it already holds."""
+
+    def __init__(self, kind: str, name: str):
+        self.kind = kind
+        self.name = name
+        super().__init__(f"a {kind} named {name!r} was already added")
+
+
 class OutputExists(UsageError, FileExistsError):
     """The output path exists and overwriting was not asked for."""
 

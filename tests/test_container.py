@@ -209,7 +209,11 @@ def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
 def test_decode_budget_is_enforced_before_allocation():
     huge = EncodedTensor("F32", (1 << 20, 1 << 10), Sparse(16, np.zeros(0, np.uint16)),
                          RawValues(np.zeros(0, np.float32)))
-    data = dcformat.save({"huge": huge})
+    from dcformat.container.writer import ContainerWriter
+
+    writer = ContainerWriter(decode_budget=4 << 30)  # written for readers that allow it
+    writer.add_tensor("huge", huge)
+    data = writer.to_bytes()
     assert len(data) < 1024
     with pytest.raises(DecodeLimitExceeded):
         dcformat.load(data)  # 4 GiB asked by a file of a few hundred bytes

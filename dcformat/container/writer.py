@@ -32,7 +32,7 @@ from typing import Mapping
 
 from ..atomic import atomic_output
 from ..encodings.encode import BankInfo, EncodedRecord, encode_tensor
-from ..errors import DuplicateName, InvalidSettings, OutputExists, UsageError
+from ..errors import InvalidSettings, NameInUse, OutputExists, UsageError
 from ..format import constants as C
 from ..format.records import SegmentRef
 from .checksum import crc32
@@ -63,10 +63,17 @@ class _PlacedRecord:
 class _Layout:
     """What both writers share: the state machine, segment placement and the header."""
 
-    def __init__(self, metadata: Mapping[str, str] | None = None, *, alignment: int = C.DEFAULT_ALIGNMENT):
+    def __init__(self, metadata: Mapping[str, str] | None = None, *, alignment: int = C.DEFAULT_ALIGNMENT,
+                 decode_budget: int | None = None):
         if not (C.MIN_ALIGNMENT <= alignment <= C.MAX_ALIGNMENT) or alignment & (alignment - 1):
             raise InvalidSettings(f"alignment must be a power of two in [8, 4096], got {alignment}")
+        if decode_budget is not None and (isinstance(decode_budget, bool) or not isinstance(decode_budget, int)
+                                          or decode_budget < 0):
+            raise InvalidSettings(f"decode_budget must be a non-negative int or None, got {decode_budget!r}")
         self.alignment = alignment
+        #: The decode budget the file's readers are given (None: their default); a file
+        #: that would decode to more is refused when it is finished.
+        self.decode_budget = decode_budget
         self.metadata = _check_metadata(metadata or {})
         self.state = WriterState.BANKS
         self._banks: dict[str, _PlacedRecord] = {}
@@ -83,6 +90,7 @@ class _Layout:
         """Add a kernel bank of shape (L, *kernel): an array or an EncodedTensor."""
         self._expect(WriterState.BANKS)
         _check_name(name, self._banks, "bank")
+        _check_count(len(self._banks), C.MAX_BANKS, "banks")
         record = encode_tensor(name, bank, is_bank=True)
         self._banks[name] = self._place(record)
         self._bank_info[name] = BankInfo(len(self._bank_info), record.dtype, record.shape)
@@ -92,6 +100,7 @@ class _Layout:
         self._expect(WriterState.BANKS, WriterState.TENSORS)
         self.state = WriterState.TENSORS
         _check_name(name, self._tensors, "tensor")
+        _check_count(len(self._tensors), C.MAX_TENSORS, "tensors")
         self._tensors[name] = self._place(encode_tensor(name, tensor, self._bank_info))
 
     # -- layout --------------------------------------------------------------------
@@ -119,14 +128,29 @@ class _Layout:
     def _finish_head(self) -> bytes:
         """Finish the writer; return the preamble, the header and the padding up to Data_Offset."""
         self._expect(WriterState.BANKS, WriterState.TENSORS)
-        self.state = WriterState.FINISHED
         header = self._header_bytes()
+        self._check_budget(C.align_up(C.PREAMBLE_SIZE + len(header), self.alignment) + self._data_size)
+        self.state = WriterState.FINISHED
         preamble = struct.pack(C.PREAMBLE_FORMAT[:-1], C.MAGIC, C.VERSION_MAJOR, C.VERSION_MINOR,
                                0, 0, len(header))
         checksum = crc32(preamble, header)
         data_offset = C.align_up(C.PREAMBLE_SIZE + len(header), self.alignment)
         return b"".join((preamble, struct.pack("<I", checksum), header,
                          bytes(data_offset - C.PREAMBLE_SIZE - len(header))))
+
+    def _check_budget(self, file_size: int) -> None:
+        """Refuse a file that readers would refuse to decode under their default budget
+        (FORMAT.md, "Decode budget"): what a writer accepts, a reader loads."""
+        decoded = sum(_nbytes(r) for r in (*self._banks.values(), *self._tensors.values()))
+        budget = self.decode_budget
+        if budget is None:
+            budget = max(C.DECODE_BUDGET_FLOOR, C.DECODE_EXPANSION * file_size)
+        if decoded > budget:
+            raise InvalidSettings(
+                f"the file would decode to {decoded} bytes, more than the {budget} that readers allow "
+                + ("" if self.decode_budget is not None else
+                   f"by default for a file of {file_size} bytes (max(256 MiB, 1024 x file size))")
+                + "; store mostly-empty tensors dense, or pass the budget its readers will use as decode_budget=")
 
     def _header_bytes(self) -> bytes:
         out = bytearray(struct.pack("<II", self.alignment, len(self.metadata)))
@@ -154,8 +178,9 @@ class ContainerWriter(_Layout):
     array([0., 1., 2., 3.], dtype=float32)
     """
 
-    def __init__(self, metadata: Mapping[str, str] | None = None, *, alignment: int = C.DEFAULT_ALIGNMENT):
-        super().__init__(metadata, alignment=alignment)
+    def __init__(self, metadata: Mapping[str, str] | None = None, *, alignment: int = C.DEFAULT_ALIGNMENT,
+                 decode_budget: int | None = None):
+        super().__init__(metadata, alignment=alignment, decode_budget=decode_budget)
         self._data: list = []
 
     def _sink(self, data) -> None:
@@ -189,6 +214,9 @@ class StreamingWriter(_Layout):
     metadata : mapping of str to str, optional
     alignment : int
         Segment alignment, a power of two in [8, 4096].
+    decode_budget : int, optional
+        The decode budget the file's readers will be given (default: theirs); a file
+        that would decode to more is refused, so that what is written loads.
     overwrite : bool
         Replace an existing ``path``. Without it an existing file is refused at once,
         before any work is done, and again when the file is published.
@@ -209,8 +237,8 @@ class StreamingWriter(_Layout):
     """
 
     def __init__(self, path, metadata: Mapping[str, str] | None = None, *, alignment: int = C.DEFAULT_ALIGNMENT,
-                 overwrite: bool = False):
-        super().__init__(metadata, alignment=alignment)
+                 overwrite: bool = False, decode_budget: int | None = None):
+        super().__init__(metadata, alignment=alignment, decode_budget=decode_budget)
         self.path = Path(path)
         self.overwrite = overwrite
         if self.path.exists() and not overwrite:
@@ -295,21 +323,41 @@ def _string(text: str) -> bytes:
     return struct.pack("<I", len(raw)) + raw
 
 
+def _nbytes(record: _PlacedRecord) -> int:
+    n = C.DTYPE_SIZE[record.dtype]
+    for d in record.shape:
+        n *= d
+    return n
+
+
+def _utf8_length(text, what: str, limit: int) -> int:
+    """Bytes of ``text`` in UTF-8; InvalidSettings unless a str that encodes, within ``limit``."""
+    if not isinstance(text, str):
+        raise InvalidSettings(f"{what} must be a str, got {type(text).__name__}")
+    try:
+        length = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidSettings(f"{what} {text[:40]!r} is not valid Unicode (a lone surrogate?)") from None
+    if length > limit:
+        raise InvalidSettings(f"{what} {text[:40]!r}... is longer than {limit} bytes")
+    return length
+
+
 def _check_name(name: str, existing: Mapping, kind: str) -> None:
-    if not isinstance(name, str):
-        raise InvalidSettings(f"{kind} names must be str, got {type(name).__name__}")
-    if len(name.encode("utf-8")) > C.MAX_NAME_BYTES:
-        raise InvalidSettings(f"{kind} name {name[:40]!r}... is longer than {C.MAX_NAME_BYTES} bytes")
+    _utf8_length(name, f"{kind} name", C.MAX_NAME_BYTES)
     if name in existing:
-        raise DuplicateName(kind, name)
+        raise NameInUse(kind, name)
+
+
+def _check_count(count: int, limit: int, what: str) -> None:
+    if count >= limit:
+        raise InvalidSettings(f"a file holds at most {limit} {what}")
 
 
 def _check_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
     if len(metadata) > C.MAX_METADATA_ENTRIES:
         raise InvalidSettings(f"{len(metadata)} metadata entries; the format allows {C.MAX_METADATA_ENTRIES}")
     for key, value in metadata.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise InvalidSettings(f"metadata must map str to str, got {key!r}: {type(value).__name__}")
-        if len(key.encode()) > C.MAX_NAME_BYTES or len(value.encode()) > C.MAX_METADATA_VALUE_BYTES:
-            raise InvalidSettings(f"metadata entry {key[:40]!r} is too long")
+        _utf8_length(key, "metadata key", C.MAX_NAME_BYTES)
+        _utf8_length(value, f"metadata value of {key!r}", C.MAX_METADATA_VALUE_BYTES)
     return dict(metadata)

@@ -93,8 +93,8 @@ def encode_tensor(name: str, tensor, banks: Mapping[str, BankInfo] | None = None
         if covered > units:
             raise InvalidSettings(f"gaps of {name!r} cover {covered} units, tensor has {units}")
         fields.update(gap_bits=enc.layout.gap_bits, entry_count=gaps.size)
-        segments["gaps"] = (enc.layout.codec.wire_id,
-                            enc.layout.codec.encode(gaps, 1 << enc.layout.gap_bits, gap_stream=True))
+        segments["gaps"] = _stream_segment(enc.layout, enc.layout.gaps, gaps, 1 << enc.layout.gap_bits,
+                                           gap_stream=True)
         stored = gaps.size
     elif isinstance(enc.layout, Dense):
         stored = units
@@ -110,7 +110,7 @@ def encode_tensor(name: str, tensor, banks: Mapping[str, BankInfo] | None = None
         role, stream = ("codes", values.codes) if isinstance(values, CodebookValues) else ("selectors", values.selectors)
         symbols = _symbols(name, role, stream, alphabet)
         _check_count(name, role, symbols.size, stored)
-        segments[role] = (values.codec.wire_id, values.codec.encode(symbols, alphabet))
+        segments[role] = _stream_segment(values, stream, symbols, alphabet)
         value_kind = ValueKind.CODEBOOK if isinstance(values, CodebookValues) else ValueKind.BANK
         if value_kind == ValueKind.BANK:
             fields.update(bank_index=bank_index)
@@ -124,6 +124,15 @@ def encode_tensor(name: str, tensor, banks: Mapping[str, BankInfo] | None = None
     return EncodedRecord(dtype, shape, layout, value_kind, fields, {r: segments[r] for r in order})
 
 
+def _stream_segment(owner, given, symbols: np.ndarray, alphabet: int, gap_stream: bool = False) -> tuple:
+    """(wire id, payload) of a stream: the payload a builder coded for ``given`` (the
+    model's own array, unchanged since), or ``symbols`` coded here once."""
+    coded = owner._coded
+    if coded is not None and coded.fits(given, alphabet, gap_stream) and coded.codec is owner.codec:
+        return owner.codec.wire_id, coded.payload
+    return owner.codec.wire_id, owner.codec.encode(symbols, alphabet, gap_stream=gap_stream)
+
+
 def _wire_dtype(name_or_code, tensor: str) -> DType:
     try:
         return wire_dtype(name_or_code)
@@ -135,11 +144,13 @@ def _check_shape(name: str, shape) -> tuple[int, ...]:
     shape = tuple(int(d) for d in shape)
     if len(shape) > MAX_RANK or any(d < 0 for d in shape):
         raise InvalidSettings(f"shape {shape} of {name!r}: rank at most {MAX_RANK}, no negative dims")
-    size = 1
+    # as readers check it: the product of the non-zero dimensions bounds every dimension too
+    nonzero = 1
     for d in shape:
-        size *= d
-    if size > MAX_ELEMENTS:
-        raise InvalidSettings(f"{name!r} has {size} elements; the format allows {MAX_ELEMENTS}")
+        nonzero *= d or 1
+    if nonzero > MAX_ELEMENTS:
+        raise InvalidSettings(f"shape {shape} of {name!r}: the product of its non-zero dimensions is {nonzero}; "
+                              f"the format allows {MAX_ELEMENTS}")
     return shape
 
 
@@ -148,7 +159,10 @@ def _typed(name: str, what: str, array, dtype: DType) -> np.ndarray:
     if dtype_of(array, name) != dtype:
         raise InvalidSettings(f"{what} of {name!r} is {array.dtype}, the tensor is {dtype.name} "
                               f"({numpy_dtype(dtype)})")
-    return to_little_endian(array.reshape(-1))
+    flat = to_little_endian(array.reshape(-1))
+    if dtype == DType.BOOL and flat.size and flat.view(np.uint8).max() > 1:  # readers refuse other bytes
+        raise InvalidSettings(f"{what} of {name!r}: BOOL bytes must be 0 or 1")
+    return flat
 
 
 def _symbols(name: str, role: str, array, alphabet: int) -> np.ndarray:

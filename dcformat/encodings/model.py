@@ -20,12 +20,23 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..streams.base import StreamCodec
+from ..streams.choose import CodedStream
 
 
 def _default_codec() -> StreamCodec:
-    from ..streams import HuffmanCodec  # the writer's default: Huffman with raw fallback
+    from ..streams.huffman import HuffmanCodec  # the writer's default: Huffman with raw fallback
 
     return HuffmanCodec()
+
+
+def _coded_field():
+    """The stream as already coded by a builder (see the ``coded`` constructors), or None."""
+    return field(default=None, init=False, repr=False)
+
+
+def _with_coded(obj, stream: CodedStream):
+    object.__setattr__(obj, "_coded", stream)
+    return obj
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,6 +55,12 @@ class Sparse:
     gap_bits: int
     gaps: np.ndarray
     codec: StreamCodec = field(default_factory=_default_codec)
+    _coded: CodedStream | None = _coded_field()
+
+    @classmethod
+    def coded(cls, gap_bits: int, gaps: CodedStream) -> "Sparse":
+        """A layout whose gap stream is already coded: the writer stores its payload as is."""
+        return _with_coded(cls(gap_bits, gaps.symbols, gaps.codec), gaps)
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,6 +77,12 @@ class CodebookValues:
     codebook: np.ndarray
     codes: np.ndarray
     codec: StreamCodec = field(default_factory=_default_codec)
+    _coded: CodedStream | None = _coded_field()
+
+    @classmethod
+    def coded(cls, codebook: np.ndarray, codes: CodedStream) -> "CodebookValues":
+        """Values whose code stream is already coded: the writer stores its payload as is."""
+        return _with_coded(cls(codebook, codes.symbols, codes.codec), codes)
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,6 +92,12 @@ class BankValues:
     bank: str
     selectors: np.ndarray
     codec: StreamCodec = field(default_factory=_default_codec)
+    _coded: CodedStream | None = _coded_field()
+
+    @classmethod
+    def coded(cls, bank: str, selectors: CodedStream) -> "BankValues":
+        """Values whose selector stream is already coded: the writer stores its payload as is."""
+        return _with_coded(cls(bank, selectors.symbols, selectors.codec), selectors)
 
 
 @dataclass(frozen=True, eq=False)

@@ -3,7 +3,7 @@
 from .base import SYMBOL_DTYPE, StreamCodec, codec_for_wire_id, get_codec, register_codec
 from .huffman import HuffmanCodec
 from .packed import PackedCodec
-from .choose import stream_codec
+from .choose import CodedStream, code_stream, stream_codec
 
 __all__ = ["SYMBOL_DTYPE", "StreamCodec", "PackedCodec", "HuffmanCodec", "get_codec",
-           "codec_for_wire_id", "register_codec", "stream_codec"]
+           "codec_for_wire_id", "register_codec", "stream_codec", "code_stream", "CodedStream"]
