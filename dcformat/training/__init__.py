@@ -18,14 +18,8 @@ The state-dict bridge a loader needs (``save_file``/``load_file``/``load_model``
 """
 
 from .dsd import PHASES, DSDResult, dsd, epoch_trainer
-from .export import (
-    choose_gap_bits,
-    effective_state_dict,
-    encode_shared,
-    export_dcf,
-    export_tensors,
-    needs_fillers,
-)
+from .export import effective_state_dict, encode_shared, export_dcf, export_tensors
+from .gaps import choose_gap_bits, needs_fillers
 from .prune import Pruner, default_prunable, iterative_schedule, magnitude_mask, prune_and_retrain
 from .quantize import LayerSharing, SharedWeight, WeightSharing, shared_weight_of
 

@@ -17,8 +17,7 @@ Names are the model's own state-dict names (``ip1.weight``, not
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -30,48 +29,14 @@ from ..encodings.model import CodebookValues, Dense, EncodedTensor, RawValues, S
 from ..errors import UsageError
 from ..streams import stream_codec
 from ..interop.torch_arrays import to_numpy
+from .gaps import choose_gap_bits, needs_fillers
 from .quantize import SharedWeight
 
+# choose_gap_bits and needs_fillers live in .gaps (quantize needs them too); still importable from here.
 __all__ = ["choose_gap_bits", "needs_fillers", "encode_shared", "effective_state_dict", "export_tensors",
            "export_dcf"]
 
 _UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
-
-
-def _stream_bytes(symbols: np.ndarray, alphabet: int, gap_stream: bool) -> int:
-    codec = stream_codec(symbols, alphabet, gap_stream=gap_stream)
-    return len(codec.encode(symbols, alphabet, gap_stream=gap_stream))
-
-
-def needs_fillers(mask: np.ndarray, gap_bits: int) -> bool:
-    """Whether storing the True entries of ``mask`` with ``gap_bits``-bit gaps takes fillers."""
-    return positions_to_gaps(np.flatnonzero(np.asarray(mask).ravel()), gap_bits).fillers > 0
-
-
-def choose_gap_bits(mask: np.ndarray, candidates: Iterable[int] = range(2, 11)) -> int:
-    """The gap width giving the smallest sparse layout of ``mask`` after entropy coding.
-
-    Counts the gap stream as the exporter codes it (:func:`dcformat.streams.stream_codec`,
-    Huffman tables included) plus an estimate of the codes of
-    the filler entries, ``log2(entries / fillers)`` bits each (what an entropy coder spends
-    on a symbol of that frequency). Ties go to the narrower width.
-
-    Examples
-    --------
-    >>> m = np.zeros(1000, bool); m[::10] = True
-    >>> choose_gap_bits(m) >= 4
-    True
-    """
-    positions = np.flatnonzero(np.asarray(mask).ravel())
-    best, best_bits = None, math.inf
-    for gb in candidates:
-        gs = positions_to_gaps(positions, gb)
-        bits = 8 * _stream_bytes(gs.gaps, 1 << gb, True)
-        if gs.fillers:
-            bits += gs.fillers * max(1.0, math.log2(gs.entries / gs.fillers))
-        if bits < best_bits:
-            best, best_bits = gb, bits
-    return int(best)
 
 
 def _canonical_codebook(codebook: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

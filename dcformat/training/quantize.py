@@ -42,6 +42,7 @@ from torch.nn.utils import parametrize
 from ..compress.kmeans import assign, kmeans_1d
 from ..compress.settings import INITS, MAX_BITS, MIN_BITS
 from ..errors import InvalidSettings, UsageError
+from .gaps import choose_gap_bits, needs_fillers
 from .prune import default_prunable
 
 __all__ = ["SharedWeight", "WeightSharing", "LayerSharing", "shared_weight_of"]
@@ -140,7 +141,7 @@ class WeightSharing:
         Gap width the tensor will be stored with (decides whether a code slot is kept
         for the fillers' zero). ``"auto"`` (default) picks, for each pruned tensor, the
         width giving the smallest Huffman-coded gap stream
-        (:func:`dcformat.training.export.choose_gap_bits`); ``None``: keep no slot (the
+        (:func:`dcformat.training.gaps.choose_gap_bits`); ``None``: keep no slot (the
         exporter appends a zero if it needs one).
     kmeans_iterations : int
         Lloyd iterations after the initialisation (0: the initial centroids as they are).
@@ -153,8 +154,6 @@ class WeightSharing:
                  masks: Mapping[str, torch.Tensor] | None = None,
                  gap_bits: int | str | Mapping[str, int] | None = "auto",
                  kmeans_iterations: int = 1000, seed: int = 0):
-        from .export import choose_gap_bits, needs_fillers
-
         self.model = model
         named = dict(model.named_parameters())
         if params is not None:
