@@ -213,3 +213,15 @@ def test_recalibrate_batchnorm_averages_batch_statistics_and_restores_state():
         assert int(norm.num_batches_tracked) == 3
     assert net[1].momentum == 0.3 and net[5].momentum == 0.1
     assert all(m.training for m in net.modules())
+
+
+@pytest.mark.parametrize("alignment", [None, 8])
+def test_save_gw_aligns_as_writers_do_unless_told(tmp_path, alignment):
+    from dcformat.container.file import ContainerFile
+    from dcformat.format.constants import DEFAULT_ALIGNMENT
+
+    net = _net()
+    convert_to_gwconv(net, 9)
+    kwargs = {} if alignment is None else {"alignment": alignment}
+    _decoded_equals_module(net, tmp_path / "gw.dcf", **kwargs)
+    assert ContainerFile((tmp_path / "gw.dcf").read_bytes()).header.alignment == (alignment or DEFAULT_ALIGNMENT)

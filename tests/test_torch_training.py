@@ -307,3 +307,16 @@ def test_the_bridge_imports_no_training_module():
             "assert not [m for m in sys.modules if m.startswith('dcformat.training')], sorted(sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("alignment", [None, 8])
+def test_export_dcf_aligns_as_writers_do_unless_told(tmp_path, alignment):
+    from dcformat.container.file import ContainerFile
+    from dcformat.format.constants import DEFAULT_ALIGNMENT
+
+    model = _model()
+    path = tmp_path / "m.dcf"
+    export_dcf(model, path, **({} if alignment is None else {"alignment": alignment}))
+    assert ContainerFile(path.read_bytes()).header.alignment == (alignment or DEFAULT_ALIGNMENT) == (alignment or 64)
+    decoded = dcformat.load_file(path)
+    assert all(np.array_equal(decoded[k], v.detach().numpy()) for k, v in model.state_dict().items())

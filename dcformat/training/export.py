@@ -27,6 +27,7 @@ from ..compress.sparse import positions_to_gaps
 from ..container.writer import ContainerWriter
 from ..encodings.model import CodebookValues, Dense, EncodedTensor, RawValues, Sparse
 from ..errors import UsageError
+from ..format.constants import DEFAULT_ALIGNMENT
 from ..streams import stream_codec
 from ..interop.torch_arrays import to_numpy
 from .gaps import choose_gap_bits, needs_fillers
@@ -182,11 +183,13 @@ def export_tensors(model: nn.Module, *, huffman: bool = True, raw_sparse: bool =
 
 def export_dcf(model: nn.Module, path, metadata: Mapping[str, str] | None = None, *, huffman: bool = True,
                raw_sparse: bool = False, gap_bits: int | Mapping[str, int] | None = None,
-               alignment: int = 8, overwrite: bool = False) -> dict[str, EncodedTensor | np.ndarray]:
+               alignment: int = DEFAULT_ALIGNMENT, overwrite: bool = False) -> dict[str, EncodedTensor | np.ndarray]:
     """Write ``model`` to the ``.dcf`` file ``path`` (atomically); returns what was written.
 
-    ``alignment`` is the segment alignment (8, the smallest the format allows, keeps small
-    models small; 64 suits memory-mapping large ones). See :func:`export_tensors`.
+    ``alignment`` is the segment alignment, by default the 64 bytes writers use
+    (:data:`dcformat.format.constants.DEFAULT_ALIGNMENT`); 8, the smallest the format
+    allows, saves a few bytes of padding per record on a small model. See
+    :func:`export_tensors`.
     """
     tensors = export_tensors(model, huffman=huffman, raw_sparse=raw_sparse, gap_bits=gap_bits)
     writer = ContainerWriter(metadata, alignment=alignment)

@@ -55,6 +55,7 @@ from ..container.writer import ContainerWriter
 from ..encodings.model import BankValues, CodebookValues, Dense, EncodedTensor
 from ..streams import stream_codec
 from ..errors import UsageError
+from ..format.constants import DEFAULT_ALIGNMENT
 from ..interop.torch_arrays import to_numpy
 from .export import export_tensors
 
@@ -383,13 +384,13 @@ def _is_bank_key(model: nn.Module, key: str) -> bool:
         return False
 
 
-def save_gw(model: nn.Module, path, metadata=None, *, alignment: int = 8, overwrite: bool = False,
-            **kwargs) -> None:
+def save_gw(model: nn.Module, path, metadata=None, *, alignment: int = DEFAULT_ALIGNMENT,
+            overwrite: bool = False, **kwargs) -> None:
     """:func:`export_gw`, then write the file atomically.
 
-    ``alignment`` is the segment alignment: 8, the smallest the format allows, as
-    :func:`dcformat.training.export.export_dcf` uses (a GW model is small; 64 would pad each
-    of its many short records).
+    ``alignment`` is the segment alignment, by default the 64 bytes writers use, as
+    :func:`dcformat.training.export.export_dcf` does; 8, the smallest the format allows,
+    pads the many short records of a GW model less.
     """
     tensors, banks = export_gw(model, **kwargs)
     writer = ContainerWriter(metadata, alignment=alignment)
