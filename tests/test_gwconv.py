@@ -225,3 +225,17 @@ def test_save_gw_aligns_as_writers_do_unless_told(tmp_path, alignment):
     kwargs = {} if alignment is None else {"alignment": alignment}
     _decoded_equals_module(net, tmp_path / "gw.dcf", **kwargs)
     assert ContainerFile((tmp_path / "gw.dcf").read_bytes()).header.alignment == (alignment or DEFAULT_ALIGNMENT)
+
+
+@pytest.mark.parametrize("dtype, wire", [(torch.float64, "F64"), (torch.bfloat16, "BF16"),
+                                         (torch.float8_e4m3fn, None)])
+def test_export_gw_writes_the_banks_float_dtype(dtype, wire):
+    net = _net()
+    convert_to_gwconv(net, 9)
+    net.c1.bank.weight.data = net.c1.bank.weight.data.to(dtype)
+    if wire is None:
+        with pytest.raises(UsageError):
+            export_gw(net)
+        return
+    tensors, _ = export_gw(net)
+    assert tensors["c1.weight"].dtype == wire

@@ -56,7 +56,7 @@ from ..encodings.model import BankValues, CodebookValues, Dense, EncodedTensor
 from ..streams import stream_codec
 from ..errors import UsageError
 from ..format.constants import DEFAULT_ALIGNMENT
-from ..interop.torch_arrays import to_numpy
+from ..interop.torch_arrays import to_numpy, wire_name
 from .export import export_tensors
 
 __all__ = ["KernelBank", "GWConv2d", "RULES", "gw_layers", "eligible_conv", "convert_to_gwconv",
@@ -325,7 +325,8 @@ def recalibrate_batchnorm_(model: nn.Module, batches: Iterable[torch.Tensor]) ->
     return len(norms)
 
 
-_WIRE = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16"}
+#: The float dtypes a bank may have (wire names; float8 banks are not written).
+_BANK_DTYPES = ("F16", "BF16", "F32", "F64")
 
 
 def export_gw(model: nn.Module, *, bank_name: str = "gw", bank_bits: int | None = None,
@@ -349,8 +350,8 @@ def export_gw(model: nn.Module, *, bank_name: str = "gw", bank_bits: int | None 
         raise UsageError(f"export_gw needs exactly one shared bank, found {len(banks)}")
     bank = banks[0]
     bank_np = to_numpy(bank.weight.detach().cpu(), bank_name)
-    dtype = _WIRE.get(bank.weight.dtype)
-    if dtype is None:
+    dtype = wire_name(bank.weight.dtype)
+    if dtype not in _BANK_DTYPES:
         raise UsageError(f"bank dtype {bank.weight.dtype} is not a float type export_gw writes")
     if bank_bits is None:
         bank_record = bank_np
