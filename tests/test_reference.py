@@ -565,7 +565,7 @@ def test_r10_limits():
     cb = codebook_rec("c", U8, (1,), [0], Seg(PACKED, b"\0"))
     refuse(build([replace(cb, codebook_size=65537)]), errors.LimitExceeded)
     refuse(build([], [Rec("b", U8, (65537,), [Seg(BYTES, bytes(65537))])]), errors.LimitExceeded)
-    # not in the spec's words (see report): N = 0 but no array has this shape
+    # "The product of the non-zero dimensions ... must be at most 2^48": N = 0 here
     refuse(build([Rec("z", U8, (0, 2**30, 2**30), [Seg(BYTES, b"")])]), errors.LimitExceeded, "Shape")
     refuse(build([Rec("z", U8, (0, 2**64 - 1), [Seg(BYTES, b"")])]), errors.LimitExceeded, "Shape")
 
@@ -745,7 +745,8 @@ def test_r25_chunk_count():
 
 
 def test_empty_huffman_stream_with_stray_bytes():
-    # SPEC GAP (reported): S = 0 leaves the bit streams without a chunk.
+    # "When S = 0 the bit streams must be empty (the segment ends after Chunk_Count) else
+    # CorruptStream."
     stray = Huff([1], [], b"\0")
     refuse(build([codebook_rec("e", U8, (0,), [1], Seg(HUFFMAN, stray.payload()))]), errors.CorruptStream)
 

@@ -32,7 +32,9 @@ Order of checks
     (R18 placement, then the file's end R19/R18, then padding R17), then record by
     record, banks first, in header order: decode budget (R33), every segment's checksum
     (R21), then each segment's content in segment order (codebook R32; gaps R22-R29
-    then R31; values R32; codes or selectors R22-R29 then R30).
+    then R31; values R32; codes or selectors R22-R29 then R30). Inside a Huffman stream:
+    the table, then the whole chunk table's bytes (R25) before any entry, each entry in
+    turn, each chunk in turn, then Start_Position (R29).
 
 It imports only :mod:`dcformat.errors` and :mod:`dcformat.format.constants` from
 dcformat, so it shares no code with the fast reader it checks.
@@ -142,7 +144,7 @@ def decode_file(data: bytes, *, verify_checksums: bool = True,
         reader may skip the checksum checks (and only those) when its caller asks it to".
     decode_budget : int or None
         Bytes the decoded banks and tensors of the file may take together; None means
-        the spec's default ``max(268,435,456, 1024 x file size)``.
+        the spec's default ``max(268,435,456, 1024 x file size)`` ("Decode budget").
 
     Returns
     -------
@@ -171,7 +173,9 @@ def decode_file(data: bytes, *, verify_checksums: bool = True,
 
     decoded = DecodedFile(version=(preamble.version_major, preamble.version_minor),
                           metadata=header.metadata)
-    # Banks come first: a BANK-valued tensor selects kernels of a decoded bank.
+    # "Reading the whole file decodes every bank, whether or not a tensor selects from
+    # it, and every tensor: the banks first, in header order, then the tensors in header
+    # order." (A BANK-valued tensor selects kernels of a decoded bank.)
     bank_bytes: list[bytes] = []
     for record in header.banks:
         output = decode_record(data, header, record, bank_bytes, budget, verify_checksums)
@@ -346,9 +350,10 @@ def parse_header(data: bytes, preamble: Preamble) -> Header:
     for index in range(tensor_count):
         tensors.append(parse_record(reader, "tensor", index, tensor_names, banks))
 
-    # "Extension: bytes after the last tensor record, up to Header_Size. A file with
-    # Version_Minor 0 must have none else InvalidHeader (field header). A reader must
-    # ignore them in a file whose Version_Minor is greater than the reader's own."
+    # "Extension: bytes after the last tensor record, up to Header_Size. A file whose
+    # Version_Minor is not greater than the reader's own (for a 1.0 reader: 0) must have
+    # none else InvalidHeader (field header). A reader must ignore them in a file whose
+    # Version_Minor is greater than its own"
     if reader.remaining and preamble.version_minor == 0:
         raise InvalidHeader("header", f"{reader.remaining} Extension bytes in a version "
                                       f"{preamble.version_major}.0 file")
@@ -423,17 +428,15 @@ def parse_record(reader: ByteReader, kind: str, index: int, taken_names: set[str
     if kind == "bank" and rank < 1:
         raise InvalidHeader(f"{label} Rank", "a bank must have rank at least 1")
 
-    # Shape: "Their product N (1 for rank 0) must be at most 2^48 else LimitExceeded.
-    # Zero dimensions are allowed (N = 0)."
+    # Shape: "N is their product (1 for rank 0). The product of the non-zero dimensions
+    # (which is N when no dimension is zero) must be at most 2^48 else LimitExceeded, so
+    # no dimension exceeds 2^48 either. Zero dimensions are allowed (N = 0)."
     shape = tuple(reader.read_u64(f"{label} Shape") for _ in range(rank))
     elements = product(shape)
-    if elements > MAX_ELEMENTS:
+    if elements > MAX_ELEMENTS:  # no dimension is zero: the product is N
         raise LimitExceeded(f"{label} N", elements, MAX_ELEMENTS)
-    # SPEC GAP (reported): the spec bounds N only, so a shape like (0, 2^64 - 1) is
-    # valid although no numpy array has it. This decoder holds the product of the
-    # non-zero dimensions to the same 2^48.
     nonzero = product(d for d in shape if d != 0)
-    if nonzero > MAX_ELEMENTS:
+    if nonzero > MAX_ELEMENTS:  # N = 0, as in (0, 2^64 - 1)
         raise LimitExceeded(f"{label} Shape", nonzero, MAX_ELEMENTS)
     if kind == "bank":
         check_bank_shape(label, shape)
@@ -622,15 +625,21 @@ def segment_payload(data: bytes, header: Header, ref: SegmentRef) -> bytes:
 
 @dataclass
 class DecodeBudget:
-    """Spec, "Limits", "Decode budget": bytes the decoded records of one file may take."""
+    """Spec, "Decode budget": bytes the decoded records of one file may take.
+
+    "Each record is charged at most once per opened file, however often it is decoded";
+    this decoder decodes each record exactly once, so it charges on every call.
+    """
 
     limit: int
     spent: int = 0
 
     @classmethod
     def for_file(cls, file_size: int, decode_budget: int | None) -> DecodeBudget:
-        # "The reference reader and dcformat default to max(268,435,456, 1024 x file
-        # size) bytes per file ... and let the caller raise or lower it"
+        # "Unless the caller gives another, the budget of a file of F bytes is
+        # max(DECODE_BUDGET_FLOOR, DECODE_EXPANSION x F) ... A reader must let its caller
+        # choose any other budget of at least 0 bytes; a negative budget is the caller's
+        # mistake, not the file's"
         if decode_budget is None:
             return cls(max(DECODE_BUDGET_FLOOR, DECODE_EXPANSION * file_size))
         if decode_budget < 0:
@@ -638,7 +647,9 @@ class DecodeBudget:
         return cls(decode_budget)
 
     def charge(self, record: Record) -> None:
-        """Refuse the record with DecodeLimitExceeded before anything is allocated."""
+        """"If the total plus the charge exceeds the budget, the record is refused with
+        DecodeLimitExceeded and nothing is charged; reaching the budget exactly is
+        allowed." The charge is "N x itemsize bytes"."""
         size = record.elements * record.itemsize
         if self.spent + size > self.limit:
             raise DecodeLimitExceeded(f"decoded size of {record.label}", self.spent + size,
@@ -649,14 +660,14 @@ class DecodeBudget:
 def decode_record(data: bytes, header: Header, record: Record, bank_bytes: list[bytes],
                   budget: DecodeBudget, verify_checksums: bool) -> bytes:
     """Spec, "Decoding a record": the record's N elements as little-endian bytes."""
-    # 1. "Check the record's fields ([Records]) and, where the caller's budget is
-    # exceeded by N x itemsize bytes, refuse with DecodeLimitExceeded before any
-    # allocation". parse_record checked the fields.
+    # 1. "Check the record's fields ([Records]) and charge N x itemsize bytes to the
+    # decode budget, refusing the record with DecodeLimitExceeded before any allocation
+    # if they do not fit." parse_record checked the fields.
     budget.charge(record)
 
-    # "A reader must verify a segment's Checksum before decoding it (ChecksumMismatch
-    # naming the record and segment), unless its caller has turned checksum
-    # verification off."
+    # "Before decoding any segment of a record, a reader must verify the Checksum of
+    # every segment of that record, in segment order (ChecksumMismatch naming the record
+    # and segment), unless its caller has turned checksum verification off."
     payloads = {ref.role: segment_payload(data, header, ref) for ref in record.segments}
     if verify_checksums:
         for ref in record.segments:
@@ -732,7 +743,7 @@ def read_positions(payload: bytes, record: Record) -> list[int]:
     codec = record.segment("gaps").codec
     gaps = decode_stream(payload, codec, record.entry_count, 2 ** record.gap_bits,
                          gap_stream=True, name=name)
-    # "Gap symbols are always in range: their alphabet is 2^w."
+    # "Gap symbols are never out of range, since their alphabet 2^Gap_Bits is 2^w."
     return entry_positions(gaps, record)
 
 

@@ -3,8 +3,9 @@
 A stream segment holds ``S`` symbols, each below the alphabet size ``A``, packed
 (Codec 1) or Huffman-coded in chunks (Codec 2). :func:`decode_stream` returns the
 symbols as a list of Python ints after every structural rule of the segment has held
-(R14, R22-R29, in this order: table, chunks, then Start_Position);
-:func:`check_symbol_range` applies R30 afterwards, as Appendix B orders them.
+(R14, R22-R29), in the order Appendix B gives for a Huffman stream: the table, the whole
+chunk table's bytes, each entry in turn, each chunk in turn, then Start_Position;
+:func:`check_symbol_range` applies R30 afterwards.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from ..errors import (
     InvalidHuffmanTable,
     NonZeroPadding,
     SelectorOutOfRange,
-    SymbolOutOfRange,
     UnknownEncoding,
 )
 from .primitives import BitReader, ByteReader, canonical_codes, ceil_div
@@ -145,7 +145,13 @@ def parse_code_lengths(reader: ByteReader, alphabet_size: int, name: str) -> lis
 
 def parse_chunk_table(reader: ByteReader, count: int, has_codes: bool,
                       name: str) -> tuple[list[ChunkEntry], bytes]:
-    """Chunk_Count, the chunk entries and the bit streams; each entry checked as read."""
+    """Chunk_Count, the chunk entries and the bit streams.
+
+    Appendix B: "the whole chunk table, all 25 x Chunk_Count bytes, must be present (R25)
+    before any entry is read ...; then the chunk entries one at a time in order, each
+    completely before the next: Mode (R14; a Mode 0 chunk needs codes: R24), Byte_Offset
+    (R26), First_Symbol (R26)".
+    """
     chunk_count = reader.read_u32("Chunk_Count")
     # "It must be 0 when S = 0, and from 1 to min(S, 2^24) otherwise, else CorruptStream"
     if count == 0 and chunk_count != 0:
@@ -153,10 +159,16 @@ def parse_chunk_table(reader: ByteReader, count: int, has_codes: bool,
     if count > 0 and not 1 <= chunk_count <= min(count, MAX_CHUNKS):
         raise CorruptStream(name, f"Chunk_Count is {chunk_count}, must be from 1 to "
                                   f"{min(count, MAX_CHUNKS)}")
-    # "25 * C_n bytes must fit in the segment else TruncatedError"
+    # "25 * C_n bytes must fit in the segment else TruncatedError, checked for the whole
+    # table before any entry is read (so a table cut short is TruncatedError whatever its
+    # entries hold)."
     table = reader.read_bytes(CHUNK_ENTRY_SIZE * chunk_count, "chunk entries")
     # "Bit streams: rest of the segment"
     bit_streams = reader.read_rest()
+    # "When S = 0 the bit streams must be empty (the segment ends after Chunk_Count) else
+    # CorruptStream."
+    if count == 0 and bit_streams:
+        raise CorruptStream(name, f"{len(bit_streams)} bytes of bit streams in an empty stream")
 
     chunks: list[ChunkEntry] = []
     for c in range(chunk_count):
@@ -189,12 +201,6 @@ def parse_chunk_table(reader: ByteReader, count: int, has_codes: bool,
             raise CorruptStream(name, f"chunk {c} First_Symbol {chunk.first_symbol} is not "
                                       f"below the symbol count {count}")
         chunks.append(chunk)
-
-    # SPEC GAP (reported): with no chunk (S = 0) the spec gives the bit streams no
-    # owner; this decoder requires them to be empty, as every other byte of a
-    # segment is accounted for.
-    if not chunks and bit_streams:
-        raise CorruptStream(name, f"{len(bit_streams)} bytes of bit streams but no chunk")
     return chunks, bit_streams
 
 
@@ -264,10 +270,11 @@ def check_start_positions(chunks: list[ChunkEntry], symbols: list[int], gap_stre
 
 
 def check_symbol_range(symbols: list[int], alphabet_size: int, role: str, name: str) -> None:
-    """Spec, "Symbol range": "Every decoded symbol must be below A"."""
-    # "a code >= C is CodeOutOfRange, a selector >= L is SelectorOutOfRange, and a
-    # symbol of any other stream out of range is SymbolOutOfRange."
-    error = {"codes": CodeOutOfRange, "selectors": SelectorOutOfRange}.get(role, SymbolOutOfRange)
+    """Spec, "Symbol range", for a codes or selectors stream (gap symbols are never out
+    of range: "their alphabet 2^Gap_Bits is 2^w")."""
+    # "Every decoded code must be below C, else CodeOutOfRange, and every decoded
+    # selector below L, else SelectorOutOfRange."
+    error = {"codes": CodeOutOfRange, "selectors": SelectorOutOfRange}[role]
     for symbol in symbols:
         if symbol >= alphabet_size:
             raise error(name, symbol, alphabet_size)

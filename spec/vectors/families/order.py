@@ -104,6 +104,16 @@ order("nibble-before-kraft", "R23", "NonZeroPadding", "R24",
 order("kraft-before-chunk-count", "R24", "InvalidHuffmanTable", "R25",
       "Code lengths breaking the Kraft inequality and Chunk_Count 0.",
       hc_stream("codes", both(lambda h: h.lengths.__setitem__(0, 1), lambda h: setattr(h, "chunk_count", 0))))
+order("chunk-table-before-entries", "R25", "TruncatedError", "R14",
+      "Chunk_Count 20 while the segment holds 3 entries, and chunk 0 (present in full) with Mode 2: "
+      "the whole chunk table must be present before any entry is read.",
+      hc_stream("codes", both(lambda h: setattr(h, "chunk_count", 20), set_chunk(0, 0, 2))))
+order("chunk-entries-one-at-a-time", "R26", "CorruptStream", "R14",
+      "Chunk 0 with First_Symbol 1 and chunk 1 with Mode 2: each entry is checked completely before the next.",
+      hc_stream("codes", both(set_chunk(0, 2, 1), set_chunk(1, 0, 2))))
+order("chunk-mode-before-byte-offset", "R14", "UnknownEncoding", "R26",
+      "Chunk 0 with Mode 2 and Byte_Offset 1: an entry's Mode is checked before its Byte_Offset.",
+      hc_stream("codes", both(set_chunk(0, 1, 1), set_chunk(0, 0, 2))))
 order("chunk-entries-before-chunks", "R26", "CorruptStream", "R28",
       "Chunk 0 has non-zero bits after its last code, and the last chunk's First_Symbol equals the count.",
       hc_stream("codes", both(set_bits(0, -1, 0x80), set_chunk(2, 2, 24))))
