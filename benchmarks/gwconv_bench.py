@@ -315,7 +315,8 @@ def gw_row(bench, base, slides_L, seed, dataset_label):
     path = RESULTS / f"gwconv_bench_L{slides_L}.dcf"
     save_gw(m, path, {"model": "resnet20-narrow-8-16-32 GWConv", "dataset": dataset_label,
                       "bank_size": str(bank.size), "slides_L": str(slides_L), "top1": f"{acc['final']:.2f}",
-                      "produced_by": SCRIPT}, overwrite=True, bank_bits=args.bank_bits)
+                      "produced_by": SCRIPT}, overwrite=True, bank_bits=args.bank_bits,
+            alignment=8)  # as published (writers default to 64)
     check_decoded(m, path, bench)
     return {"slides_L": slides_L, "L": bank.size, "acc": acc, "counts": counts, "bytes": byte_parts(path),
             "seconds": time.time() - t0}
@@ -391,7 +392,7 @@ def main():
     RESULTS.mkdir(parents=True, exist_ok=True)
     dense_path = RESULTS / "gwconv_bench_dense.dcf"
     export_dcf(cont, dense_path, {"model": "resnet20-narrow-8-16-32", "dataset": label, "top1": f"{base_acc:.2f}",
-                                  "produced_by": SCRIPT}, overwrite=True)
+                                  "produced_by": SCRIPT}, overwrite=True, alignment=8)
     dense_bytes = dense_path.stat().st_size
     log(f"continued baseline seed {seed}: {sum(p.numel() for p in cont.parameters()):,} params, "
         f"raw float32 .dcf {dense_bytes:,} bytes", lines)

@@ -148,7 +148,7 @@ def _settings(args):
 
 
 def _rd_weights(path: Path) -> dict:
-    """A JSON object of tensor name -> rd_weight factor (dcformat.torch.sensitivity writes them)."""
+    """A JSON object of tensor name -> rd_weight factor (dcformat.training.sensitivity writes them)."""
     import json
 
     from .errors import InvalidSettings
@@ -182,7 +182,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rel-error", type=float, help="most relative RMS error of each compressed tensor (ecq)")
     p.add_argument("--min-sqnr", type=float, help="least SQNR in dB of each compressed tensor (ecq)")
     p.add_argument("--rd-weights", help="JSON object of tensor name -> rd_weight factor steering --bits-per-param "
-                                        "(e.g. from dcformat.torch.sensitivity)")
+                                        "(e.g. from dcformat.training.sensitivity)")
     p.add_argument("--prototxt", help="Caffe prototxt of a 2016 .net file")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")

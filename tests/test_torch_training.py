@@ -278,27 +278,6 @@ def test_dsd_restores_pruned_connections_at_zero():
     assert (snapshots[("dense", 1)][~mask] != 0).any()
 
 
-#: The training library left dcformat.torch (the state-dict bridge); the old paths stay as aliases.
-MOVED = {f"dcformat.torch.{m}": f"dcformat.training.{m}"
-         for m in ("prune", "quantize", "dsd", "gwconv", "export", "sensitivity")}
-MOVED["dcformat.torch.training"] = "dcformat.training"
-
-
-@pytest.mark.parametrize("old", sorted(MOVED))
-def test_old_training_path_warns_and_is_the_new_module(old):
-    import importlib
-    import sys
-    import warnings
-
-    new = importlib.import_module(MOVED[old])
-    sys.modules.pop(old, None)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        module = importlib.import_module(old)
-    assert module is new
-    assert any(issubclass(w.category, DeprecationWarning) and MOVED[old] in str(w.message) for w in caught)
-
-
 def test_the_bridge_imports_no_training_module():
     import subprocess
     import sys

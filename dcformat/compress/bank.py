@@ -10,10 +10,10 @@ and the reconstruction is exact.
 
 The bank is then **ordered** along its first principal component, so neighbouring
 indices hold similar kernels: this is what gives the straight-through rule of
-:class:`dcformat.torch.gwconv.GWConv2d` (a selector is a position on a 1-D line through
+:class:`dcformat.training.gwconv.GWConv2d` (a selector is a position on a 1-D line through
 the bank) a meaningful gradient, and it costs nothing in storage.
 
-Everything here is numpy; :mod:`dcformat.torch.gwconv` wraps it for nn.Modules.
+Everything here is numpy; :mod:`dcformat.training.gwconv` wraps it for nn.Modules.
 
 Examples
 --------

@@ -283,7 +283,7 @@ class CompressionSettings:
         (:mod:`dcformat.compress.ratedistortion`).
     rd_weights : mapping of str to float
         Per-tensor factors on ``rd_weight`` (by exact tensor name), for instance the
-        output sensitivities :func:`dcformat.torch.sensitivity.rd_weights` measures.
+        output sensitivities :func:`dcformat.training.sensitivity.rd_weights` measures.
         They steer the ``bits_per_param`` allocation: a tensor weighted ``w`` ends at
         ``10 log10 w`` dB more SQNR than one weighted 1. Stored as sorted
         ``(name, factor)`` pairs so settings stay hashable and comparable.

@@ -6,7 +6,7 @@ One import for the common names:
   :func:`iterative_schedule`, :func:`prune_and_retrain` (:mod:`dcformat.training.prune`);
 - trained quantization (weight sharing with per-cluster summed gradients):
   :class:`WeightSharing`, :class:`SharedWeight` (:mod:`dcformat.training.quantize`);
-- Dense-Sparse-Dense: :func:`dsd`, :func:`epoch_trainer` (:mod:`dcformat.training.dsd`);
+- Dense-Sparse-Dense: :func:`dsd`, :func:`epoch_trainer` (:mod:`dcformat.training.dense_sparse_dense`);
 - export to ``.dcf`` of exactly what is evaluated: :func:`export_dcf`,
   :func:`export_tensors`, :func:`effective_state_dict`, :func:`encode_shared`
   (:mod:`dcformat.training.export`).
@@ -17,7 +17,7 @@ The state-dict bridge a loader needs (``save_file``/``load_file``/``load_model``
 :mod:`dcformat.torch`, which does not depend on this package.
 """
 
-from .dsd import PHASES, DSDResult, dsd, epoch_trainer
+from .dense_sparse_dense import PHASES, DSDResult, dsd, epoch_trainer
 from .export import effective_state_dict, encode_shared, export_dcf, export_tensors
 from .gaps import choose_gap_bits, needs_fillers
 from .prune import Pruner, default_prunable, iterative_schedule, magnitude_mask, prune_and_retrain
