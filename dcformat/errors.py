@@ -162,7 +162,12 @@ class GapOverrun(FormatError):
 
 
 class SymbolOutOfRange(FormatError):
-    """A decoded symbol is not below its stream's alphabet size."""
+    """A decoded symbol is not below its stream's alphabet size.
+
+    The parent of the container's range errors: no 1.0 rule raises it itself (a gap
+    stream's alphabet is every Gap_Bits-bit value), but a stream codec called directly
+    with an alphabet that is not a power of two does.
+    """
 
     def __init__(self, stream: str, symbol: int, alphabet_size: int):
         self.stream = stream

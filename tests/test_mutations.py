@@ -144,7 +144,7 @@ def check_agreement(data: bytes, *, verify: bool) -> None:
         assert fast[0] == reference[0] and fast[1] == reference[1], "version or metadata differ"
         assert_dicts_bit_equal(fast[2], reference[2])
         assert_dicts_bit_equal(fast[3], reference[3])
-        # dcformat.load decodes only the banks tensors use, so it may accept more files
+        # dcformat.load decodes every bank and every tensor, as ContainerFile did here
         assert not isinstance(public, DCFormatError), f"load refused what ContainerFile decoded: {public!r}"
         assert_dicts_bit_equal(public, fast[3])
 

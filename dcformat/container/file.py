@@ -2,7 +2,7 @@
 
 :class:`ContainerFile` wraps a buffer (bytes, or an mmap of a file), checks the preamble,
 header and data layout once, and decodes a record only when asked, touching just that
-record's segments (and its bank's). It enforces the decode budget (FORMAT.md, "Limits").
+record's segments (and its bank's). It enforces the decode budget (FORMAT.md, "Decode budget").
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def _shared_outputs(records) -> list[np.ndarray | None]:
 
 
 def _size_proven(record: Record) -> bool:
-    """Whether the record's segment sizes alone bound its output (FORMAT.md, "Limits").
+    """Whether the record's segment sizes alone bound its output (FORMAT.md, "Decode budget").
 
     RAW values were checked to be exactly the stored count's bytes; a dense stream of N
     symbols needs at least N bits. A sparse record's units beyond its entries are zeros
