@@ -125,11 +125,12 @@ def _settings(args):
 
     from .compress import CompressionSettings
 
+    _check_options(args)
     if args.settings:
         text = Path(args.settings).read_text()
         settings = CompressionSettings.from_json(text)
     else:
-        settings = CompressionSettings.preset(args.preset)
+        settings = CompressionSettings.preset(args.preset or "default")
     overrides = {k: v for k, v in (("sparsity", args.sparsity), ("quality", args.quality),
                                    ("code_bits", args.code_bits), ("gap_bits", args.gap_bits),
                                    ("init", args.init), ("max_rel_error", args.max_rel_error),
@@ -142,9 +143,74 @@ def _settings(args):
     settings = settings.with_overrides(**overrides)
     if args.bits_per_param is not None:
         settings = replace(settings, bits_per_param=args.bits_per_param)
+    _check_settings(args, settings)
     if args.rd_weights:
         settings = replace(settings, rd_weights=_rd_weights(Path(args.rd_weights)))
     return settings
+
+
+#: compress options that make a file lossy (each contradicts ``--preset lossless``).
+_LOSSY = (("sparsity", "--sparsity"), ("quality", "--quality"), ("code_bits", "--code-bits"),
+          ("gap_bits", "--gap-bits"), ("init", "--init"), ("no_huffman", "--no-huffman"),
+          ("bits_per_param", "--bits-per-param"), ("max_rel_error", "--max-rel-error"),
+          ("min_sqnr", "--min-sqnr"), ("rd_weights", "--rd-weights"))
+
+
+def _given(args, dest: str) -> bool:
+    value = getattr(args, dest)
+    return value is not None and value is not False
+
+
+def _check_options(args) -> None:
+    """Refuse compress options that contradict each other, before any work (one line each)."""
+    given = [flag for dest, flag in _LOSSY if _given(args, dest)]
+    if args.preset and args.settings:
+        raise UsageError(f"--preset {args.preset} and --settings both give the base settings; pass one of them")
+    if args.preset == "lossless" and given:
+        raise UsageError(f"--preset lossless stores every tensor exactly, and {given[0]} would make the file "
+                         f"lossy; drop one of them")
+    for a, b, why in (("sparsity", "quality", "both set how much is pruned"),
+                      ("max_rel_error", "min_sqnr", "are the same bound (rel. error = 10**(-dB/20))")):
+        if _given(args, a) and _given(args, b):
+            raise UsageError(f"--{a.replace('_', '-')} and --{b.replace('_', '-')} {why}; pass one of them")
+    if args.prototxt and Path(args.input).suffix.lower() != ".net":
+        raise UsageError(f"--prototxt describes a 2016 .net file, and {args.input} is not one; drop --prototxt")
+
+
+def _ecq_source(args) -> str:
+    """The option that selects the ecq quantizer, for messages ('' when none of them does)."""
+    for dest in ("bits_per_param", "max_rel_error", "min_sqnr"):
+        if _given(args, dest):
+            return f"--{dest.replace('_', '-')}"
+    return f"--preset {args.preset}" if args.preset else (f"--settings {args.settings}" if args.settings else "")
+
+
+def _check_settings(args, settings) -> None:
+    """Refuse what the resolved settings would silently ignore or cannot do (one line each)."""
+    chosen = [s for s in (settings.default, *(r.settings for r in settings.rules)) if s is not None]
+    ecq = [s for s in chosen if s.quantizer == "ecq"]
+    pruning = [s for s in chosen if s.pruned]
+    source = _ecq_source(args)
+    if any(s.pruned for s in ecq):
+        what = next((f"--{d}" for d in ("sparsity", "quality") if _given(args, d)), None)
+        what = what or (f"--preset {args.preset}" if args.preset else f"--settings {args.settings}")
+        raise UsageError(f"{source} uses the ecq quantizer, which does not prune, and {what} prunes; "
+                         f"drop one of them")
+    if chosen and len(ecq) == len(chosen):
+        for dest in ("init", "gap_bits"):
+            if _given(args, dest):
+                raise UsageError(f"--{dest.replace('_', '-')} is a k-means option, and {source} uses the ecq "
+                                 f"quantizer, which has no use for it; drop one of them")
+    if _given(args, "gap_bits") and not pruning:
+        raise UsageError("--gap-bits sets the relative-index width of pruned tensors, and these settings prune "
+                         "none; add --sparsity or --quality, or drop --gap-bits")
+    budget = "--bits-per-param" if _given(args, "bits_per_param") else source
+    if args.rd_weights and settings.bits_per_param is None:
+        raise UsageError("--rd-weights steers a size budget, and there is none; add --bits-per-param, or drop "
+                         "--rd-weights")
+    if args.no_huffman and settings.bits_per_param is not None:
+        raise UsageError(f"--no-huffman packs codes at fixed width, and the {budget} budget is planned on "
+                         f"Huffman-coded sizes; drop one of them")
 
 
 def _rd_weights(path: Path) -> dict:
@@ -170,7 +236,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compress", help="checkpoint (.safetensors/.pt/.pth/.bin/.net) -> .dcf")
     p.add_argument("input")
     p.add_argument("-o", "--output", help="output .dcf (default: input name with .dcf)")
-    p.add_argument("--preset", default="default", help="default | paper | lossless (default: default)")
+    p.add_argument("--preset", help="default | paper | lossless (default: default)")
     p.add_argument("--settings", help="JSON file with CompressionSettings (overrides --preset)")
     p.add_argument("--sparsity", type=float, help="prune this fraction of every compressed tensor")
     p.add_argument("--quality", type=float, help="prune |w| < QUALITY x std(w)")

@@ -129,8 +129,8 @@ def _lenet_state() -> dict:
 
 
 def test_flags_override_the_preset(capsys, lenet, tmp_path):
-    out_path = tmp_path / "flags.dcf"
-    code, _, err = run(capsys, "compress", lenet, "-o", out_path, "--preset", "lossless", "--sparsity", "0.8",
+    out_path = tmp_path / "flags.dcf"  # (with --preset lossless they contradict it: tests/test_cli_options.py)
+    code, _, err = run(capsys, "compress", lenet, "-o", out_path, "--preset", "paper", "--sparsity", "0.8",
                        "--code-bits", "4", "--gap-bits", "3", "--no-huffman", "-q")
     assert code == 0, err
     decoded = dcformat.load_file(out_path)
