@@ -275,7 +275,7 @@ def test_container_round_trip(tmp_path):
         assert back[name].dtype == want.dtype and np.array_equal(back[name], want)
 
 
-@pytest.mark.parametrize("module", ["settings", "prune", "sparse", "kmeans", "pipeline"])
+@pytest.mark.parametrize("module", ["settings", "prune", "kmeans", "pipeline"])
 def test_docstring_examples(module):
     import importlib
 

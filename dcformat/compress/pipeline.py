@@ -21,16 +21,16 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from ..encodings.model import CodebookValues, Dense, EncodedTensor, RawValues, Sparse
+from ..encodings.model import CodebookValues, Dense, EncodedTensor, RawValues
+from ..encodings.sparse import SparseEntries, build_sparse, gaps_to_positions, positions_to_gaps, smallest_sparse
 from ..errors import InvalidSettings, UnsupportedDType, UsageError
 from ..kernels.kmeans import coded_squared_error
+from ..streams.choose import CodedStream, code_stream
 from ._dtypes import COMPRESSIBLE, numpy_dtype, scale_exponent, wire_name, work_dtype
 from .kmeans import assign, kmeans_1d
-from ..streams import stream_codec
 from .prune import prune_mask
 from .report import CODEBOOK, EXACT, SPARSE_CODEBOOK, TensorReport, error_measures
 from .settings import CompressionSettings, TensorSettings
-from .sparse import gaps_to_positions, positions_to_gaps
 
 
 def _energy(x: np.ndarray, e: int) -> float:
@@ -148,16 +148,16 @@ def _compress_ecq(cand, step: float | None) -> tuple[EncodedTensor, TensorReport
     codes, error = ecq.emit(cand.x, h, p, cb)
     n = codes.size
     cb, error = _exact_zero_code(cand.x, cb, codes, error)
-    codec = stream_codec(codes, cb.size, huffman=cand.settings.huffman)
-    layout, stream, values_codec = Dense(), codes, codec
-    kept, entries, fillers, gap_bits, kind = n, n, 0, None, CODEBOOK
-    sparse = _sparse_if_smaller(codes, cb, codec, cand.settings.huffman)
-    if sparse is not None:
-        layout, stream, values_codec, kept, gap_bits = sparse
-        entries, kind = stream.size, SPARSE_CODEBOOK
-        fillers = entries - kept
-    encoded = EncodedTensor(dtype=cand.wire, shape=cand.shape, layout=layout,
-                            values=CodebookValues(codebook=cb.astype(dtype), codes=stream, codec=values_codec))
+    dense = code_stream(codes, cb.size, huffman=cand.settings.huffman)
+    sparse = _sparse_if_smaller(codes, cb, dense, cand.settings.huffman)
+    if sparse is None:
+        layout, values = Dense(), CodebookValues.coded(cb.astype(dtype), dense)
+        kept, entries, fillers, gap_bits, kind = n, n, 0, None, CODEBOOK
+    else:
+        layout, values = sparse.layout, sparse.codebook_values(cb.astype(dtype))
+        kept, entries, fillers, gap_bits = sparse.kept, sparse.entries, sparse.fillers, sparse.gap_bits
+        kind = SPARSE_CODEBOOK
+    encoded = EncodedTensor(dtype=cand.wire, shape=cand.shape, layout=layout, values=values)
     rel, sqnr = error_measures(cand.energy, error)
     report = TensorReport(name=cand.name, shape=cand.shape, dtype=cand.wire, kind=kind, elements=n,
                           kept=kept, entries=entries, fillers=fillers, gap_bits=gap_bits,
@@ -193,8 +193,10 @@ def _exact_zero_code(x: np.ndarray, cb: np.ndarray, codes: np.ndarray, error: fl
     return snapped, _squared_error(x, snapped, codes, 0)
 
 
-def _sparse_if_smaller(codes: np.ndarray, cb: np.ndarray, codec, huffman: bool):
-    """The same values in the sparse layout when that stores fewer bytes, else None.
+def _sparse_if_smaller(codes: np.ndarray, cb: np.ndarray, dense: CodedStream,
+                       huffman: bool) -> SparseEntries | None:
+    """The same values in the sparse layout when that stores fewer bytes than ``dense``
+    (the codes coded as they are), else None.
 
     Huffman spends at least a bit per code, so a tensor whose codes are mostly the
     zero code (dead taps, heavily quantized layers) costs less as relative indices
@@ -207,27 +209,10 @@ def _sparse_if_smaller(codes: np.ndarray, cb: np.ndarray, codec, huffman: bool):
     is_zero = codes == zero_code
     if is_zero.mean() < SPARSE_TRY_ZERO_SHARE:
         return None
-    best = len(codec.encode(codes, cb.size))
-    choice = None
     positions = np.flatnonzero(~is_zero)
-    kept_codes = codes[positions]
-    for gap_bits in SPARSE_GAP_BITS:
-        gap_stream = positions_to_gaps(positions, gap_bits)
-        layout, stream = _sparse_layout(gap_stream, kept_codes, zero_code, gap_bits, huffman)
-        values_codec = stream_codec(stream, cb.size, huffman=huffman)
-        size = len(layout.codec.encode(layout.gaps, 1 << gap_bits, gap_stream=True)) + \
-            len(values_codec.encode(stream, cb.size))
-        if size < best:
-            best, choice = size, (layout, stream, values_codec, int(positions.size), gap_bits)
-    return choice
-
-
-def _sparse_layout(gap_stream, kept_codes: np.ndarray, filler_code: int, gap_bits: int, huffman: bool):
-    """The Sparse layout of ``gap_stream`` and its code stream (fillers get ``filler_code``)."""
-    stream = np.full(gap_stream.entries, filler_code, np.uint16)
-    stream[gap_stream.kept_index] = kept_codes
-    gap_codec = stream_codec(gap_stream.gaps, 1 << gap_bits, huffman=huffman, gap_stream=True)
-    return Sparse(gap_bits=gap_bits, gaps=gap_stream.gaps, codec=gap_codec), stream
+    sparse = smallest_sparse(positions, codes[positions], SPARSE_GAP_BITS, filler=zero_code, alphabet=cb.size,
+                             huffman=huffman)
+    return sparse if sparse.nbytes < dense.nbytes else None
 
 
 def _compress_kmeans(array: np.ndarray, settings: TensorSettings, name: str) -> tuple[EncodedTensor, TensorReport]:
@@ -270,16 +255,16 @@ def _compress_kmeans(array: np.ndarray, settings: TensorSettings, name: str) -> 
     error = _squared_error(values, cb, codes, e)
 
     if gap_stream is None:
-        layout, stream = Dense(), codes
+        layout = Dense()
+        stored = CodebookValues.coded(cb.astype(dtype), code_stream(codes, cb.size, huffman=settings.huffman))
         entries, n_fillers, kind = n, 0, CODEBOOK
     else:
-        layout, stream = _sparse_layout(gap_stream, codes, int(np.searchsorted(cb, 0.0)) if fillers else 0,
-                                        settings.gap_bits, settings.huffman)
+        sparse = build_sparse(gap_stream, codes, filler=int(np.searchsorted(cb, 0.0)) if fillers else 0,
+                              alphabet=cb.size, huffman=settings.huffman)
+        layout, stored = sparse.layout, sparse.codebook_values(cb.astype(dtype))
         entries, n_fillers, kind = gap_stream.entries, gap_stream.fillers, SPARSE_CODEBOOK
         error += pruned_energy
-    encoded = EncodedTensor(dtype=wire, shape=shape, layout=layout,
-                            values=CodebookValues(codebook=cb.astype(dtype), codes=stream,
-                                                  codec=stream_codec(stream, cb.size, huffman=settings.huffman)))
+    encoded = EncodedTensor(dtype=wire, shape=shape, layout=layout, values=stored)
 
     rel, sqnr = error_measures(signal, error)
     report = TensorReport(name=name, shape=shape, dtype=wire, kind=kind, elements=n, kept=int(values.size),
