@@ -3,6 +3,10 @@
 Exit codes: 0 success; 1 the input file is invalid or failed verification; 2 wrong
 usage (bad arguments or settings, an output that exists without ``--force``, an
 unreadable checkpoint); 130 interrupted. Messages go to stderr and name the file.
+
+``compress`` warns in one line on stderr when a compressed tensor ends below
+:data:`QUALITY_FLOOR_DB` (``--preset paper`` without retraining does), pointing to the
+retraining API in :mod:`dcformat.training`; ``-q`` suppresses it with the table and notes.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from pathlib import Path
 
 from . import __version__
 from .errors import DCFormatError, FormatError, UsageError
+
+#: A compressed tensor below this SQNR (relative RMS error above 0.32) draws a warning.
+QUALITY_FLOOR_DB = 10.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +69,24 @@ def cmd_compress(args) -> int:
             print(f"SQNR {min(r.sqnr_db for r in lossy):.1f} to {max(r.sqnr_db for r in lossy):.1f} dB "
                   f"(lowest: {worst.name}); {8 * size / max(params, 1):.3f} bits per parameter")
     print(f"wrote {dst}: {size:,} bytes, {sum(r.dense_bytes for r in rows) / size:.1f}x smaller than dense")
+    if not args.quiet:
+        _warn_below_floor(reports, args.preset)
     return 0
+
+
+def _warn_below_floor(reports, preset: str | None) -> None:
+    """One line on stderr when compressed tensors fall below QUALITY_FLOOR_DB, pointing to retraining."""
+    lossy = [r for r in reports if r.kind != "exact"]
+    low = [r for r in lossy if r.sqnr_db < QUALITY_FLOOR_DB]
+    if not low:
+        return
+    worst = min(low, key=lambda r: r.sqnr_db)
+    why = ("--preset paper is the paper's settings, meant for a model retrained with them"
+           if preset == "paper" else "a model retrained under its compression keeps its accuracy")
+    print(f"dcformat: warning: {len(low)} of {len(lossy)} compressed tensors are below {QUALITY_FLOOR_DB:g} dB "
+          f"SQNR (lowest: {worst.name}, {worst.sqnr_db:.1f} dB), which without retraining may break the model; "
+          f"{why}: retrain with dcformat.training (Pruner, WeightSharing/quantize, dsd) and save with "
+          f"export_dcf", file=sys.stderr)
 
 
 def cmd_decompress(args) -> int:
@@ -251,7 +275,8 @@ def _parser() -> argparse.ArgumentParser:
                                         "(e.g. from dcformat.training.sensitivity)")
     p.add_argument("--prototxt", help="Caffe prototxt of a 2016 .net file")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print only the summary line (no table, notes or quality warning)")
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("decompress", help=".dcf -> .safetensors or PyTorch (.pt/.pth/.bin)")
