@@ -20,7 +20,8 @@ def _positions(n=5000, density=0.05, seed=0):
     return np.flatnonzero(rng.random(n) < density)
 
 
-def _counting(monkeypatch):
+def count_encodes(monkeypatch) -> list:
+    """Every stream codec's ``encode`` from now on appends its codec to the list returned."""
     calls = []
     for cls in (HuffmanCodec, PackedCodec):
         original = cls.encode
@@ -84,7 +85,7 @@ def test_bad_gap_width_and_count():
 def test_gaps_given_are_kept_and_checked(monkeypatch):
     gs = positions_to_gaps(_positions(), 4)
     coded = code_gaps(gs)
-    calls = _counting(monkeypatch)
+    calls = count_encodes(monkeypatch)
     s = build_sparse(gs, np.ones(gs.kept_index.size, np.uint16), filler=0, alphabet=2, gaps=coded)
     assert s.gaps is coded and len(calls) == 2  # the values only: packed and Huffman, short stream
     with pytest.raises(UsageError):
@@ -104,7 +105,7 @@ def test_smallest_sparse_is_the_smallest_build_and_ties_go_narrower():
 
 def test_smallest_sparse_codes_each_stream_once(monkeypatch):
     positions = np.arange(0, 200000, 10)  # long streams: Huffman only; no fillers from 4 bits up
-    calls = _counting(monkeypatch)
+    calls = count_encodes(monkeypatch)
     best = smallest_sparse(positions, np.ones(positions.size, np.uint16), (2, 4, 8), filler=0, alphabet=2)
     assert len(calls) == 3 + 2  # a gap stream per width; the values with fillers (2 bits), without (4, 8)
     before = len(calls)

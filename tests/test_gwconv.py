@@ -239,3 +239,19 @@ def test_export_gw_writes_the_banks_float_dtype(dtype, wire):
         return
     tensors, _ = export_gw(net)
     assert tensors["c1.weight"].dtype == wire
+
+
+def test_export_gw_codes_selectors_and_bank_codes_once(monkeypatch):
+    from .test_encodings_sparse import count_encodes
+
+    net = _net()
+    bank = convert_to_gwconv(net, 12)
+    quantize_bank_(bank, 3)
+    calls = count_encodes(monkeypatch)
+    tensors, banks = export_gw(net, bank_bits=3)
+    coded = len(calls)
+    assert coded >= 4  # three selector streams and the bank's codes
+    out = dcformat.load(dcformat.save(tensors, banks=banks))
+    assert len(calls) == coded  # the writer stored them as coded
+    for name, layer in gw_layers(net):
+        assert np.array_equal(out[f"{name}.weight"], layer.effective_weight().detach().numpy())

@@ -299,3 +299,24 @@ def test_export_dcf_aligns_as_writers_do_unless_told(tmp_path, alignment):
     assert ContainerFile(path.read_bytes()).header.alignment == (alignment or DEFAULT_ALIGNMENT) == (alignment or 64)
     decoded = dcformat.load_file(path)
     assert all(np.array_equal(decoded[k], v.detach().numpy()) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("kind", ["shared", "shared, width at export", "raw sparse"])
+def test_export_codes_each_stream_once_and_the_writer_stores_it(monkeypatch, kind):
+    from dcformat.training import export_tensors
+
+    from .test_encodings_sparse import count_encodes
+
+    if kind == "raw sparse":  # pruned, not quantized
+        model = _model()
+        Pruner(model, ["fc1.weight"]).prune(sparsity=0.9)
+    else:
+        model, _, _ = _quantized(bits=3, sparsity=0.9, gap_bits="auto" if kind == "shared" else None)
+    calls = count_encodes(monkeypatch)
+    tensors = export_tensors(model, raw_sparse=kind == "raw sparse")
+    assert isinstance(tensors["fc1.weight"].layout, Sparse)
+    coded = len(calls)
+    data = dcformat.save(tensors)
+    assert len(calls) == coded  # the writer stored the streams as the export coded them
+    effective = effective_state_dict(model)  # (raw_sparse stores a pruned -0.0 as +0.0)
+    assert all(np.array_equal(v, effective[k].numpy()) for k, v in dcformat.load(data).items())

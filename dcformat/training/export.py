@@ -5,9 +5,10 @@ its codebook and codes directly, never re-clustered: the decoded tensor is
 ``codebook[code]`` in the weight's dtype, bit for bit the tensor the forward pass used.
 A pruned weight is stored ``Sparse`` (relative gaps of ``gap_bits`` bits, fillers where a
 gap is too wide, whose code points at an exact ``0.0``), an unpruned one ``Dense``; both
-with ``CodebookValues``. Streams are Huffman-coded, or packed at fixed width when that is
-smaller for a short stream (:func:`dcformat.streams.stream_codec`), or all packed with
-``huffman=False``. Every other tensor of the state dict is stored exactly (raw), or,
+with ``CodebookValues``, laid out by :func:`dcformat.encodings.sparse.build_sparse`. Streams
+are Huffman-coded, or packed at fixed width when that is smaller for a short stream
+(:func:`dcformat.streams.choose.code_stream`), or all packed with ``huffman=False``; each is
+coded once, and the writer stores that payload. Every other tensor of the state dict is stored exactly (raw), or,
 with ``raw_sparse=True``, a floating tensor of two or more dimensions holding zeros is
 stored ``Sparse`` with raw values (a pruned but unquantized model).
 
@@ -23,14 +24,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..compress.sparse import positions_to_gaps
 from ..container.writer import ContainerWriter
-from ..encodings.model import CodebookValues, Dense, EncodedTensor, RawValues, Sparse
+from ..encodings.model import CodebookValues, Dense, EncodedTensor
+from ..encodings.sparse import build_sparse, positions_to_gaps
 from ..errors import UsageError
 from ..format.constants import DEFAULT_ALIGNMENT
-from ..streams import stream_codec
 from ..interop.torch_arrays import to_numpy
-from .gaps import choose_gap_bits, needs_fillers
+from ..streams.choose import code_stream
+from .gaps import choose_gap_bits, choose_gaps, needs_fillers
 from .quantize import SharedWeight
 
 # choose_gap_bits and needs_fillers live in .gaps (quantize needs them too); still importable from here.
@@ -75,13 +76,10 @@ def encode_shared(codebook: np.ndarray, codes: np.ndarray, *, gap_bits: int | No
     kept = flat != k
     if kept.all():
         cb, stream = _canonical_codebook(codebook, flat)
-        stream = stream.astype(np.uint16)
-        return EncodedTensor(dtype=wire, shape=shape, layout=Dense(), values=CodebookValues(
-            codebook=cb, codes=stream, codec=stream_codec(stream, cb.size, huffman=huffman)))
+        return EncodedTensor(dtype=wire, shape=shape, layout=Dense(), values=CodebookValues.coded(
+            cb, code_stream(stream, cb.size, huffman=huffman)))
     positions = np.flatnonzero(kept)
-    if gap_bits is None:
-        gap_bits = choose_gap_bits(kept)
-    gs = positions_to_gaps(positions, gap_bits)
+    gs, coded_gaps = _gap_stream(positions, gap_bits, huffman)
     cb, kept_codes = _canonical_codebook(codebook, flat[positions])
     zero_code = 0
     if gs.fillers:
@@ -93,13 +91,17 @@ def encode_shared(codebook: np.ndarray, codes: np.ndarray, *, gap_bits: int | No
             zero_code = int(np.searchsorted(cb.astype(np.float64), 0.0, side="right"))
             kept_codes = kept_codes + (kept_codes >= zero_code)
             cb = np.insert(cb, zero_code, np.zeros(1, cb.dtype))
-    stream = np.full(gs.entries, zero_code, np.uint16)
-    stream[gs.kept_index] = kept_codes
-    gap_codec = stream_codec(gs.gaps, 1 << gap_bits, huffman=huffman, gap_stream=True)
-    return EncodedTensor(dtype=wire, shape=shape,
-                         layout=Sparse(gap_bits=int(gap_bits), gaps=gs.gaps, codec=gap_codec),
-                         values=CodebookValues(codebook=cb, codes=stream,
-                                               codec=stream_codec(stream, cb.size, huffman=huffman)))
+    sparse = build_sparse(gs, kept_codes, filler=zero_code, alphabet=cb.size, huffman=huffman, gaps=coded_gaps)
+    return EncodedTensor(dtype=wire, shape=shape, layout=sparse.layout, values=sparse.codebook_values(cb))
+
+
+def _gap_stream(positions: np.ndarray, gap_bits: int | None, huffman: bool):
+    """(gap stream, its coding or None): at ``gap_bits``, else at the width :func:`choose_gaps`
+    picks, whose coding is kept when it is the one the export makes (Huffman allowed)."""
+    if gap_bits is not None:
+        return positions_to_gaps(positions, gap_bits), None
+    gs, coded = choose_gaps(positions)
+    return gs, (coded if huffman else None)
 
 
 def _encode_raw_sparse(array: np.ndarray, gap_bits: int | None, huffman: bool) -> EncodedTensor:
@@ -107,15 +109,10 @@ def _encode_raw_sparse(array: np.ndarray, gap_bits: int | None, huffman: bool) -
 
     flat = array.ravel()
     positions = np.flatnonzero(flat != 0)
-    if gap_bits is None:
-        gap_bits = choose_gap_bits(flat != 0)
-    gs = positions_to_gaps(positions, gap_bits)
-    values = np.zeros(gs.entries, array.dtype)
-    values[gs.kept_index] = flat[positions]
+    gs, coded_gaps = _gap_stream(positions, gap_bits, huffman)
+    sparse = build_sparse(gs, flat[positions], filler=0, huffman=huffman, gaps=coded_gaps)
     return EncodedTensor(dtype=dtype_of(array).name, shape=tuple(int(d) for d in array.shape),
-                         layout=Sparse(gap_bits=int(gap_bits), gaps=gs.gaps,
-                                       codec=stream_codec(gs.gaps, 1 << gap_bits, huffman=huffman, gap_stream=True)),
-                         values=RawValues(values=values))
+                         layout=sparse.layout, values=sparse.raw_values())
 
 
 def _parametrized(model: nn.Module) -> dict[str, tuple[nn.Module, str, SharedWeight | None]]:

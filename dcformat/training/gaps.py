@@ -13,15 +13,10 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ..compress.sparse import positions_to_gaps
-from ..streams import stream_codec
+from ..encodings.sparse import GapStream, code_gaps, positions_to_gaps
+from ..streams.choose import CodedStream
 
-__all__ = ["choose_gap_bits", "needs_fillers"]
-
-
-def _stream_bytes(symbols: np.ndarray, alphabet: int, gap_stream: bool) -> int:
-    codec = stream_codec(symbols, alphabet, gap_stream=gap_stream)
-    return len(codec.encode(symbols, alphabet, gap_stream=gap_stream))
+__all__ = ["choose_gap_bits", "choose_gaps", "needs_fillers"]
 
 
 def needs_fillers(mask: np.ndarray, gap_bits: int) -> bool:
@@ -32,7 +27,7 @@ def needs_fillers(mask: np.ndarray, gap_bits: int) -> bool:
 def choose_gap_bits(mask: np.ndarray, candidates: Iterable[int] = range(2, 11)) -> int:
     """The gap width giving the smallest sparse layout of ``mask`` after entropy coding.
 
-    Counts the gap stream as the exporter codes it (:func:`dcformat.streams.stream_codec`,
+    Counts the gap stream as the exporter codes it (:func:`dcformat.encodings.sparse.code_gaps`,
     Huffman tables included) plus an estimate of the codes of
     the filler entries, ``log2(entries / fillers)`` bits each (what an entropy coder spends
     on a symbol of that frequency). Ties go to the narrower width.
@@ -43,13 +38,26 @@ def choose_gap_bits(mask: np.ndarray, candidates: Iterable[int] = range(2, 11)) 
     >>> choose_gap_bits(m) >= 4
     True
     """
-    positions = np.flatnonzero(np.asarray(mask).ravel())
+    return choose_gaps(np.flatnonzero(np.asarray(mask).ravel()), candidates)[0].gap_bits
+
+
+def choose_gaps(positions: np.ndarray, candidates: Iterable[int] = range(2, 11)) -> tuple[GapStream, CodedStream]:
+    """The gap stream of ``positions`` at the width :func:`choose_gap_bits` picks, with its
+    coding (Huffman allowed), which :func:`dcformat.encodings.sparse.build_sparse` keeps.
+
+    Examples
+    --------
+    >>> gaps, coded = choose_gaps(np.arange(0, 1000, 10))
+    >>> gaps.gap_bits == coded.alphabet_size.bit_length() - 1 >= 4
+    True
+    """
     best, best_bits = None, math.inf
     for gb in candidates:
         gs = positions_to_gaps(positions, gb)
-        bits = 8 * _stream_bytes(gs.gaps, 1 << gb, True)
+        coded = code_gaps(gs)
+        bits = 8 * coded.nbytes
         if gs.fillers:
             bits += gs.fillers * max(1.0, math.log2(gs.entries / gs.fillers))
         if bits < best_bits:
-            best, best_bits = gb, bits
-    return int(best)
+            best, best_bits = (gs, coded), bits
+    return best

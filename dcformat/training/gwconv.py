@@ -53,10 +53,10 @@ from ..compress.bank import build_bank, nearest_kernels
 from ..compress.kmeans import assign, kmeans_1d
 from ..container.writer import ContainerWriter
 from ..encodings.model import BankValues, CodebookValues, Dense, EncodedTensor
-from ..streams import stream_codec
 from ..errors import UsageError
 from ..format.constants import DEFAULT_ALIGNMENT
 from ..interop.torch_arrays import to_numpy, wire_name
+from ..streams.choose import code_stream
 from .export import export_tensors
 
 __all__ = ["KernelBank", "GWConv2d", "RULES", "gw_layers", "eligible_conv", "convert_to_gwconv",
@@ -360,18 +360,17 @@ def export_gw(model: nn.Module, *, bank_name: str = "gw", bank_bits: int | None 
         if codebook.size > 1 << bank_bits:
             raise UsageError(f"the bank holds {codebook.size} distinct values, more than 2**{bank_bits}; "
                              "call quantize_bank_ first")
-        bank_record = EncodedTensor(dtype, tuple(bank_np.shape), Dense(),
-                                    CodebookValues(codebook, codes.astype(np.uint16).ravel(),
-                                                   stream_codec(codes, codebook.size, huffman=huffman)))
+        bank_record = EncodedTensor(dtype, tuple(bank_np.shape), Dense(), CodebookValues.coded(
+            codebook, code_stream(codes.ravel(), codebook.size, huffman=huffman)))
     tensors: dict = {}
     layers = {f"{name}.selectors" if name else "selectors": (name, layer) for name, layer in gw_layers(model)}
     for key, value in export_tensors(model, huffman=huffman).items():
         if key in layers:  # the pair's selectors become the layer's weight, in state-dict order
             name, layer = layers[key]
-            selectors = layer.indices().cpu().numpy().astype(np.uint16).ravel()
+            selectors = code_stream(layer.indices().cpu().numpy().ravel(), bank.size, huffman=huffman)
             tensors[f"{name}.weight" if name else "weight"] = EncodedTensor(
                 dtype, (layer.out_channels, layer.in_channels, *layer.kernel_size), Dense(),
-                BankValues(bank_name, selectors, stream_codec(selectors, bank.size, huffman=huffman)))
+                BankValues.coded(bank_name, selectors))
         elif not (key.endswith("bank.weight") and _is_bank_key(model, key)):
             tensors[key] = value
     return tensors, {bank_name: bank_record}
