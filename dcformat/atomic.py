@@ -7,16 +7,22 @@ included, the temporary file is removed and the destination is untouched. An exi
 destination is replaced only with ``overwrite=True``; without it, a file that appears
 while we write is not clobbered either (the final step is ``link``, which fails if the
 name exists).
+
+Every ``OSError`` met on the way (a missing directory, a read-only or full disk) is
+raised as the :class:`~dcformat.errors.StorageError` for writing the destination, and
+names the destination, never the temporary file. A write that fails inside the block is
+raised as such even when the caller (``torch.save``, say) turns it into another error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 from pathlib import Path
 
-from .errors import OutputExists
+from .errors import DCFormatError, OutputExists, StorageError, storage_errors
 
 
 @contextlib.contextmanager
@@ -24,17 +30,42 @@ def atomic_output(path, *, overwrite: bool = False):
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExists(str(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with storage_errors(path, "write"):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        _publish(tmp, path, overwrite)
+        raw = _Target(fd, path)
+        with io.BufferedWriter(raw) as f:
+            try:
+                yield f
+            except Exception as exc:
+                if raw.failure is not None and not isinstance(exc, DCFormatError):
+                    raise raw.failure from exc  # the write that failed, not what the caller made of it
+                raise
+            with storage_errors(path, "write"):
+                f.flush()
+                os.fsync(f.fileno())
+        with storage_errors(path, "write"):
+            os.chmod(tmp, 0o666 & ~_umask())
+            _publish(tmp, path, overwrite)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+class _Target(io.FileIO):
+    """The temporary file: a failed write raises (and remembers) the StorageError for ``path``."""
+
+    def __init__(self, fd: int, path: Path):
+        super().__init__(fd, "wb")
+        self.path = path
+        self.failure: StorageError | None = None
+
+    def write(self, data) -> int:
+        try:
+            return super().write(data)
+        except OSError as exc:
+            self.failure = StorageError.from_os_error(exc, self.path, "write")
+            raise self.failure from exc
 
 
 def _umask() -> int:

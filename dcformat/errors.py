@@ -9,9 +9,20 @@ attributes; messages are short and name the field or tensor.
 ``UsageError`` and its subclasses mean "the call was wrong" (bad arguments, bad
 settings); they also derive from :class:`ValueError` so ordinary Python code that
 expects ``ValueError`` keeps working.
+
+``StorageError`` and its subclasses mean "a path could not be read or written" (it does
+not exist, is a directory, is not ours to write, the disk is full): conditions of the
+machine, not of the file's bytes nor of the call. Each is also the built-in ``OSError``
+subclass Python raises for the same condition (``FileNotFoundError``,
+``IsADirectoryError``, ``PermissionError``, or ``OSError`` itself) and keeps its
+``errno``, ``strerror`` and ``filename``, so ``except DCFormatError`` and ``except
+OSError`` both catch it. :func:`storage_errors` turns the ``OSError`` of a block into one.
 """
 
 from __future__ import annotations
+
+import contextlib
+import errno as _errno
 
 
 class DCFormatError(Exception):
@@ -250,7 +261,7 @@ class OutputExists(UsageError, FileExistsError):
 
     def __init__(self, path: str):
         self.path = path
-        super().__init__(f"{path} exists; pass force=True (CLI: --force) to overwrite it")
+        super().__init__(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
 
     def __str__(self) -> str:
         return self.args[0]
@@ -258,3 +269,104 @@ class OutputExists(UsageError, FileExistsError):
 
 class ConversionError(UsageError):
     """An input checkpoint that a converter cannot read."""
+
+
+# --- the machine or the path -----------------------------------------------------
+
+
+class StorageError(DCFormatError, OSError):
+    """A path could not be read or written, for a reason of the machine or of the path.
+
+    ``errno``, ``strerror`` and ``filename`` are those of the ``OSError`` it stands for;
+    ``action`` is ``"read"`` or ``"write"``. The message names the path.
+    """
+
+    #: What the message says after the path, unless the condition has no class of its own.
+    reason = ""
+
+    def __init__(self, filename, errno: int | None = None, strerror: str | None = None, action: str = "read"):
+        OSError.__init__(self, errno, strerror or self.reason or "input/output error", str(filename))
+        self.action = action
+        self.message = f"cannot {action} {filename}: {self.reason or strerror or 'input/output error'}"
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self):
+        return type(self), (self.filename, self.errno, self.strerror, self.action)
+
+    @staticmethod
+    def from_os_error(exc: OSError, path, action: str) -> "StorageError":
+        """The StorageError for ``exc``, an OSError met reading or writing ``path``."""
+        code = exc.errno
+        cls = _BY_ERRNO.get(code, ReadFailed if action == "read" else WriteFailed)
+        if cls is InputNotFound and action == "write":
+            cls = DirectoryNotFound
+        return cls(path, code, exc.strerror, action)
+
+
+class InputNotFound(StorageError, FileNotFoundError):
+    """Nothing exists at the path to be read."""
+
+    reason = "no such file"
+
+
+class DirectoryNotFound(StorageError, FileNotFoundError):
+    """The directory a file is to be written into does not exist."""
+
+    reason = "its directory does not exist"
+
+
+class IsADirectory(StorageError, IsADirectoryError):
+    """The path names a directory, where a file was expected."""
+
+    reason = "it is a directory, not a file"
+
+
+class AccessDenied(StorageError, PermissionError):
+    """The path may not be read, or written, by this process."""
+
+    reason = "permission denied"
+
+
+class ReadFailed(StorageError):
+    """Reading failed for another reason of the machine (an I/O error, say)."""
+
+
+class WriteFailed(StorageError):
+    """Writing failed for another reason of the machine; no partial output is left."""
+
+
+class StorageFull(WriteFailed):
+    """No space is left on the device, or in the user's quota."""
+
+    reason = "no space left on the device"
+
+
+class ReadOnlyFileSystem(WriteFailed):
+    """The path is on a file system mounted read-only."""
+
+    reason = "the file system is read-only"
+
+
+_BY_ERRNO = {
+    _errno.ENOENT: InputNotFound,
+    _errno.EISDIR: IsADirectory,
+    _errno.EACCES: AccessDenied,
+    _errno.EPERM: AccessDenied,
+    _errno.ENOSPC: StorageFull,
+    _errno.EDQUOT: StorageFull,
+    _errno.EROFS: ReadOnlyFileSystem,
+}
+
+
+@contextlib.contextmanager
+def storage_errors(path, action: str):
+    """Raise an ``OSError`` of the block as the :class:`StorageError` for reading or
+    writing (``action``) ``path``; dcformat's own errors pass through unchanged."""
+    try:
+        yield
+    except DCFormatError:
+        raise
+    except OSError as exc:
+        raise StorageError.from_os_error(exc, path, action) from exc

@@ -11,6 +11,7 @@ import numpy as np
 
 from .container.file import ContainerFile
 from .container.writer import ContainerWriter, StreamingWriter
+from .errors import storage_errors
 
 
 def save(tensors: Mapping, metadata: Mapping[str, str] | None = None, *,
@@ -66,7 +67,7 @@ def load_file(path, *, verify: bool = True, decode_budget: int | None = None,
     view into the mapping outlives the call.
     """
     options = dict(verify=verify, decode_budget=decode_budget, threads=threads)
-    with open(Path(path), "rb") as f:
+    with storage_errors(path, "read"), open(Path(path), "rb") as f:
         if os.fstat(f.fileno()).st_size == 0:
             return load(b"", **options)
         mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
@@ -81,7 +82,9 @@ def load_file(path, *, verify: bool = True, decode_budget: int | None = None,
 
 def load_metadata(path) -> dict[str, str]:
     """The metadata map of a file, without decoding any tensor."""
-    return ContainerFile(Path(path).read_bytes()).metadata
+    with storage_errors(path, "read"):
+        data = Path(path).read_bytes()
+    return ContainerFile(data).metadata
 
 
 def _add_all(writer, tensors: Mapping, banks: Mapping | None) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 from .container.file import ContainerFile
 from .format.records import Record
 from .interop.torch_arrays import numpy_view, to_torch
-from .errors import UsageError
+from .errors import UsageError, storage_errors
 
 
 class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
@@ -51,7 +51,7 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
             raise UsageError(f"framework must be 'numpy' or 'pt', got {framework!r}")
         self.framework = framework
         self._map = None
-        with open(Path(path), "rb") as f:
+        with storage_errors(path, "read"), open(Path(path), "rb") as f:
             if mmap and Path(path).stat().st_size > 0:
                 self._map = _mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_READ)
                 buf = self._map

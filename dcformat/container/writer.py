@@ -32,7 +32,7 @@ from typing import Mapping
 
 from ..atomic import atomic_output
 from ..encodings.encode import BankInfo, EncodedRecord, encode_tensor
-from ..errors import InvalidSettings, NameInUse, OutputExists, UsageError
+from ..errors import InvalidSettings, NameInUse, OutputExists, UsageError, storage_errors
 from ..format import constants as C
 from ..format.records import SegmentRef
 from .checksum import crc32
@@ -244,7 +244,8 @@ class StreamingWriter(_Layout):
         if self.path.exists() and not overwrite:
             raise OutputExists(str(self.path))
         # Beside the destination, so that the final copy stays on one file system.
-        self._spill = tempfile.TemporaryFile(dir=self.path.parent)
+        with storage_errors(self.path, "write"):
+            self._spill = tempfile.TemporaryFile(dir=self.path.parent)
 
     def __enter__(self) -> "StreamingWriter":
         return self
@@ -257,13 +258,14 @@ class StreamingWriter(_Layout):
             self.close()
 
     def _sink(self, data) -> None:
-        self._spill.write(data)
+        with storage_errors(self.path, "write"):
+            self._spill.write(data)
 
     def finish(self) -> None:
         """Write the file to ``path`` atomically and drop the spill."""
         try:
             head = self._finish_head()
-            with atomic_output(self.path, overwrite=self.overwrite) as f:
+            with atomic_output(self.path, overwrite=self.overwrite) as f, storage_errors(self.path, "write"):
                 f.write(head)
                 _append_file(self._spill, f, self._data_size)
         finally:

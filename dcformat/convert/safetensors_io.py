@@ -11,7 +11,7 @@ from safetensors import SafetensorError, safe_open
 
 from ..atomic import atomic_output
 from ..format.dtypes import dtype_of, to_little_endian
-from ..errors import ConversionError, UsageError
+from ..errors import ConversionError, UsageError, storage_errors
 
 
 class SafetensorsSource(Mapping):
@@ -36,6 +36,8 @@ class SafetensorsSource(Mapping):
 
     def __init__(self, path):
         self.path = path
+        with storage_errors(path, "read"), open(path, "rb"):  # missing, a directory, unreadable
+            pass
         with self._open() as f:
             self._names = list(f.keys())
             self.metadata: dict[str, str] = dict(f.metadata() or {})
@@ -43,7 +45,8 @@ class SafetensorsSource(Mapping):
 
     def _open(self):
         try:
-            return safe_open(str(self.path), framework="numpy")
+            with storage_errors(self.path, "read"):
+                return safe_open(str(self.path), framework="numpy")
         except SafetensorError as exc:
             raise ConversionError(f"{self.path}: not a valid safetensors file: {exc}") from exc
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_output
-from ..errors import ConversionError
+from ..errors import ConversionError, storage_errors
 
 
 #: Bytes copied out of a mapped checkpoint before it is mapped afresh (see TorchSource).
@@ -42,6 +42,8 @@ class TorchSource(Mapping):
 
     def __init__(self, path):
         self.path = path
+        with storage_errors(path, "read"), open(path, "rb"):  # missing, a directory, unreadable
+            pass
         self._mapped = zipfile.is_zipfile(path)
         self._tensors, self.skipped = self._load()
         self._names = list(self._tensors)
