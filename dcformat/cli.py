@@ -1,8 +1,24 @@
 """The ``dcformat`` command: a thin shell over the public API.
 
-Exit codes: 0 success; 1 the input file is invalid or failed verification; 2 wrong
-usage (bad arguments or settings, an output that exists without ``--force``, an
-unreadable checkpoint); 130 interrupted. Messages go to stderr and name the file.
+Exit codes (also in ``dcformat --help`` and the README):
+
+====  =====================================================================================
+0     success
+1     the input ``.dcf`` file is invalid or failed verification
+2     wrong usage: bad or contradictory arguments or settings, an output that exists
+      without ``--force``, a checkpoint the converters cannot read
+3     an input (the model, ``--settings``, ``--rd-weights``, ``--prototxt``) is missing, a
+      directory, or cannot be read (permission denied, I/O error)
+4     the output could not be written: disk full, quota exceeded, file too large,
+      read-only file system, permission denied, a missing directory; nothing was written
+130   interrupted (Ctrl-C); nothing was written
+====  =====================================================================================
+
+Every failure is one line on stderr that names the file, never a traceback, for a
+condition of the machine or of the input. The API raises the built-in classes for those
+(``FileNotFoundError``, ``IsADirectoryError``, ``PermissionError``, ``OSError`` with its
+errno), some of them also :class:`~dcformat.errors.DCFormatError`; they are told apart
+here before the generic ``DCFormatError`` is.
 
 ``compress`` warns in one line on stderr when a compressed tensor ends below
 :data:`QUALITY_FLOOR_DB` (``--preset paper`` without retraining does), pointing to the
@@ -12,15 +28,33 @@ retraining API in :mod:`dcformat.training`; ``-q`` suppresses it with the table 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import DCFormatError, FormatError, UsageError
+from .errors import DCFormatError, FormatError, OutputExists, UsageError
 
 #: A compressed tensor below this SQNR (relative RMS error above 0.32) draws a warning.
 QUALITY_FLOOR_DB = 10.0
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INPUT, EXIT_OUTPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_CODES = f"""exit codes:
+  {EXIT_OK}    success
+  {EXIT_INVALID}    the input .dcf file is invalid or failed verification
+  {EXIT_USAGE}    wrong usage: bad or contradictory options, an output that exists without --force,
+       a checkpoint the converters cannot read
+  {EXIT_INPUT}    an input is missing, a directory, or cannot be read
+  {EXIT_OUTPUT}    the output could not be written (disk full, read-only, permission, no such
+       directory); nothing was written
+  {EXIT_INTERRUPTED}  interrupted; nothing was written"""
+
+#: errno values that only a write gives, and how the message says them.
+_WRITE_ERRNOS = {errno.ENOSPC: "disk full (no space left on device)", errno.EDQUOT: "disk quota exceeded",
+                 errno.EFBIG: "file too large for this file system or limit",
+                 errno.EROFS: "read-only file system"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,21 +62,57 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except FormatError as exc:
-        print(f"dcformat: {getattr(args, 'input', '')}: invalid file: {exc}", file=sys.stderr)
-        return 1
-    except (UsageError, DCFormatError) as exc:
-        print(f"dcformat: {exc}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as exc:
-        print(f"dcformat: {exc.filename}: no such file", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("dcformat: interrupted; no output was written", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # `dcformat info x.dcf | head`
         sys.stderr.close()
-        return 0
+        return EXIT_OK
+    except OutputExists as exc:  # appeared while we worked: checked once before, too
+        print(f"dcformat: {exc.path} exists; pass --force to overwrite it", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # before DCFormatError: the API's file errors may be both
+        code, message = _os_failure(exc, args)
+        print(f"dcformat: {message}", file=sys.stderr)
+        return code
+    except FormatError as exc:
+        print(f"dcformat: {getattr(args, 'input', '')}: invalid file: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except DCFormatError as exc:
+        print(f"dcformat: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _os_failure(exc: OSError, args) -> tuple[int, str]:
+    """(exit code, message) of an OSError: an input that cannot be read, or an output not written."""
+    name = exc.filename if exc.filename is not None else getattr(exc, "path", None)
+    output = getattr(args, "output_path", None)
+    if isinstance(exc, FileNotFoundError):
+        reason = "no such file or directory"
+    elif isinstance(exc, IsADirectoryError):
+        reason = "is a directory, not a file"
+    elif isinstance(exc, PermissionError):
+        reason = "permission denied"
+    else:
+        reason = _WRITE_ERRNOS.get(exc.errno) or (exc.strerror or str(exc) or type(exc).__name__).lower()
+    is_input = name is not None and _same_file(name, _inputs(args))
+    if output is not None and (exc.errno in _WRITE_ERRNOS or not is_input):
+        where = "" if name is None or _names_the_output(name, output) else f" ({name})"
+        return EXIT_OUTPUT, f"{output}: cannot write: {reason}{where}; nothing was written"
+    return EXIT_INPUT, f"{name if name is not None else args.input}: cannot read: {reason}"
+
+
+def _inputs(args) -> list[str]:
+    return [p for p in (getattr(args, k, None) for k in ("input", "settings", "rd_weights", "prototxt")) if p]
+
+
+def _same_file(name, paths) -> bool:
+    return any(os.path.abspath(name) == os.path.abspath(p) for p in paths)
+
+
+def _names_the_output(name, output: Path) -> bool:
+    """Whether ``name`` is the output or a file beside it (a temporary file the user never sees)."""
+    return Path(name).parent == output.parent
 
 
 # --- commands ---------------------------------------------------------------------
@@ -52,7 +122,8 @@ def cmd_compress(args) -> int:
     from .convert import compress_checkpoint
     from .inspect import describe, format_table
 
-    src, dst = Path(args.input), _output_path(args.input, args.output, ".dcf")
+    src = _readable(args.input)
+    dst = args.output_path = _output_path(args.input, args.output, ".dcf")
     _refuse_clobber(src, dst, args.force)
     reports, skipped = compress_checkpoint(src, dst, _settings(args), prototxt=args.prototxt,
                                            overwrite=args.force, progress=not args.quiet)
@@ -93,7 +164,8 @@ def cmd_decompress(args) -> int:
     from .convert import DcfSource, write_checkpoint
     from .safe_open import safe_open
 
-    src, dst = Path(args.input), _output_path(args.input, args.output, ".safetensors")
+    src = _readable(args.input)
+    dst = args.output_path = _output_path(args.input, args.output, ".safetensors")
     _refuse_clobber(src, dst, args.force)
     with safe_open(src) as f:  # decoded one tensor at a time when the output is safetensors
         write_checkpoint(DcfSource(f), dst, f.metadata(), overwrite=args.force)
@@ -105,7 +177,7 @@ def cmd_info(args) -> int:
     from .inspect import describe, format_table
     from .safe_open import safe_open
 
-    rows, banks, size = describe(args.input)
+    rows, banks, size = describe(_readable(args.input))
     if args.json:
         with safe_open(args.input) as f:
             meta, version = f.metadata(), f.version
@@ -120,7 +192,7 @@ def cmd_info(args) -> int:
 def cmd_verify(args) -> int:
     from .numpy import load_file
 
-    tensors = load_file(args.input, verify=True)
+    tensors = load_file(_readable(args.input), verify=True)
     print(f"{args.input}: OK ({len(tensors)} tensors, checksums and full decode)")
     return 0
 
@@ -135,9 +207,25 @@ def _output_path(src: str, out: str | None, suffix: str) -> Path:
     return path.with_name(path.stem + suffix) if path.suffix != suffix else path.with_name(path.stem + ".out" + suffix)
 
 
+def _readable(path) -> Path:
+    """``path`` once it is known to be a file this process may read, checked before any output.
+
+    A missing file, a directory and a file that cannot be opened raise the OSError that
+    ``open`` gives, with the name (safetensors' reader would call a file it may not
+    read missing).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    open(path, "rb").close()
+    return path
+
+
 def _refuse_clobber(src: Path, dst: Path, force: bool) -> None:
     if not dst.parent.is_dir():
-        raise UsageError(f"{dst.parent}: output directory does not exist")
+        raise FileNotFoundError(errno.ENOENT, "no such directory", str(dst.parent))
+    if dst.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(dst))
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
         raise UsageError(f"{dst}: output is the input file; choose another output path")
     if dst.exists() and not force:
@@ -253,11 +341,15 @@ def _rd_weights(path: Path) -> dict:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dcformat", description="Deep Compression storage format and codec.")
+    parser = argparse.ArgumentParser(prog="dcformat", description="Deep Compression storage format and codec.",
+                                     epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"dcformat {__version__}")
     sub = parser.add_subparsers(required=True, metavar="command")
 
-    p = sub.add_parser("compress", help="checkpoint (.safetensors/.pt/.pth/.bin/.net) -> .dcf")
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+
+    p = command("compress", help="checkpoint (.safetensors/.pt/.pth/.bin/.net) -> .dcf")
     p.add_argument("input")
     p.add_argument("-o", "--output", help="output .dcf (default: input name with .dcf)")
     p.add_argument("--preset", help="default | paper | lossless (default: default)")
@@ -279,18 +371,18 @@ def _parser() -> argparse.ArgumentParser:
                    help="print only the summary line (no table, notes or quality warning)")
     p.set_defaults(func=cmd_compress)
 
-    p = sub.add_parser("decompress", help=".dcf -> .safetensors or PyTorch (.pt/.pth/.bin)")
+    p = command("decompress", help=".dcf -> .safetensors or PyTorch (.pt/.pth/.bin)")
     p.add_argument("input")
     p.add_argument("-o", "--output", help="output file; its suffix picks the format (default .safetensors)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_decompress)
 
-    p = sub.add_parser("info", help="per-tensor table of a .dcf file")
+    p = command("info", help="per-tensor table of a .dcf file")
     p.add_argument("input")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("verify", help="check every checksum and decode every tensor")
+    p = command("verify", help="check every checksum and decode every tensor")
     p.add_argument("input")
     p.set_defaults(func=cmd_verify)
     return parser

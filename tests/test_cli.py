@@ -274,20 +274,7 @@ def test_not_a_dcf_file(capsys, lenet):
     assert code == 1 and str(lenet) in err
 
 
-@pytest.mark.parametrize("command", ["compress", "decompress", "info", "verify"])
-def test_missing_input_exits_2(capsys, tmp_path, command):
-    missing = tmp_path / ("nothing.safetensors" if command == "compress" else "nothing.dcf")
-    code, out, err = run(capsys, command, missing)
-    assert code == 2
-    assert str(missing) in err
-    assert not list(tmp_path.iterdir())  # and nothing was written
-
-
-def test_output_in_a_missing_directory_exits_2_naming_it(capsys, lenet, tmp_path):
-    out_path = tmp_path / "no" / "such" / "x.dcf"
-    code, _, err = run(capsys, "compress", lenet, "-o", out_path, "--preset", "lossless", "-q")
-    assert code == 2
-    assert ".tmp" not in err and str(out_path.parent) in err
+# A missing input (exit 3) and an output that cannot be written (exit 4): tests/test_cli_faults.py.
 
 
 def test_unknown_input_suffix_exits_2(capsys, lenet, tmp_path):
@@ -318,9 +305,9 @@ def test_bad_settings_json_exits_2(capsys, lenet, tmp_path, text, message):
     assert not (tmp_path / "x.dcf").exists()
 
 
-def test_missing_settings_file_and_unknown_preset_exit_2(capsys, lenet, tmp_path):
+def test_missing_settings_file_exits_3_and_unknown_preset_2(capsys, lenet, tmp_path):
     code, _, err = run(capsys, "compress", lenet, "-o", tmp_path / "x.dcf", "--settings", tmp_path / "no.json")
-    assert code == 2 and "no.json" in err
+    assert code == 3 and "no.json" in err
     code, _, err = run(capsys, "compress", lenet, "-o", tmp_path / "x.dcf", "--preset", "bogus")
     assert code == 2 and "bogus" in err
     assert not (tmp_path / "x.dcf").exists()

@@ -12,6 +12,8 @@ checkpoint through the compression pipeline into a ``.dcf`` file.
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -68,11 +70,14 @@ def open_checkpoint(path, *, prototxt=None) -> Iterator[Checkpoint]:
     with ``mmap=True``; each tensor copied out of the mapping when indexed) and ``.dcf``
     files (each tensor decoded when indexed). Eager: legacy (non-zip) PyTorch files,
     which cannot be mapped, and 2016 ``.net`` files, whose layers are decoded and
-    re-planned as a whole. The file stays open until the ``with`` block ends.
+    re-planned as a whole. The file stays open until the ``with`` block ends. A missing
+    ``path`` raises ``FileNotFoundError``, a directory ``IsADirectoryError``.
     """
+    if not Path(path).exists():
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+    if Path(path).is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     kind = checkpoint_format(path)
-    if not Path(path).is_file():
-        raise ConversionError(f"{path}: no such file")
     if kind == "safetensors":
         from .safetensors_io import SafetensorsSource
 
