@@ -9,15 +9,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from dcformat import load, load_file, save, save_file
 from dcformat.convert.caffe_prototxt import load_prototxt, parse_prototxt, parse_text_proto
 from dcformat.convert.net2016 import (
     code_bits_for,
+    decode_encoded,
+    estimate_stream_bytes,
+    net_layer_selection,
+    net_to_encoded,
     parse_net,
     plan_layer,
+    plan_net,
+    plan_to_encoded,
     read_net,
 )
+from dcformat.encodings.model import CodebookValues, EncodedTensor, Sparse
 from dcformat.errors import ConversionError
+from dcformat.streams import HuffmanCodec, PackedCodec
 
 SHARED = Path(os.environ.get("DCFORMAT_SHARED_DIR") or Path(__file__).resolve().parents[1].parent / "shared")
 REF = SHARED / "reference"
@@ -30,18 +41,6 @@ SQZ_SHA256 = "e4ab6960ae8cd81505e1c2136921201507e930966c53deaf15862a395b3a3261"
 needs_squeezenet = pytest.mark.skipif(not (SQZ_NET.exists() and SQZ_PROTO.exists()),
                                       reason=f"reference files not found under {REF}")
 needs_alexnet = pytest.mark.skipif(not ALEX_PROTO.exists(), reason=f"{ALEX_PROTO} not found")
-
-
-def _have_streams() -> bool:
-    try:
-        import dcformat.streams  # noqa: F401
-        from dcformat.encodings.model import EncodedTensor  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_streams = pytest.mark.skipif(not _have_streams(), reason="dcformat.streams not available yet")
 
 
 # --- a tiny writer of the 2016 format, for synthetic files ---------------------------------
@@ -410,8 +409,6 @@ def test_plan_layer_all_zero_and_full():
 
 
 def test_squeezenet_plans_bit_identical(squeezenet):
-    from dcformat.convert.net2016 import plan_net
-
     plans = plan_net(squeezenet)
     for layer, plan in zip(squeezenet, plans):
         assert _reconstruct(plan).tobytes() == layer.weight.tobytes(), layer.name
@@ -421,11 +418,7 @@ def test_squeezenet_plans_bit_identical(squeezenet):
     assert sum(p.est_bytes for p in plans) + 4 * squeezenet.bias_count < 550_000
 
 
-@needs_streams
 def test_net_to_encoded_bit_identical(squeezenet):
-    from dcformat.convert.net2016 import decode_encoded, net_to_encoded
-    from dcformat.encodings.model import CodebookValues, EncodedTensor
-
     enc = net_to_encoded(squeezenet)
     assert len(enc) == 52
     assert list(enc)[:3] == ["conv1.weight", "conv1.bias", "fire2/conv1x1_1.weight"]
@@ -439,20 +432,7 @@ def test_net_to_encoded_bit_identical(squeezenet):
         assert isinstance(b, np.ndarray) and b.dtype == np.float32 and b.tobytes() == layer.bias.tobytes()
 
 
-def _have_writer() -> bool:
-    try:
-        from dcformat import load_file, save_file  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@needs_streams
-@pytest.mark.skipif(not _have_writer(), reason="dcformat.save_file not available yet")
 def test_squeezenet_dcf_file(squeezenet, tmp_path):
-    from dcformat import load_file, save_file
-    from dcformat.convert.net2016 import net_to_encoded
-
     path = tmp_path / "squeezenet.dcf"
     save_file(net_to_encoded(squeezenet), path)
     size = path.stat().st_size
@@ -463,15 +443,8 @@ def test_squeezenet_dcf_file(squeezenet, tmp_path):
         assert np.asarray(back[f"{layer.name}.bias"]).tobytes() == layer.bias.tobytes()
 
 
-@needs_streams
-@pytest.mark.skipif(not _have_writer(), reason="dcformat.save_file not available yet")
 def test_squeezenet_all_sparse_huffman_only(squeezenet):
     """The restricted re-encoding (every weight SPARSE, every stream Huffman) and the verbatim one are exact too."""
-    from dcformat import load, save
-    from dcformat.convert.net2016 import net_to_encoded
-    from dcformat.encodings.model import Sparse
-    from dcformat.streams import HuffmanCodec
-
     for enc in (net_to_encoded(squeezenet, allow_dense=False, allow_packed=False),
                 net_to_encoded(squeezenet, reencode=False)):
         for layer in squeezenet:
@@ -488,8 +461,6 @@ def test_squeezenet_all_sparse_huffman_only(squeezenet):
 
 
 def test_layer_selection_and_code_bits():
-    from dcformat.convert.net2016 import net_layer_selection
-
     net = parse_prototxt("""
         input: "data" input_dim: 1 input_dim: 3 input_dim: 4 input_dim: 4
         layer { name: "conv1" type: "Convolution" bottom: "data" top: "c"
@@ -513,49 +484,80 @@ def test_layer_selection_and_code_bits():
     assert nf["conv1"].weight.tobytes() == conv.tobytes() and nf["ip1"].weight.tobytes() == ip.tobytes()
 
 
-try:
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import strategies as st
-except ImportError:  # pragma: no cover
-    given = None
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=2200))
+def test_arbitrary_bytes_never_crash(data):
+    net = parse_prototxt(TINY_PROTO)
+    try:
+        nf = parse_net(data, net)
+    except ConversionError:
+        return
+    assert nf.file_size == len(data)
 
-if given is not None:
 
-    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(st.binary(max_size=2200))
-    def test_arbitrary_bytes_never_crash(data):
-        net = parse_prototxt(TINY_PROTO)
-        try:
-            nf = parse_net(data, net)
-        except ConversionError:
-            return
-        assert nf.file_size == len(data)
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.0, 1.0), st.integers(0, 60))
+def test_mutated_files_never_crash(seed, density, n_flips):
+    rng = np.random.default_rng(seed)
+    net, layers = _tiny_layers(rng, density)
+    data = bytearray(build_net_bytes(layers))
+    for _ in range(n_flips):
+        data[int(rng.integers(len(data)))] ^= 1 << int(rng.integers(8))
+    cut = int(rng.integers(len(data) + 1)) if rng.random() < 0.3 else len(data)
+    try:
+        parse_net(bytes(data[:cut]), net)
+    except ConversionError:
+        pass
 
-    @settings(max_examples=60, deadline=None)
-    @given(st.integers(0, 2**32 - 1), st.floats(0.0, 1.0), st.integers(0, 60))
-    def test_mutated_files_never_crash(seed, density, n_flips):
-        rng = np.random.default_rng(seed)
-        net, layers = _tiny_layers(rng, density)
-        data = bytearray(build_net_bytes(layers))
-        for _ in range(n_flips):
-            data[int(rng.integers(len(data)))] ^= 1 << int(rng.integers(8))
-        cut = int(rng.integers(len(data) + 1)) if rng.random() < 0.3 else len(data)
-        try:
-            parse_net(bytes(data[:cut]), net)
-        except ConversionError:
-            pass
 
-    @pytest.mark.skipif(not (_have_streams() and _have_writer()), reason="writer not available yet")
-    @settings(max_examples=40, deadline=None)
-    @given(st.integers(0, 2**32 - 1), st.floats(0.0, 1.0))
-    def test_synthetic_dcf_roundtrip(seed, density):
-        from dcformat import load, save
-        from dcformat.convert.net2016 import net_to_encoded
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.0, 1.0))
+def test_synthetic_dcf_roundtrip(seed, density):
+    rng = np.random.default_rng(seed)
+    net, layers = _tiny_layers(rng, density)
+    nf = parse_net(build_net_bytes(layers), net)
+    back = load(save(net_to_encoded(nf)))
+    for name, _, bias, weight in layers:
+        assert back[f"{name}.weight"].tobytes() == weight.tobytes()
+        assert back[f"{name}.bias"].tobytes() == bias.tobytes()
 
-        rng = np.random.default_rng(seed)
-        net, layers = _tiny_layers(rng, density)
-        nf = parse_net(build_net_bytes(layers), net)
-        back = load(save(net_to_encoded(nf)))
-        for name, _, bias, weight in layers:
-            assert back[f"{name}.weight"].tobytes() == weight.tobytes()
-            assert back[f"{name}.bias"].tobytes() == bias.tobytes()
+
+# --- the plan keeps its coded streams ---------------------------------------------------------
+
+
+def test_a_plan_is_coded_once_and_written_as_coded(squeezenet, monkeypatch):
+    from .test_encodings_sparse import count_encodes
+
+    layer = squeezenet["fire2/conv3x3_2"]
+    plan = plan_layer(layer.name, layer.weight)
+    calls = count_encodes(monkeypatch)
+    enc = plan_to_encoded(plan)
+    data = save({"w": enc})
+    assert calls == []  # the payloads measured are the ones written
+    assert load(data)["w"].tobytes() == layer.weight.tobytes()
+    assert len(plan.codes_stream.payload) == plan.est_codes_bytes
+    assert len(plan.gaps_stream.payload) == plan.est_gaps_bytes
+
+
+def test_a_plan_changed_by_hand_is_coded_with_its_codec():
+    w = np.zeros((40, 40), np.float32)
+    w[::3, ::2] = np.arange(1, 15, dtype=np.float32)[:, None]
+    plan = plan_layer("x", w, allow_dense=False)
+    plan.codes_codec = "packed" if plan.codes_codec == "huffman" else "huffman"
+    enc = plan_to_encoded(plan)
+    assert enc.values.codec != plan.codes_stream.codec
+    assert load(save({"w": enc}))["w"].tobytes() == w.tobytes()
+
+
+def test_estimate_stream_bytes_is_deprecated():
+    symbols = np.arange(1000, dtype=np.uint16) % 7
+    with pytest.warns(DeprecationWarning):
+        assert estimate_stream_bytes(symbols, 7) == len(HuffmanCodec().encode(symbols, 7))
+
+
+def test_a_stream_of_distinct_codes_is_packed_and_a_full_weight_dense():
+    w = np.arange(1, 257, dtype=np.float32).reshape(16, 16)  # 256 distinct values, once each: 8 bits a code
+    plan = plan_layer("x", w)
+    assert plan.layout == "dense" and plan.codes_codec == "packed" and plan.est_codes_bytes == 256
+    assert isinstance(plan_to_encoded(plan).values.codec, PackedCodec)
+    assert plan_layer("x", w, allow_packed=False).codes_codec == "huffman"

@@ -27,15 +27,18 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import ConversionError
 from ..encodings.model import CodebookValues, Dense, EncodedTensor, Sparse
+from ..encodings.sparse import SparseEntries, smallest_sparse
+from ..errors import ConversionError
 from ..streams import HuffmanCodec, PackedCodec
+from ..streams.choose import CodedStream, code_stream, shortest_code_limit
 from .caffe_prototxt import CaffeNet, ParamLayer, load_prototxt
 
 __all__ = [
@@ -239,23 +242,11 @@ def read_net(net_path: str | os.PathLike, prototxt_path: str | os.PathLike | Caf
 
 def estimate_stream_bytes(symbols: np.ndarray, alphabet_size: int, *, max_length: int = 11,
                           chunk_symbols: int = 1 << 16) -> int:
-    """Bytes of the Huffman segment :class:`~dcformat.streams.HuffmanCodec` writes for ``symbols``.
-
-    The codec itself encodes them (its kernels are fast enough to try every gap width),
-    so the estimate is exact however the codec lays chunks out.
-    """
-    codec = HuffmanCodec(chunk_symbols=chunk_symbols, max_code_length=max_length)
-    return len(codec.encode(np.asarray(symbols, dtype=np.uint16), alphabet_size))
-
-
-def _best_stream(symbols: np.ndarray, alphabet_size: int, max_length: int, allow_packed: bool) -> tuple[str, int]:
-    """The smaller of a Huffman and a packed segment for a stream: (codec id, bytes)."""
-    huff = estimate_stream_bytes(symbols, alphabet_size, max_length=max_length)
-    if not allow_packed:
-        return "huffman", huff
-    w = max(1, int(alphabet_size - 1).bit_length())
-    packed = (int(symbols.size) * w + 7) // 8
-    return ("packed", packed) if packed < huff else ("huffman", huff)
+    """Deprecated: ``code_stream(symbols, alphabet_size, codec=HuffmanCodec(chunk_symbols,
+    max_length)).nbytes`` (:func:`dcformat.streams.choose.code_stream`), which keeps the payload."""
+    warnings.warn("estimate_stream_bytes is deprecated: use dcformat.streams.choose.code_stream(...).nbytes",
+                  DeprecationWarning, stacklevel=2)
+    return code_stream(symbols, alphabet_size, codec=HuffmanCodec(chunk_symbols, max_length)).nbytes
 
 
 def _entropy_bits(freqs: np.ndarray) -> float:
@@ -270,7 +261,11 @@ def _entropy_bits(freqs: np.ndarray) -> float:
 
 @dataclass(eq=False)
 class LayerPlan:
-    """How one weight is re-encoded: layout, gap width, codebook, streams and their codecs."""
+    """How one weight is re-encoded: layout, gap width, codebook, streams and their codecs.
+
+    A plan from :func:`plan_layer` holds its streams coded (``codes_stream``,
+    ``gaps_stream``): :func:`plan_to_encoded` hands those payloads to the writer.
+    """
 
     name: str
     shape: tuple[int, ...]
@@ -286,6 +281,8 @@ class LayerPlan:
     gaps_max_length: int = 15
     est_codes_bytes: int = 0  # segment sizes, exactly as the stream codecs write them
     est_gaps_bytes: int = 0
+    codes_stream: CodedStream | None = field(default=None, repr=False)  # the codes, coded
+    gaps_stream: CodedStream | None = field(default=None, repr=False)
 
     @property
     def entries(self) -> int:
@@ -305,27 +302,6 @@ class LayerPlan:
         return 0.0 if self.gaps is None else _entropy_bits(np.bincount(self.gaps))
 
 
-def _gaps_for_width(true_gaps: np.ndarray, gap_bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split gaps wider than 2**gap_bits - 1 with fillers; returns (gaps, is_filler)."""
-    m = (1 << gap_bits) - 1
-    fill = true_gaps // (m + 1)  # fillers before each entry
-    n = true_gaps.size + int(fill.sum())
-    gaps = np.full(n, m, dtype=np.uint16)
-    is_filler = np.ones(n, dtype=bool)
-    idx = np.arange(true_gaps.size, dtype=np.int64) + np.cumsum(fill)  # where each real entry lands
-    gaps[idx] = (true_gaps - fill * (m + 1)).astype(np.uint16)
-    is_filler[idx] = False
-    return gaps, is_filler
-
-
-def _shortest_limit(symbols: np.ndarray, alphabet_size: int, size: int, low: int, high: int) -> int:
-    """The smallest code length limit in [low, high] whose Huffman segment is still ``size`` bytes."""
-    for limit in range(low, high):
-        if estimate_stream_bytes(symbols, alphabet_size, max_length=limit) <= size:
-            return limit
-    return high
-
-
 def plan_layer(name: str, weight: np.ndarray, *, gap_bits: int | None = None, allow_dense: bool = True,
                allow_packed: bool = True, max_code_length: int = 15,
                preferred_code_length: int = 11) -> LayerPlan:
@@ -336,12 +312,14 @@ def plan_layer(name: str, weight: np.ndarray, *, gap_bits: int | None = None, al
       Any other value, -0.0 included, is kept, so the decoding is bit-identical.
     - The codebook is the distinct values stored, most frequent first, plus +0.0 when
       fillers (or zeros in a dense layout) need it: unused entries cost nothing.
-    - ``gap_bits=None`` tries every width from 1 to 16 and, with ``allow_dense``, a DENSE
+    - ``gap_bits=None`` tries every width from 1 to 16
+      (:func:`dcformat.encodings.sparse.smallest_sparse`) and, with ``allow_dense``, a DENSE
       layout with +0.0 as one more code; each stream is Huffman-coded or, with
-      ``allow_packed``, packed, whichever is smaller. Sizes are those the stream codecs
-      write (see :func:`estimate_stream_bytes`), at code lengths up to
-      ``max_code_length``; each Huffman stream then gets the smallest limit from
-      ``preferred_code_length`` up that keeps that size (short codes decode faster).
+      ``allow_packed``, packed, whichever is smaller. Sizes are those of the payloads
+      the stream codecs write, at code lengths up to ``max_code_length``, codebook
+      entries included; each Huffman stream then gets the smallest limit from
+      ``preferred_code_length`` up that keeps that size (short codes decode faster). The
+      chosen plan keeps its coded streams, so nothing is encoded again.
     """
     flat = np.ascontiguousarray(weight, dtype=np.float32).reshape(-1)
     bits = flat.view(np.uint32)
@@ -352,45 +330,66 @@ def plan_layer(name: str, weight: np.ndarray, *, gap_bits: int | None = None, al
     rank[order] = np.arange(order.size)
     base_codebook = uniq[order].view(np.float32)
     base_codes = rank[inv].astype(np.uint16).reshape(-1)
-    zero_code = base_codebook.size  # the code of +0.0 when one is needed
-    true_gaps = np.diff(nz.astype(np.int64), prepend=-1) - 1
     shape = tuple(int(d) for d in weight.shape)
-    ml = max_code_length
-
-    def finish(plan: LayerPlan) -> LayerPlan:
-        if plan.codebook.size == 0:  # nothing stored: one +0.0 entry keeps the codebook valid
-            plan.codebook = np.zeros(1, dtype=np.float32)
-        plan.codes_codec, plan.est_codes_bytes = _best_stream(plan.codes, plan.codebook.size, ml, allow_packed)
-        if plan.gaps is not None:
-            plan.gaps_codec, plan.est_gaps_bytes = _best_stream(plan.gaps, 1 << plan.gap_bits, ml, allow_packed)
-        return plan
-
-    candidates: list[LayerPlan] = []
+    codecs = [HuffmanCodec(max_code_length=max_code_length)] + ([PackedCodec()] if allow_packed else [])
     widths = [gap_bits] if gap_bits is not None else range(1, 17)
-    for gb in widths:
-        if not 1 <= gb <= 16:
-            raise ValueError(f"gap_bits must be 1..16, got {gb}")
-        gaps, is_filler = _gaps_for_width(true_gaps, gb)
-        n_fill = int(is_filler.sum())
-        if n_fill:
-            codes = np.full(gaps.size, zero_code, dtype=np.uint16)
-            codes[~is_filler] = base_codes
-            codebook = np.append(base_codebook, np.float32(0.0))
-        else:
-            codes, codebook = base_codes, base_codebook
-        candidates.append(finish(LayerPlan(name, shape, "sparse", gb, codebook, codes, gaps, n_fill)))
+    if not all(isinstance(gb, (int, np.integer)) and 1 <= gb <= 16 for gb in widths):
+        raise ValueError(f"gap_bits must be 1..16, got {gap_bits}")
+    # +0.0 is the fillers' own code, after the stored values; an empty codebook gets it too
+    sparse = smallest_sparse(nz, base_codes, widths, filler=None, alphabet=max(base_codebook.size, 1),
+                             codecs=codecs, symbol_bytes=4)
+    plan = _sparse_plan(name, shape, base_codebook, sparse)
     if allow_dense and gap_bits is None:
-        codes = np.full(flat.size, zero_code, dtype=np.uint16)
-        codes[nz] = base_codes
-        codebook = base_codebook if nz.size == flat.size else np.append(base_codebook, np.float32(0.0))
-        candidates.append(finish(LayerPlan(name, shape, "dense", 0, codebook, codes, None, 0)))
-    best = min(candidates, key=lambda p: (p.est_bytes, p.layout != "sparse"))
-    low = min(preferred_code_length, ml)
-    if best.codes_codec == "huffman":
-        best.codes_max_length = _shortest_limit(best.codes, best.codebook.size, best.est_codes_bytes, low, ml)
-    if best.gaps is not None and best.gaps_codec == "huffman":
-        best.gaps_max_length = _shortest_limit(best.gaps, 1 << best.gap_bits, best.est_gaps_bytes, low, ml)
-    return best
+        dense = _dense_plan(name, shape, base_codebook, base_codes, nz, flat.size, codecs)
+        if dense.est_bytes < plan.est_bytes:  # ties: sparse
+            plan = dense
+    return _shortest_codes(plan, min(preferred_code_length, max_code_length))
+
+
+def _sparse_plan(name: str, shape: tuple, base_codebook: np.ndarray, sparse: SparseEntries) -> LayerPlan:
+    codebook = base_codebook
+    if sparse.alphabet > base_codebook.size:  # the fillers' +0.0 (or an empty codebook's entry)
+        codebook = np.append(base_codebook, np.float32(0.0))
+    plan = LayerPlan(name, shape, "sparse", sparse.gap_bits, codebook, sparse.values, sparse.gaps.symbols,
+                     sparse.fillers)
+    return _with_streams(plan, sparse.coded, sparse.gaps)
+
+
+def _dense_plan(name: str, shape: tuple, base_codebook: np.ndarray, base_codes: np.ndarray, nz: np.ndarray,
+                size: int, codecs) -> LayerPlan:
+    zero_code = base_codebook.size  # the code of +0.0 when one is needed
+    codes = np.full(size, zero_code, dtype=np.uint16)
+    codes[nz] = base_codes
+    codebook = base_codebook if nz.size == size else np.append(base_codebook, np.float32(0.0))
+    if codebook.size == 0:  # nothing stored: one +0.0 entry keeps the codebook valid
+        codebook = np.zeros(1, dtype=np.float32)
+    coded = code_stream(codes, codebook.size, codecs=codecs)
+    return _with_streams(LayerPlan(name, shape, "dense", 0, codebook, coded.symbols, None, 0), coded, None)
+
+
+def _with_streams(plan: LayerPlan, codes: CodedStream, gaps: CodedStream | None) -> LayerPlan:
+    """``plan`` holding its coded streams, its codec fields and sizes read from them."""
+    plan.codes_stream, plan.est_codes_bytes = codes, codes.nbytes
+    plan.codes_codec, plan.codes_max_length = _codec_fields(codes, plan.codes_max_length)
+    if gaps is not None:
+        plan.gaps_stream, plan.est_gaps_bytes = gaps, gaps.nbytes
+        plan.gaps_codec, plan.gaps_max_length = _codec_fields(gaps, plan.gaps_max_length)
+    return plan
+
+
+def _codec_fields(coded: CodedStream, max_length: int) -> tuple[str, int]:
+    """(codec id, code length limit) of a coded stream; a packed one keeps ``max_length``."""
+    if isinstance(coded.codec, HuffmanCodec):
+        return "huffman", coded.codec.max_code_length
+    return "packed", max_length
+
+
+def _shortest_codes(plan: LayerPlan, low: int) -> LayerPlan:
+    """Each Huffman stream of ``plan`` at the lowest code length limit from ``low`` that keeps its size."""
+    codes = shortest_code_limit(plan.codes_stream, low)
+    gaps = None if plan.gaps_stream is None else shortest_code_limit(plan.gaps_stream, low)
+    plan.codes, plan.gaps = codes.symbols, (None if gaps is None else gaps.symbols)
+    return _with_streams(plan, codes, gaps)
 
 
 def plan_net(netfile: NetFile, **kwargs: Any) -> list[LayerPlan]:
@@ -399,17 +398,30 @@ def plan_net(netfile: NetFile, **kwargs: Any) -> list[LayerPlan]:
 
 
 def plan_to_encoded(plan: LayerPlan):
-    """Build the :class:`~dcformat.encodings.model.EncodedTensor` of a plan."""
-    def codec(which: str, max_length: int):
-        return PackedCodec() if which == "packed" else HuffmanCodec(max_code_length=max_length)
+    """Build the :class:`~dcformat.encodings.model.EncodedTensor` of a plan.
 
+    The streams a plan holds coded are stored as they are; a stream that was replaced
+    since (or a plan built by hand) is coded by the writer with the plan's codec.
+    """
     if plan.layout == "dense":
         layout: Any = Dense()
     else:
-        layout = Sparse(plan.gap_bits, plan.gaps.astype(np.uint16), codec(plan.gaps_codec, plan.gaps_max_length))
-    values = CodebookValues(plan.codebook.astype(np.float32), plan.codes.astype(np.uint16),
-                            codec(plan.codes_codec, plan.codes_max_length))
+        gaps = _planned_stream(plan.gaps, plan.gaps_stream, plan.gaps_codec, plan.gaps_max_length)
+        layout = (Sparse.coded(plan.gap_bits, gaps) if isinstance(gaps, CodedStream)
+                  else Sparse(plan.gap_bits, plan.gaps.astype(np.uint16), gaps))
+    codebook = plan.codebook.astype(np.float32)
+    codes = _planned_stream(plan.codes, plan.codes_stream, plan.codes_codec, plan.codes_max_length)
+    values = (CodebookValues.coded(codebook, codes) if isinstance(codes, CodedStream)
+              else CodebookValues(codebook, plan.codes.astype(np.uint16), codes))
     return EncodedTensor("F32", tuple(int(d) for d in plan.shape), layout, values)
+
+
+def _planned_stream(symbols: np.ndarray, coded: CodedStream | None, which: str, max_length: int):
+    """The plan's coded stream when it still is the plan's (same array, same codec), else the codec to use."""
+    codec = PackedCodec() if which == "packed" else HuffmanCodec(max_code_length=max_length)
+    if coded is not None and coded.symbols is symbols and coded.codec.get_config() == codec.get_config():
+        return coded
+    return codec
 
 
 def net_to_encoded(netfile: NetFile, *, reencode: bool = True, allow_dense: bool = True,
