@@ -310,6 +310,30 @@ def test_unreadable_and_empty_checkpoints(tmp_path):
         read_checkpoint(empty)
 
 
+NOT_A_CHECKPOINT = [
+    ("empty", b"", "empty file (0 bytes)"),
+    ("text", b"not a pickle at all", "neither a zip archive"),
+    ("random", np.random.default_rng(0).bytes(4096), "neither a zip archive"),
+    ("stop", b".", "neither a zip archive"),  # torch: "pop from empty list"
+    ("protocol and stop", b"\x80\x02.", "neither a zip archive"),
+    ("legacy, truncated", b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.\x80\x02M", "ends early"),
+    ("zip, broken", b"PK\x03\x04" + bytes(100), "damaged or truncated zip archive"),
+]
+
+
+@pytest.mark.parametrize("data, reason", [(d, r) for _, d, r in NOT_A_CHECKPOINT],
+                         ids=[i for i, _, _ in NOT_A_CHECKPOINT])
+def test_a_file_that_is_no_checkpoint_gets_a_clear_message(tmp_path, data, reason):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(data)
+    with pytest.raises(ConversionError) as info:
+        read_checkpoint(bad)
+    message = str(info.value)
+    assert message.startswith(f"{bad}: ") and reason in message, message
+    assert "\n" not in message and len(message) < 300, message  # one line, not torch's essay
+    assert "pop from empty list" not in message and not message.endswith(": ")
+
+
 def test_pytorch_writer_refuses_to_overwrite(tmp_path):
     out = tmp_path / "o.pt"
     out.write_bytes(b"keep")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import re
+import struct
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -56,8 +57,7 @@ class TorchSource(Mapping):
         try:
             obj = torch.load(Path(self.path), weights_only=True, map_location="cpu", mmap=self._mapped)
         except Exception as exc:  # torch raises many types for malformed or unsafe pickles
-            message = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # torch colours its messages
-            raise ConversionError(f"{self.path}: cannot load as a PyTorch checkpoint: {message}") from exc
+            raise ConversionError(f"{self.path}: {_load_failure(self.path, self._mapped, exc)}") from exc
         tensors: dict = {}
         skipped: list[str] = []
         _flatten(obj, "", tensors, skipped, torch.Tensor)
@@ -85,6 +85,33 @@ class TorchSource(Mapping):
 
     def __len__(self) -> int:
         return len(self._names)
+
+
+#: How every legacy (non-zip) ``torch.save`` file starts: pickle protocol 2, then the magic
+#: number 0x1950a86a20f9469cfc6c as a LONG1 (protocols 0 and 1 write it as text).
+_LEGACY_MAGIC = (b"\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", b"L119547037146038801333356")
+
+
+def _load_failure(path, is_zip: bool, exc: Exception) -> str:
+    """One line saying why ``torch.load`` refused ``path`` (torch's messages run to a paragraph, or are empty)."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if not head:
+        return "empty file (0 bytes), not a PyTorch checkpoint"
+    if not is_zip and head.startswith(b"PK\x03\x04"):
+        return "cannot load as a PyTorch checkpoint: a damaged or truncated zip archive (no central directory)"
+    if not is_zip and not any(magic in head for magic in _LEGACY_MAGIC):
+        return ("not a PyTorch checkpoint: neither a zip archive (torch.save since PyTorch 1.6) "
+                "nor a legacy torch.save file")
+    if isinstance(exc, (EOFError, struct.error)):
+        return "cannot load as a PyTorch checkpoint: the file ends early (truncated?)"
+    message = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # torch colours its messages
+    detail = re.search(r"WeightsUnpickler error:\s*(.+)", message)
+    if detail:  # the one line that says what weights_only loading refused
+        return f"cannot load as a PyTorch checkpoint with weights_only=True: {detail.group(1).strip()}"
+    first = next((line.strip() for line in message.splitlines() if line.strip()), "")
+    first = first.split(". ")[0].rstrip(".")
+    return f"cannot load as a PyTorch checkpoint: {first or type(exc).__name__}"
 
 
 def read_torch(path) -> tuple[dict[str, np.ndarray], list[str]]:
