@@ -271,6 +271,13 @@ class ConversionError(UsageError):
     """An input checkpoint that a converter cannot read."""
 
 
+class FileClosed(UsageError):
+    """A method of an opened file (``safe_open``) was called after ``close()``."""
+
+    def __init__(self, what: str = "file"):
+        super().__init__(f"the {what} is closed; open it again to read it")
+
+
 # --- the machine or the path -----------------------------------------------------
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from .container.file import ContainerFile
 from .format.records import Record
 from .interop.torch_arrays import numpy_view, to_torch
-from .errors import UsageError, storage_errors
+from .errors import FileClosed, UsageError, storage_errors
 
 
 class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
@@ -51,6 +51,7 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
             raise UsageError(f"framework must be 'numpy' or 'pt', got {framework!r}")
         self.framework = framework
         self._map = None
+        self._file: ContainerFile | None = None
         with storage_errors(path, "read"), open(Path(path), "rb") as f:
             if mmap and Path(path).stat().st_size > 0:
                 self._map = _mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_READ)
@@ -70,6 +71,8 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
         self.close()
 
     def close(self) -> None:
+        """Release the file; every method called afterwards raises FileClosed."""
+        self._file = None
         if self._map is not None:
             try:
                 self._map.close()
@@ -77,13 +80,18 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
                 pass
             self._map = None
 
+    def _opened(self) -> ContainerFile:
+        if self._file is None:
+            raise FileClosed()
+        return self._file
+
     def keys(self) -> list[str]:
         """Tensor names in file order."""
-        return self._file.keys()
+        return self._opened().keys()
 
     def metadata(self) -> dict[str, str]:
         """The file's metadata map (a safetensors ``__metadata__`` is kept here)."""
-        return self._file.metadata
+        return self._opened().metadata
 
     def get_tensor(self, name: str, out=None):
         """Decode one tensor, into ``out`` if given, and return it.
@@ -94,7 +102,7 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
         """
         if _is_torch(out):
             return self.get_tensors([name], out={name: out})[name]
-        array = self._file.decode(name, out)
+        array = self._opened().decode(name, out)
         if self.framework in ("pt", "torch"):
             return to_torch(array)
         return array
@@ -113,25 +121,25 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
                 views[name] = numpy_view(target, name)
             else:
                 views[name] = target
-        decoded = self._file.decode_all(names, out=views)
+        decoded = self._opened().decode_all(names, out=views)
         if self.framework in ("pt", "torch"):
             return {k: given[k] if k in given else to_torch(v) for k, v in decoded.items()}
         return {k: given.get(k, v) for k, v in decoded.items()}
 
     def records(self) -> list[Record]:
         """The tensor records, for inspection (``dcformat info``)."""
-        return [self._file.record(name) for name in self._file.keys()]
+        return [self._opened().record(name) for name in self._opened().keys()]
 
     def bank_records(self) -> list[Record]:
-        return list(self._file.header.banks)
+        return list(self._opened().header.banks)
 
     @property
     def version(self) -> tuple[int, int]:
-        return self._file.header.version
+        return self._opened().header.version
 
     @property
     def file_size(self) -> int:
-        return len(self._file.buf)
+        return len(self._opened().buf)
 
 
 def _is_torch(value) -> bool:

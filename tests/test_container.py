@@ -266,3 +266,26 @@ def test_unsupported_numpy_dtype():
         dcformat.save({"c": np.zeros(2, np.complex64)})
     with pytest.raises(InvalidSettings):
         dcformat.save({1: np.zeros(2, np.float32)})
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+def test_every_method_after_close_raises_file_closed(tmp_path, mmap):
+    from dcformat.errors import FileClosed
+
+    path = tmp_path / "c.dcf"
+    dcformat.save_file({"x": np.arange(3, dtype=np.float32)}, path)
+    f = dcformat.safe_open(path, mmap=mmap)
+    f.close()
+    f.close()  # closing twice is harmless
+    calls = {"get_tensor": lambda: f.get_tensor("x"), "get_tensors": f.get_tensors, "keys": f.keys,
+             "metadata": f.metadata, "records": f.records, "bank_records": f.bank_records,
+             "version": lambda: f.version, "file_size": lambda: f.file_size,
+             "get_tensor out=": lambda: f.get_tensor("x", out=np.empty(3, np.float32))}
+    for name, call in calls.items():
+        with pytest.raises(FileClosed, match="closed") as caught:
+            call()
+        assert isinstance(caught.value, UsageError), name
+    with dcformat.safe_open(path, mmap=mmap) as g:
+        pass
+    with pytest.raises(FileClosed):
+        g.get_tensor("x")
