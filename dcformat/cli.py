@@ -15,10 +15,11 @@ Exit codes (also in ``dcformat --help`` and the README):
 ====  =====================================================================================
 
 Every failure is one line on stderr that names the file, never a traceback, for a
-condition of the machine or of the input. The API raises the built-in classes for those
-(``FileNotFoundError``, ``IsADirectoryError``, ``PermissionError``, ``OSError`` with its
-errno), some of them also :class:`~dcformat.errors.DCFormatError`; they are told apart
-here before the generic ``DCFormatError`` is.
+condition of the machine or of the input. The API raises those as
+:class:`~dcformat.errors.StorageError` (each also the built-in ``FileNotFoundError``,
+``IsADirectoryError``, ``PermissionError`` or ``OSError``, with its errno, and whether it
+was reading or writing); they are caught as ``OSError`` before the generic
+``DCFormatError``, so a bare ``OSError`` from below the API is reported the same way.
 
 ``compress`` warns in one line on stderr when a compressed tensor ends below
 :data:`QUALITY_FLOOR_DB` (``--preset paper`` without retraining does), pointing to the
@@ -35,7 +36,8 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import DCFormatError, FormatError, OutputExists, UsageError
+from .errors import (DCFormatError, DirectoryNotFound, FormatError, IsADirectory, OutputExists, UsageError,
+                     storage_errors)
 
 #: A compressed tensor below this SQNR (relative RMS error above 0.32) draws a warning.
 QUALITY_FLOOR_DB = 10.0
@@ -84,22 +86,38 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _os_failure(exc: OSError, args) -> tuple[int, str]:
-    """(exit code, message) of an OSError: an input that cannot be read, or an output not written."""
-    name = exc.filename if exc.filename is not None else getattr(exc, "path", None)
+    """(exit code, message) of an OSError: an input that cannot be read, or an output not written.
+
+    The API's :class:`~dcformat.errors.StorageError` says which (``action``); a bare
+    OSError is an output's when only a write gives it or it names no input.
+    """
+    name = exc.filename
     output = getattr(args, "output_path", None)
+    action = getattr(exc, "action", None)
+    if action is None:
+        is_input = name is not None and _same_file(name, _inputs(args))
+        action = "write" if output is not None and (exc.errno in _WRITE_ERRNOS or not is_input) else "read"
+    if action == "write" and output is not None:
+        if isinstance(exc, FileNotFoundError):
+            reason = f"the directory {output.parent} does not exist"
+        elif isinstance(exc, IsADirectoryError):
+            reason = "it is a directory, not a file"
+        else:
+            reason = _WRITE_ERRNOS.get(exc.errno) or _reason(exc)
+        return EXIT_OUTPUT, f"{output}: cannot write: {reason}; nothing was written"
     if isinstance(exc, FileNotFoundError):
         reason = "no such file or directory"
     elif isinstance(exc, IsADirectoryError):
-        reason = "is a directory, not a file"
-    elif isinstance(exc, PermissionError):
-        reason = "permission denied"
+        reason = "it is a directory, not a file"
     else:
-        reason = _WRITE_ERRNOS.get(exc.errno) or (exc.strerror or str(exc) or type(exc).__name__).lower()
-    is_input = name is not None and _same_file(name, _inputs(args))
-    if output is not None and (exc.errno in _WRITE_ERRNOS or not is_input):
-        where = "" if name is None or _names_the_output(name, output) else f" ({name})"
-        return EXIT_OUTPUT, f"{output}: cannot write: {reason}{where}; nothing was written"
+        reason = _reason(exc)
     return EXIT_INPUT, f"{name if name is not None else args.input}: cannot read: {reason}"
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return (exc.strerror or str(exc) or type(exc).__name__).lower()
 
 
 def _inputs(args) -> list[str]:
@@ -108,11 +126,6 @@ def _inputs(args) -> list[str]:
 
 def _same_file(name, paths) -> bool:
     return any(os.path.abspath(name) == os.path.abspath(p) for p in paths)
-
-
-def _names_the_output(name, output: Path) -> bool:
-    """Whether ``name`` is the output or a file beside it (a temporary file the user never sees)."""
-    return Path(name).parent == output.parent
 
 
 # --- commands ---------------------------------------------------------------------
@@ -208,24 +221,17 @@ def _output_path(src: str, out: str | None, suffix: str) -> Path:
 
 
 def _readable(path) -> Path:
-    """``path`` once it is known to be a file this process may read, checked before any output.
-
-    A missing file, a directory and a file that cannot be opened raise the OSError that
-    ``open`` gives, with the name (safetensors' reader would call a file it may not
-    read missing).
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-    open(path, "rb").close()
-    return path
+    """``path`` once it is known to be a file this process may read, checked before any output."""
+    with storage_errors(path, "read"), open(path, "rb"):  # missing, a directory, unreadable
+        pass
+    return Path(path)
 
 
 def _refuse_clobber(src: Path, dst: Path, force: bool) -> None:
     if not dst.parent.is_dir():
-        raise FileNotFoundError(errno.ENOENT, "no such directory", str(dst.parent))
+        raise DirectoryNotFound(dst, errno.ENOENT, action="write")
     if dst.is_dir():
-        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(dst))
+        raise IsADirectory(dst, errno.EISDIR, action="write")
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
         raise UsageError(f"{dst}: output is the input file; choose another output path")
     if dst.exists() and not force:

@@ -176,38 +176,6 @@ def test_write_failures_without_a_file_name(capsys, monkeypatch, tmp_path, lenet
     assert code == EXIT_OUTPUT and words in one_line(err) and str(tmp_path / "o.dcf") in err
 
 
-def test_torch_reports_a_failed_write_as_the_os_error(monkeypatch, tmp_path):
-    """torch.save turns an ENOSPC from file.write into "RuntimeError: [enforce fail at inline_container.cc]"."""
-    pytest.importorskip("torch")
-    import contextlib
-
-    import numpy as np
-
-    from dcformat.convert import torch_io
-
-    class FillsUp(io.RawIOBase):
-        def __init__(self, room):
-            self.room = room
-
-        def writable(self):
-            return True
-
-        def write(self, data):
-            if len(data) > self.room:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            self.room -= len(data)
-            return len(data)
-
-    @contextlib.contextmanager
-    def small_disk(path, overwrite=False):
-        yield FillsUp(room=2000)
-
-    monkeypatch.setattr(torch_io, "atomic_output", small_disk)
-    with pytest.raises(OSError) as info:
-        torch_io.write_torch({"w": np.zeros(10_000, np.float32)}, tmp_path / "o.pt")
-    assert info.value.errno == errno.ENOSPC
-
-
 # --- real file systems: a small tmpfs, full or read-only --------------------------------------
 
 

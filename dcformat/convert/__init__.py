@@ -12,15 +12,13 @@ checkpoint through the compression pipeline into a ``.dcf`` file.
 from __future__ import annotations
 
 import contextlib
-import errno
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConversionError
+from ..errors import ConversionError, storage_errors
 
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 
@@ -71,12 +69,11 @@ def open_checkpoint(path, *, prototxt=None) -> Iterator[Checkpoint]:
     files (each tensor decoded when indexed). Eager: legacy (non-zip) PyTorch files,
     which cannot be mapped, and 2016 ``.net`` files, whose layers are decoded and
     re-planned as a whole. The file stays open until the ``with`` block ends. A missing
-    ``path`` raises ``FileNotFoundError``, a directory ``IsADirectoryError``.
+    ``path``, a directory or a file that may not be read raises its
+    :class:`~dcformat.errors.StorageError` (``InputNotFound``, ``IsADirectory``, ``AccessDenied``).
     """
-    if not Path(path).exists():
-        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
-    if Path(path).is_dir():
-        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    with storage_errors(path, "read"), open(path, "rb"):  # missing, a directory, unreadable: before the suffix
+        pass
     kind = checkpoint_format(path)
     if kind == "safetensors":
         from .safetensors_io import SafetensorsSource

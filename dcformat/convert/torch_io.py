@@ -13,7 +13,6 @@ are reported so that nothing is dropped silently.
 
 from __future__ import annotations
 
-import errno
 import re
 import struct
 import zipfile
@@ -144,21 +143,4 @@ def write_torch(tensors: Mapping[str, np.ndarray], path, *, overwrite: bool = Fa
 
     state = {name: to_torch(np.asarray(array)) for name, array in tensors.items()}
     with atomic_output(path, overwrite=overwrite) as f:
-        _save(torch, state, f, path)
-
-
-def _save(torch, obj, f, path) -> None:
-    """``torch.save(obj, f)``, a failed write raised as the OSError it is.
-
-    torch's zip writer catches the ``OSError`` of ``f.write`` (disk full, say) and
-    raises ``RuntimeError: [enforce fail at inline_container.cc:...]`` from it instead.
-    """
-    try:
-        torch.save(obj, f)
-    except RuntimeError as exc:
-        failed = exc.__context__
-        if isinstance(failed, OSError):
-            raise failed from None
-        if "inline_container" in str(exc):  # a failed write that left no OSError behind
-            raise OSError(errno.EIO, f"writing the PyTorch file failed: {exc}", str(path)) from exc
-        raise
+        torch.save(state, f)
