@@ -188,6 +188,12 @@ def build_sparse(gap_stream: GapStream, kept_values: np.ndarray, *, filler, alph
         ``gap_stream`` as :func:`code_gaps` already coded it (while choosing its width,
         say): kept, not coded again.
 
+    Returns
+    -------
+    SparseEntries
+        Its ``layout`` and ``codebook_values`` / ``bank_values`` / ``raw_values`` go into an
+        :class:`~dcformat.encodings.model.EncodedTensor`; the writer stores their payloads as is.
+
     Examples
     --------
     >>> gs = positions_to_gaps(np.array([0, 2, 12]), 2)
