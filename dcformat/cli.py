@@ -140,8 +140,9 @@ def cmd_compress(args) -> int:
     _refuse_clobber(src, dst, args.force)
     reports, skipped = compress_checkpoint(src, dst, _settings(args), prototxt=args.prototxt,
                                            overwrite=args.force, progress=not args.quiet)
-    for name in skipped:
-        print(f"dcformat: note: {name!r} is not a tensor and is not stored", file=sys.stderr)
+    if skipped and not args.quiet:
+        print(f"dcformat: note: {_count(len(skipped), 'value')} of the checkpoint, neither tensors nor JSON "
+              f"values, {'is' if len(skipped) == 1 else 'are'} not stored: {_some(skipped)}", file=sys.stderr)
     rows, banks, size = describe(dst)
     if not args.quiet:
         errors = {r.name: (r.kept_percent, r.rel_rms_error) for r in reports}
@@ -181,8 +182,12 @@ def cmd_decompress(args) -> int:
     dst = args.output_path = _output_path(args.input, args.output, ".safetensors")
     _refuse_clobber(src, dst, args.force)
     with safe_open(src) as f:  # decoded one tensor at a time when the output is safetensors
-        write_checkpoint(DcfSource(f), dst, f.metadata(), overwrite=args.force)
+        not_stored = write_checkpoint(DcfSource(f), dst, f.metadata(), overwrite=args.force)
         print(f"wrote {dst}: {len(f.keys())} tensors")
+    if not_stored and not args.quiet:
+        print(f"dcformat: note: the file's metadata ({_count(len(not_stored), 'entry', 'entries')}: "
+              f"{_some(not_stored)}) is not in {dst.name}, a PyTorch state dict of tensors; decompress to "
+              f".safetensors to keep it", file=sys.stderr)
     return 0
 
 
@@ -211,6 +216,15 @@ def cmd_verify(args) -> int:
 
 
 # --- helpers ---------------------------------------------------------------------
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    listed = ", ".join(repr(n) for n in names[:shown])
+    return listed + (f" and {len(names) - shown:,} more" if len(names) > shown else "")
 
 
 def _output_path(src: str, out: str | None, suffix: str) -> Path:
@@ -381,6 +395,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("input")
     p.add_argument("-o", "--output", help="output file; its suffix picks the format (default .safetensors)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("-q", "--quiet", action="store_true", help="no note on stderr")
     p.set_defaults(func=cmd_decompress)
 
     p = command("info", help="per-tensor table of a .dcf file")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ import dcformat  # noqa: E402
 import dcformat.torch as dct  # noqa: E402
 from dcformat.compress import CompressionSettings, compress_tensors, reconstruct  # noqa: E402
 from dcformat.convert import read_checkpoint, write_checkpoint  # noqa: E402
+from dcformat.convert.torch_io import STRUCTURE_KEY  # noqa: E402
 from dcformat.encodings.model import EncodedTensor  # noqa: E402
 from dcformat.errors import ConversionError, UsageError  # noqa: E402
 
@@ -144,9 +147,10 @@ def test_zip_lightning_checkpoint_round_trip(tmp_path):
     expected = flatten(raw)
     assert list(checkpoint.tensors) == list(expected)
     assert all(name.startswith("state_dict.") for name in expected)
-    # Lightning's counters and hyper-parameters are not tensors: named, not dropped silently.
-    assert {"epoch", "global_step", "pytorch-lightning_version", "hparams.encoder.n_chan_layers"} \
-        <= set(checkpoint.skipped)
+    # Lightning's counters and hyper-parameters are not tensors: kept in the metadata, all of them.
+    assert checkpoint.skipped == []
+    structure = checkpoint.metadata[STRUCTURE_KEY]
+    assert all(word in structure for word in ("epoch", "global_step", "pytorch-lightning_version", "n_chan_layers"))
     _, back = round_trip(src, tmp_path, suffix=".ckpt")
     scalars = [name for name, t in expected.items() if t.dim() == 0]
     assert scalars == ["state_dict.shift"]  # its 0-d shape is checked in the test below
@@ -282,7 +286,120 @@ def test_wrapped_state_dicts_and_non_tensor_values(tmp_path):
                 "ema": [torch.zeros(1), {"w": torch.ones(1)}]}, src)
     checkpoint = read_checkpoint(src)
     assert list(checkpoint.tensors) == ["model.fc.weight", "ema.0", "ema.1.w"]
-    assert checkpoint.skipped == ["epoch", "lr"]
+    assert checkpoint.skipped == []  # the epoch and the learning rates are kept, in the metadata
+    assert STRUCTURE_KEY in checkpoint.metadata
+
+
+def nested_checkpoint() -> dict:
+    """A checkpoint shaped like the khmer OCR one: a nested state dict beside a vocabulary and counters."""
+    g = torch.Generator().manual_seed(0)
+    model = OrderedDict([("cnn.0.weight", torch.randn(8, 4, generator=g)), ("cnn.0.bias", torch.zeros(8))])
+    return {
+        "model_state_dict": model,
+        "char2idx": {"\t": 1, " ": 2, "\u1780": 3},
+        "idx2char": {1: "\t", 2: " ", 3: "\u1780"},  # int keys stay int
+        "epoch": 7, "cer": 0.0131, "finetuned_from": None, "vocab_expanded": False, "big": 2**70,
+        "lr": [0.1, 0.01], "betas": (0.9, 0.999), "inf": float("inf"), "nan": float("nan"),
+        "ema": [torch.ones(3), {"w": torch.full((2,), 2.0)}],
+        "meta": {"device": "cpu", "sizes": [[1, 2], [3]], "version": torch.__version__.split("+")[0]},
+        "dtype": torch.float16,  # neither a tensor nor a JSON value: dropped, and named
+        "keys": {(1, 2): "a tuple key", torch.float16: "a dtype key", "kept": 1},
+    }
+
+
+def assert_same(actual, expected, where="checkpoint"):
+    """Equal values of equal types, all the way down (tensors by bits, NaN equal to NaN)."""
+    assert type(actual) is type(expected), f"{where}: {type(actual).__name__} != {type(expected).__name__}"
+    if isinstance(expected, torch.Tensor):
+        assert actual.dtype == expected.dtype and actual.shape == expected.shape, where
+        assert np.array_equal(bits(actual), bits(expected)), where
+    elif isinstance(expected, dict):
+        assert list(actual) == list(expected), where
+        for key in expected:
+            assert_same(actual[key], expected[key], f"{where}[{key!r}]")
+    elif isinstance(expected, (list, tuple)):
+        assert len(actual) == len(expected), where
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            assert_same(a, e, f"{where}[{i}]")
+    elif isinstance(expected, float) and expected != expected:
+        assert actual != actual, where
+    else:
+        assert actual == expected, where
+
+
+def test_non_tensor_content_is_kept_and_the_nesting_restored(tmp_path):
+    original = nested_checkpoint()
+    src, dcf, out = tmp_path / "in.pth", tmp_path / "m.dcf", tmp_path / "back.pth"
+    torch.save(original, src)
+    checkpoint = read_checkpoint(src)
+    assert list(checkpoint.tensors) == ["model_state_dict.cnn.0.weight", "model_state_dict.cnn.0.bias",
+                                        "ema.0", "ema.1.w"]
+    assert checkpoint.skipped == ["dtype", "keys.torch.float16"]
+    json.loads(checkpoint.metadata[STRUCTURE_KEY])  # plain JSON text
+    dcformat.save_file(checkpoint.tensors, dcf, checkpoint.metadata)
+
+    stored = read_checkpoint(dcf)
+    assert write_checkpoint(stored.tensors, out, stored.metadata) == []  # every metadata entry is used
+    expected = {k: v for k, v in original.items() if k != "dtype"}
+    expected["keys"] = {(1, 2): "a tuple key", "kept": 1}
+    assert_same(torch.load(out, weights_only=True), expected)
+
+
+def test_tensors_under_a_key_json_cannot_hold_go_to_the_top_level(tmp_path):
+    src, out = tmp_path / "in.pt", tmp_path / "out.pt"
+    torch.save({torch.float16: torch.ones(2), "a": {"b": 1}}, src)
+    checkpoint = read_checkpoint(src)
+    assert list(checkpoint.tensors) == ["torch.float16"] and checkpoint.skipped == []
+    write_checkpoint(checkpoint.tensors, out, checkpoint.metadata)
+    assert_same(torch.load(out, weights_only=True), {"a": {"b": 1}, "torch.float16": torch.ones(2)})
+
+
+def test_a_structure_past_the_metadata_limit_keeps_only_the_tensors_places(tmp_path, monkeypatch):
+    import dcformat.format.constants as constants
+
+    monkeypatch.setattr(constants, "MAX_METADATA_VALUE_BYTES", 200)
+    src, out = tmp_path / "in.pt", tmp_path / "out.pt"
+    torch.save({"model": {"w": torch.ones(2)}, "vocab": {str(i): i for i in range(100)}, "epoch": 3}, src)
+    checkpoint = read_checkpoint(src)
+    assert len(checkpoint.skipped) == 101 and "epoch" in checkpoint.skipped
+    write_checkpoint(checkpoint.tensors, out, checkpoint.metadata)
+    assert_same(torch.load(out, weights_only=True), {"model": {"w": torch.ones(2)}})
+
+
+def test_a_plain_state_dict_needs_no_structure(tmp_path):
+    src = tmp_path / "plain.pt"
+    torch.save({"fc.weight": torch.ones(2, 2), "fc.bias": torch.zeros(2)}, src)
+    assert read_checkpoint(src).metadata == {}
+
+
+def test_a_bare_tensor_and_a_list_at_the_top(tmp_path):
+    for i, obj in enumerate([torch.arange(4.0), [torch.ones(2), 3, "x"]]):
+        src, out = tmp_path / f"in{i}.pt", tmp_path / f"out{i}.pt"
+        torch.save(obj, src)
+        checkpoint = read_checkpoint(src)
+        write_checkpoint(checkpoint.tensors, out, checkpoint.metadata)
+        assert_same(torch.load(out, weights_only=True), obj)
+
+
+def test_other_metadata_is_named_when_a_pytorch_file_cannot_hold_it(tmp_path):
+    not_stored = write_checkpoint({"w": np.ones(2, np.float32)}, tmp_path / "o.pt", {"model": "LeNet", "k": "v"})
+    assert not_stored == ["model", "k"]
+    assert write_checkpoint({"w": np.ones(2, np.float32)}, tmp_path / "o.safetensors", {"model": "x"}) == []
+
+
+@pytest.mark.parametrize("structure, message", [
+    ("not json", "not valid JSON"),
+    ('{"version": 99, "root": null}', "version 99"),
+    ('{"version": 1, "root": {"tensor": "missing"}}', "'missing'"),
+    ('{"version": 1, "root": {"what": 1}}', "what"),
+    ('{"version": 1, "root": [{"tensor": "w"}, {"tensor": "w"}]}', "places twice"),
+    ('{"version": 1, "root": []}', "does not place tensor 'w'"),  # and the root is no dict to put it in
+])
+def test_a_broken_structure_is_refused(tmp_path, structure, message):
+    with pytest.raises(ConversionError, match=STRUCTURE_KEY) as info:
+        write_checkpoint({"w": np.ones(2, np.float32)}, tmp_path / "o.pt", {STRUCTURE_KEY: structure})
+    assert message in str(info.value)
+    assert not (tmp_path / "o.pt").exists()
 
 
 def test_colliding_flattened_names_are_refused_not_dropped(tmp_path):

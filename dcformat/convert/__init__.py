@@ -25,12 +25,15 @@ TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 
 @dataclass
 class Checkpoint:
-    """What a converter read: tensors (arrays or already-encoded), metadata, notes.
+    """What a converter read: tensors (arrays or already-encoded), metadata, what was left out.
 
     ``tensors`` is a dict from :func:`read_checkpoint` and may be a lazy mapping (each
     value read when indexed) from :func:`open_checkpoint`. ``encoded`` names the
     tensors that come already encoded (a ``.net`` file's weights); the others are
-    numpy arrays.
+    numpy arrays. ``metadata`` is the file's (a safetensors ``__metadata__``; a PyTorch
+    checkpoint's structure and non-tensor values under
+    :data:`~dcformat.convert.torch_io.STRUCTURE_KEY`); ``skipped`` names the values that
+    could be kept neither as tensors nor there.
     """
 
     tensors: Mapping
@@ -84,7 +87,7 @@ def open_checkpoint(path, *, prototxt=None) -> Iterator[Checkpoint]:
         from .torch_io import TorchSource
 
         source = TorchSource(path)
-        yield Checkpoint(source, {}, source.skipped, source_format=kind)
+        yield Checkpoint(source, source.metadata, source.skipped, source_format=kind)
     elif kind == "dcf":
         from ..safe_open import safe_open
 
@@ -121,8 +124,9 @@ def compress_checkpoint(src, dst, settings=None, *, prototxt=None, overwrite: bo
     Returns
     -------
     (list of TensorReport, list of str)
-        A report per array tensor, and the names of the values that are not tensors
-        and were not stored.
+        A report per array tensor, and the names of the values that are neither tensors
+        nor kept in the file's metadata (a PyTorch checkpoint's structure and JSON values
+        are, under :data:`~dcformat.convert.torch_io.STRUCTURE_KEY`).
     """
     from ..container.writer import StreamingWriter
 
@@ -179,12 +183,21 @@ class DcfSource(Mapping):
 
 
 def write_checkpoint(tensors: Mapping[str, np.ndarray], path, metadata: Mapping[str, str] | None = None,
-                     *, overwrite: bool = False) -> None:
-    """Write decoded tensors as safetensors or a PyTorch state dict, by file name.
+                     *, overwrite: bool = False) -> list[str]:
+    """Write decoded tensors as safetensors or a PyTorch checkpoint, by file name.
 
     safetensors is written one tensor at a time: a ``.dcf`` file's lazy mapping (from
     :func:`open_checkpoint`) is decoded one tensor at a time, so converting holds the
-    largest tensor, not the model. PyTorch's ``torch.save`` takes the whole state dict.
+    largest tensor, not the model; ``metadata`` becomes its ``__metadata__``. PyTorch's
+    ``torch.save`` takes the whole checkpoint: rebuilt with its nesting and non-tensor
+    values when ``metadata`` holds :data:`~dcformat.convert.torch_io.STRUCTURE_KEY`, a
+    flat state dict otherwise.
+
+    Returns
+    -------
+    list of str
+        The metadata keys the output has no place for (a PyTorch file's, but the
+        structure), so that the caller can say so; empty for safetensors.
     """
     kind = checkpoint_format(path)
     if kind == "safetensors":
@@ -192,9 +205,10 @@ def write_checkpoint(tensors: Mapping[str, np.ndarray], path, metadata: Mapping[
 
         specs = tensors.specs() if isinstance(tensors, DcfSource) else None
         write_safetensors(tensors, path, metadata, overwrite=overwrite, specs=specs)
+        return []
     elif kind == "torch":
         from .torch_io import write_torch
 
-        write_torch(tensors, path, overwrite=overwrite)
+        return write_torch(tensors, path, metadata, overwrite=overwrite)
     else:
         raise ConversionError(f"{path}: can write .safetensors or {', '.join(TORCH_SUFFIXES)}, not {kind}")

@@ -1,21 +1,47 @@
 """PyTorch checkpoints (zip and legacy formats) <-> dicts of numpy arrays.
 
 Reading uses ``torch.load(weights_only=True, map_location="cpu")``: no pickle code runs.
-Zip-format checkpoints (every ``torch.save`` since PyTorch 1.6) are loaded with
-``mmap=True``, so tensor data stays in the file until a tensor is converted; the legacy
-non-zip format cannot be mapped and is read whole. A checkpoint may be a bare state
-dict or wrap one (``{"state_dict": ...}``, ``{"model": ...}``); nested dicts are
-flattened with dots, so names stay unique and nothing is renamed (a Lightning
-checkpoint's tensors keep their ``state_dict.`` prefix). Values that are not tensors
-(epoch counters, optimizer settings) cannot be tensors in a ``.dcf`` file; their names
-are reported so that nothing is dropped silently.
+A trusted checkpoint that needs a few more classes gets them named one by one
+(``safe_globals=``, torch's :func:`torch.serialization.safe_globals`); ``weights_only``
+is never turned off. Zip-format checkpoints (every ``torch.save`` since PyTorch 1.6) are
+loaded with ``mmap=True``, so tensor data stays in the file until a tensor is converted;
+the legacy non-zip format cannot be mapped and is read whole.
+
+A checkpoint may be a bare state dict or wrap one (``{"state_dict": ...}``,
+``{"model_state_dict": ..., "char2idx": ...}``). Its tensors are named by flattening the
+nesting with dots (``model_state_dict.cnn.0.weight``), so names stay unique and nothing
+is renamed. Everything else is kept as well, where JSON can hold it: unless the
+checkpoint is a flat dict of tensors, the metadata key :data:`STRUCTURE_KEY`
+(``"dcformat.torch_checkpoint"``) holds the checkpoint's structure as JSON text,
+``{"version": 1, "root": NODE}``, where a NODE is
+
+- ``null``, ``true``, ``false``, a number or a string: that value (a subclass of ``int``
+  or ``str``, such as ``torch.torch_version.TorchVersion``, as the plain type);
+- ``[NODE, ...]``: a list; ``{"tuple": [NODE, ...]}``: a tuple (``torch.Size`` too);
+- ``{"dict": [[KEY, NODE], ...]}`` or ``{"ordered_dict": [...]}``: the entries in order,
+  each KEY a NODE without tensors (so ``idx2char``'s int keys stay ints);
+- ``{"float": "nan"}`` (``"inf"``, ``"-inf"``): a float JSON has no number for;
+- ``{"tensor": NAME}``: the tensor stored under NAME;
+- ``{"dropped": TYPE}``: a value that is neither a tensor nor any of the above (a
+  ``torch.dtype``, say), not kept; named in ``skipped``.
+
+:func:`write_torch` given that metadata rebuilds the checkpoint: every tensor back at its
+nested place, every kept value beside it (a dropped list item as ``None``, a dropped dict
+entry left out); a tensor the structure does not place goes to the top level under its
+file name. A dict entry whose key is no such NODE is dropped with its non-tensor content,
+and a structure that would pass the format's metadata value limit (16 MiB) keeps the
+tensors' places only. Other metadata (a safetensors ``__metadata__`` map) has no place in
+a state dict: ``write_torch`` returns its keys, so that the caller can say so.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import struct
 import zipfile
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -28,11 +54,17 @@ from ..errors import ConversionError, storage_errors
 #: Bytes copied out of a mapped checkpoint before it is mapped afresh (see TorchSource).
 REMAP_BYTES = 64 << 20
 
+#: The metadata key of a checkpoint's structure and non-tensor values (see the module docstring).
+STRUCTURE_KEY = "dcformat.torch_checkpoint"
+STRUCTURE_VERSION = 1
+
 
 class TorchSource(Mapping):
     """The tensors of a PyTorch checkpoint, each converted to numpy when it is indexed.
 
-    ``skipped`` names the values that are not tensors. The numpy array returned is a
+    ``metadata`` holds the checkpoint's structure under :data:`STRUCTURE_KEY` (empty for a
+    flat dict of tensors) and ``skipped`` names the values that are neither tensors nor
+    kept there (see the module docstring). The numpy array returned is a
     copy that owns its memory. A zip checkpoint is mapped: the pages a tensor is copied
     from stay in the process's resident set for as long as the mapping lives, so before
     a tensor would take the bytes copied out of one mapping past :data:`REMAP_BYTES`,
@@ -46,23 +78,21 @@ class TorchSource(Mapping):
         with storage_errors(path, "read"), open(path, "rb"):  # missing, a directory, unreadable
             pass
         self._mapped = zipfile.is_zipfile(path)
-        self._tensors, self.skipped = self._load()
+        self._tensors, self.metadata, self.skipped = self._load()
         self._names = list(self._tensors)
         self._copied = 0  # bytes copied out of the current mapping
 
-    def _load(self) -> tuple[dict, list[str]]:
+    def _load(self) -> tuple[dict, dict[str, str], list[str]]:
         import torch
 
         try:
             obj = torch.load(Path(self.path), weights_only=True, map_location="cpu", mmap=self._mapped)
         except Exception as exc:  # torch raises many types for malformed or unsafe pickles
             raise ConversionError(f"{self.path}: {_load_failure(self.path, self._mapped, exc)}") from exc
-        tensors: dict = {}
-        skipped: list[str] = []
-        _flatten(obj, "", tensors, skipped, torch.Tensor)
+        tensors, metadata, skipped = checkpoint_structure(obj, torch.Tensor)
         if not tensors:
             raise ConversionError(f"{self.path}: no tensors found in the checkpoint")
-        return tensors, skipped
+        return tensors, metadata, skipped
 
     def __getitem__(self, name: str) -> np.ndarray:
         from ..interop.torch_arrays import to_numpy
@@ -72,7 +102,7 @@ class TorchSource(Mapping):
         size = self._tensors[name].nbytes
         if self._mapped and self._copied and self._copied + size > REMAP_BYTES:
             self._tensors = {}  # unmaps the old pages before the new mapping is made
-            self._tensors, _ = self._load()
+            self._tensors, _, _ = self._load()
             self._copied = 0
             if list(self._tensors) != self._names:
                 raise ConversionError(f"{self.path}: the checkpoint changed while it was read")
@@ -119,28 +149,178 @@ def read_torch(path) -> tuple[dict[str, np.ndarray], list[str]]:
     return dict(source.items()), source.skipped
 
 
-def _flatten(obj, prefix: str, tensors: dict, skipped: list, tensor_type) -> None:
+def checkpoint_structure(obj, tensor_type) -> tuple[dict, dict[str, str], list[str]]:
+    """(tensors by flattened name, metadata with the structure, names of what was dropped) of ``obj``.
+
+    The metadata is empty for a flat dict of tensors, which needs no structure.
+    """
+    from ..format.constants import MAX_METADATA_VALUE_BYTES
+
+    tensors: dict = {}
+    skipped: list[str] = []
+    root = _node(obj, "", tensors, skipped, tensor_type, keep_values=True)
+    if isinstance(obj, dict) and all(isinstance(k, str) and isinstance(v, tensor_type) for k, v in obj.items()):
+        return tensors, {}, skipped
+    text = _structure_text(root)
+    if len(text.encode("utf-8")) > MAX_METADATA_VALUE_BYTES:  # keep the tensors' places, drop the values
+        tensors, skipped = {}, []
+        text = _structure_text(_node(obj, "", tensors, skipped, tensor_type, keep_values=False))
+    return tensors, {STRUCTURE_KEY: text}, skipped
+
+
+def _structure_text(root) -> str:
+    return json.dumps({"version": STRUCTURE_VERSION, "root": root}, ensure_ascii=False,
+                      separators=(",", ":"), allow_nan=False)
+
+
+def _node(obj, prefix: str, tensors: dict, skipped: list, tensor_type, keep_values: bool):
+    """The structure node of ``obj`` (module docstring); its tensors go into ``tensors``."""
     if isinstance(obj, tensor_type):
         name = prefix or "tensor"
         if name in tensors:
             raise ConversionError(f"two tensors flatten to the name {name!r}; rename one in the checkpoint")
         tensors[name] = obj
-    elif isinstance(obj, Mapping):
+        return {"tensor": name}
+    if isinstance(obj, Mapping):
+        entries = []
         for key, value in obj.items():
-            _flatten(value, f"{prefix}.{key}" if prefix else str(key), tensors, skipped, tensor_type)
-    elif isinstance(obj, (list, tuple)) and any(isinstance(v, (tensor_type, Mapping)) for v in obj):
-        for i, value in enumerate(obj):
-            _flatten(value, f"{prefix}.{i}" if prefix else str(i), tensors, skipped, tensor_type)
-    else:
+            child = f"{prefix}.{key}" if prefix else str(key)
+            key_node = _value(key)
+            node = _node(value, child, tensors, skipped, tensor_type, keep_values)
+            if key_node is _NOT_JSON:  # its tensors are stored, and placed at the top level again
+                if not _only_tensors(node):
+                    skipped.append(child)
+            elif keep_values or _holds_tensors(node):
+                entries.append([key_node, node])
+        return {"ordered_dict" if isinstance(obj, OrderedDict) else "dict": entries}
+    if isinstance(obj, (list, tuple)):
+        items = [_node(v, f"{prefix}.{i}" if prefix else str(i), tensors, skipped, tensor_type, keep_values)
+                 for i, v in enumerate(obj)]
+        return items if isinstance(obj, list) else {"tuple": items}
+    value = _value(obj) if keep_values else _NOT_JSON
+    if value is _NOT_JSON:
         skipped.append(prefix)
+        return {"dropped": type(obj).__name__}
+    return value
 
 
-def write_torch(tensors: Mapping[str, np.ndarray], path, *, overwrite: bool = False) -> None:
-    """Write a state dict of torch tensors with ``torch.save``, atomically."""
+_NOT_JSON = object()
+
+
+def _value(obj):
+    """The node of a value without tensors (a scalar, or tuples of them), or _NOT_JSON."""
+    if obj is None or isinstance(obj, bool):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj) if math.isfinite(obj) else {"float": repr(float(obj))}
+    if isinstance(obj, str):
+        return str(obj)
+    if isinstance(obj, tuple):
+        items = [_value(v) for v in obj]
+        return _NOT_JSON if any(v is _NOT_JSON for v in items) else {"tuple": items}
+    return _NOT_JSON
+
+
+def _holds_tensors(node) -> bool:
+    if isinstance(node, list):
+        return any(_holds_tensors(v) for v in node)
+    if isinstance(node, dict):
+        if "tensor" in node:
+            return True
+        for tag in ("dict", "ordered_dict"):
+            if tag in node:
+                return any(_holds_tensors(v) for _, v in node[tag])
+        return "tuple" in node and any(_holds_tensors(v) for v in node["tuple"])
+    return False
+
+
+def _only_tensors(node) -> bool:
+    """Whether ``node`` is tensors and containers of them, with no value that would be lost."""
+    if isinstance(node, list):
+        return all(_only_tensors(v) for v in node)
+    if isinstance(node, dict):
+        if "tensor" in node:
+            return True
+        for tag in ("dict", "ordered_dict"):
+            if tag in node:
+                return all(_only_tensors(v) for _, v in node[tag])
+        return "tuple" in node and all(_only_tensors(v) for v in node["tuple"])
+    return False
+
+
+def rebuild_checkpoint(structure: str, tensors: dict, path=""):
+    """The checkpoint that :func:`checkpoint_structure` described: ``tensors`` (by name) in their places."""
+    where = f"{path}: metadata {STRUCTURE_KEY!r}"
+    try:
+        data = json.loads(structure)
+    except json.JSONDecodeError as exc:
+        raise ConversionError(f"{where} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("version") != STRUCTURE_VERSION or "root" not in data:
+        found = data.get("version") if isinstance(data, dict) else None
+        raise ConversionError(f"{where} is not a checkpoint structure of version {STRUCTURE_VERSION} "
+                              f"(found version {found}); upgrade dcformat, or decompress to .safetensors")
+    left = dict(tensors)
+    root = _rebuild(data["root"], left, where)
+    if left:  # tensors the structure does not place: at the top level, under their names
+        if not isinstance(root, dict):
+            raise ConversionError(f"{where} does not place tensor {next(iter(left))!r} of the file")
+        root.update(left)
+    return root
+
+
+def _rebuild(node, left: dict, where: str):
+    if node is None or isinstance(node, (bool, int, float, str)):
+        return node
+    if isinstance(node, list):
+        return [_rebuild(v, left, where) for v in node]
+    if isinstance(node, dict) and len(node) == 1:
+        (tag, body), = node.items()
+        if tag == "tensor":
+            if body not in left:
+                raise ConversionError(f"{where} places tensor {body!r}, which the file does not hold (or places twice)")
+            return left.pop(body)
+        if tag in ("dict", "ordered_dict") and isinstance(body, list):
+            out = OrderedDict() if tag == "ordered_dict" else {}
+            for entry in body:
+                if not (isinstance(entry, list) and len(entry) == 2):
+                    raise ConversionError(f"{where}: a {tag} entry is not a [key, value] pair")
+                value = _rebuild(entry[1], left, where)
+                if not (isinstance(entry[1], dict) and "dropped" in entry[1]):
+                    out[_key(_rebuild(entry[0], {}, where))] = value
+            return out
+        if tag == "tuple" and isinstance(body, list):
+            return tuple(_rebuild(v, left, where) for v in body)
+        if tag == "float" and body in ("nan", "inf", "-inf"):
+            return float(body)
+        if tag == "dropped":
+            return None
+    raise ConversionError(f"{where}: unknown node {json.dumps(node)[:60]}")
+
+
+def _key(key):
+    if isinstance(key, (list, dict)):
+        raise ConversionError(f"metadata {STRUCTURE_KEY!r}: a dict key cannot be a {type(key).__name__}")
+    return key
+
+
+def write_torch(tensors: Mapping[str, np.ndarray], path, metadata: Mapping[str, str] | None = None, *,
+                overwrite: bool = False) -> list[str]:
+    """Write tensors with ``torch.save``, atomically: as the checkpoint ``metadata`` describes, or a state dict.
+
+    With :data:`STRUCTURE_KEY` in ``metadata`` the checkpoint is rebuilt (module
+    docstring); without it the file is a flat state dict. Returns the other metadata
+    keys, which a PyTorch file has no place for.
+    """
     import torch
 
     from ..interop.torch_arrays import to_torch
 
+    metadata = dict(metadata or {})
+    structure = metadata.pop(STRUCTURE_KEY, None)
     state = {name: to_torch(np.asarray(array)) for name, array in tensors.items()}
+    obj = state if structure is None else rebuild_checkpoint(structure, state, path)
     with atomic_output(path, overwrite=overwrite) as f:
-        torch.save(state, f)
+        torch.save(obj, f)
+    return list(metadata)
