@@ -74,6 +74,19 @@ class TruncatedError(FormatError):
         super().__init__(f"truncated while reading {field}: needed {needed} bytes, {available} left")
 
 
+class FileChanged(TruncatedError):
+    """The file got shorter while it was read: another process truncated or rewrote it.
+
+    It held every byte its header names when it was opened; ``path`` is the file.
+    """
+
+    def __init__(self, path: str, field: str, needed: int, available: int):
+        super().__init__(field, needed, available)
+        self.path = path
+        self.args = (f"{path} changed while it was read: {field} needs {needed} bytes, the file now "
+                     f"holds {available} of them",)
+
+
 class LimitExceeded(FormatError):
     """A count or size is beyond what the spec or the reader's limits allow."""
 

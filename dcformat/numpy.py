@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import mmap
-import os
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
 from .container.file import ContainerFile
+from .container.source import open_source
 from .container.writer import ContainerWriter, StreamingWriter
-from .errors import storage_errors
 
 
 def save(tensors: Mapping, metadata: Mapping[str, str] | None = None, *,
@@ -60,31 +57,28 @@ def load(data: bytes, *, verify: bool = True, decode_budget: int | None = None,
 
 
 def load_file(path, *, verify: bool = True, decode_budget: int | None = None,
-              threads: int | None = None) -> dict[str, np.ndarray]:
+              threads: int | None = None, mmap: bool = False) -> dict[str, np.ndarray]:
     """Decode every tensor of the ``.dcf`` file at ``path`` (arguments as :func:`load`).
 
-    The file is mapped, not copied: every tensor is decoded into fresh memory, so no
-    view into the mapping outlives the call.
+    Each segment is read from the file once, into memory of its own, checksum-verified
+    and decoded; a file truncated while it is read is a ``TruncatedError``
+    (:class:`~dcformat.errors.FileChanged`). ``mmap=True`` maps the file instead (see
+    :class:`~dcformat.safe_open.safe_open`). No view into the file outlives the call.
     """
-    options = dict(verify=verify, decode_budget=decode_budget, threads=threads)
-    with storage_errors(path, "read"), open(Path(path), "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            return load(b"", **options)
-        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    source = open_source(path, mmap=mmap)
     try:
-        return load(mapped, **options)
+        return load(source, verify=verify, decode_budget=decode_budget, threads=threads)
     finally:
-        try:
-            mapped.close()
-        except BufferError:  # a traceback still holds a view; the GC closes it later
-            pass
+        source.close()
 
 
 def load_metadata(path) -> dict[str, str]:
     """The metadata map of a file, without decoding any tensor."""
-    with storage_errors(path, "read"):
-        data = Path(path).read_bytes()
-    return ContainerFile(data).metadata
+    source = open_source(path)
+    try:
+        return ContainerFile(source).metadata
+    finally:
+        source.close()
 
 
 def _add_all(writer, tensors: Mapping, banks: Mapping | None) -> None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import mmap as _mmap
-from pathlib import Path
-
 import numpy as np
 
 from .container.file import ContainerFile
+from .container.source import open_source
 from .format.records import Record
 from .interop.torch_arrays import numpy_view, to_torch
-from .errors import FileClosed, UsageError, storage_errors
+from .errors import FileClosed, UsageError
 
 
 class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
@@ -29,8 +27,11 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
         Most bytes of decoded tensors this file may make the reader allocate; default
         ``max(256 MiB, 1024 x file size)``.
     mmap : bool
-        Map the file (default) or read it into memory at once (faster on network file
-        systems).
+        Read each segment from the file when it is decoded, into memory of its own
+        (``pread``; default), or map the file (``mmap=True``). A file that another process
+        truncates while it is open is then a ``TruncatedError``
+        (:class:`~dcformat.errors.FileChanged`) by default; mapped, touching the lost
+        pages kills the process with ``SIGBUS``. Map only files nothing else rewrites.
     threads : int, optional
         Most threads one tensor decodes on (default: every core, or
         ``DCFORMAT_NUM_THREADS``).
@@ -46,20 +47,14 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
     """
 
     def __init__(self, path, framework: str = "numpy", *, verify: bool = True,
-                 decode_budget: int | None = None, mmap: bool = True, threads: int | None = None):
+                 decode_budget: int | None = None, mmap: bool = False, threads: int | None = None):
         if framework not in ("numpy", "np", "pt", "torch"):
             raise UsageError(f"framework must be 'numpy' or 'pt', got {framework!r}")
         self.framework = framework
-        self._map = None
         self._file: ContainerFile | None = None
-        with storage_errors(path, "read"), open(Path(path), "rb") as f:
-            if mmap and Path(path).stat().st_size > 0:
-                self._map = _mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_READ)
-                buf = self._map
-            else:
-                buf = f.read()
+        self._source = open_source(path, mmap=mmap)
         try:
-            self._file = ContainerFile(buf, verify=verify, decode_budget=decode_budget, threads=threads)
+            self._file = ContainerFile(self._source, verify=verify, decode_budget=decode_budget, threads=threads)
         except BaseException:
             self.close()
             raise
@@ -73,12 +68,7 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
     def close(self) -> None:
         """Release the file; every method called afterwards raises FileClosed."""
         self._file = None
-        if self._map is not None:
-            try:
-                self._map.close()
-            except BufferError:  # a caller still holds a view; the GC closes it later
-                pass
-            self._map = None
+        self._source.close()
 
     def _opened(self) -> ContainerFile:
         if self._file is None:
@@ -139,7 +129,7 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
 
     @property
     def file_size(self) -> int:
-        return len(self._opened().buf)
+        return self._opened().size
 
 
 def _is_torch(value) -> bool:

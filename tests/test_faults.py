@@ -247,3 +247,94 @@ def test_a_file_size_limit_is_write_failed_and_leaves_nothing(tmp_path):
 
 def test_write_failed_is_the_parent_of_storage_full():
     assert issubclass(StorageFull, WriteFailed) and issubclass(ReadOnlyFileSystem, WriteFailed)
+
+
+# --- reading a file that changes under the reader -----------------------------------------
+
+_READER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {root!r})
+    import dcformat
+    from dcformat.errors import DCFormatError
+    with dcformat.safe_open({path!r}{options}) as f:
+        print("open", flush=True)
+        sys.stdin.readline()  # the file is truncated now
+        try:
+            for name in f.keys():
+                f.get_tensor(name)
+            print("read everything")
+        except DCFormatError as exc:
+            print(type(exc).__name__, [c.__name__ for c in type(exc).__mro__], exc)
+    """)
+
+
+def _segment_start(path, name: str) -> int:
+    from dcformat.container.reader import parse_header
+
+    header = parse_header(path.read_bytes())
+    record = next(r for r in header.tensors if r.name == name)
+    return header.data_offset + record.segments["values"].offset
+
+
+@pytest.mark.parametrize("options", ["", ", threads=1", ", verify=False"])
+def test_a_file_truncated_under_an_open_reader_is_a_typed_error(tmp_path, options):
+    # The reader runs in a subprocess, so that a SIGBUS (a truncated mapping) shows as a
+    # signal exit rather than killing the test run; this process truncates the file.
+    path = tmp_path / "shrinks.dcf"
+    dcformat.save_file({f"t{i}": np.full(1 << 18, i, np.float32) for i in range(4)}, path)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = _READER.format(root=root, path=str(path), options=options)
+    reader = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=root)
+    try:
+        assert reader.stdout.readline() == "open\n"
+        os.truncate(path, _segment_start(path, "t2"))  # t0 and t1 still whole
+        out, err = reader.communicate("go\n", timeout=120)
+    finally:
+        reader.kill()
+        reader.wait()
+    assert reader.returncode == 0, f"reader exited with {reader.returncode}: {err}"
+    assert "TruncatedError" in out and "'t2'" in out, out + err
+
+
+def test_load_file_of_a_file_truncated_while_it_is_read_is_file_changed(tmp_path, monkeypatch):
+    from dcformat.container.source import FileSource
+    from dcformat.errors import FileChanged, TruncatedError
+
+    path = tmp_path / "shrinks.dcf"
+    dcformat.save_file({f"t{i}": np.full(1000, i, np.float32) for i in range(3)}, path)
+    real_read, cut = FileSource.read, _segment_start(path, "t1")
+
+    def read_then_truncate(self, start, length, field, into=None):
+        view = real_read(self, start, length, field, into)
+        if "segment of 't0'" in field:
+            os.truncate(path, cut)  # as another process would, while t0 is decoded
+        return view
+
+    monkeypatch.setattr(FileSource, "read", read_then_truncate)
+    with pytest.raises(FileChanged, match="changed while it was read") as caught:
+        dcformat.load_file(path, threads=1)
+    assert isinstance(caught.value, TruncatedError) and caught.value.path == str(path)
+    assert "'t1'" in str(caught.value) and caught.value.available == 0
+
+
+def test_each_segment_is_read_from_the_file_once(tmp_path, monkeypatch):
+    from dcformat.compress import CompressionSettings, compress_tensors
+    from dcformat.container.reader import iter_segments, parse_header
+    from dcformat.container.source import FileSource
+
+    rng = np.random.default_rng(0)
+    tensors = {"fc.weight": rng.standard_normal((64, 256)).astype(np.float32), "fc.bias": np.ones(64, np.float32)}
+    encoded, _ = compress_tensors(tensors, CompressionSettings.preset("paper"))
+    path = tmp_path / "m.dcf"
+    dcformat.save_file(encoded, path)
+    header = parse_header(path.read_bytes())
+    segments = sorted((header.data_offset + ref.offset, ref.length) for _, _, ref in iter_segments(header))
+    reads = []
+    real_read = FileSource.read
+    monkeypatch.setattr(FileSource, "read", lambda self, start, length, field, into=None:
+                        reads.append((start, length, field)) or real_read(self, start, length, field, into))
+    loaded = dcformat.load_file(path)
+    assert sorted((s, n) for s, n, field in reads if "segment" in field) == segments
+    assert list(loaded) == list(encoded)
+    assert sum(length for _, length, _ in reads) < 2 * path.stat().st_size  # the padding checks read little

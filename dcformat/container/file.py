@@ -1,8 +1,10 @@
 """An opened container: checked framing plus per-record decoding on demand.
 
-:class:`ContainerFile` wraps a buffer (bytes, or an mmap of a file), checks the preamble,
-header and data layout once, and decodes a record only when asked, touching just that
-record's segments (and its bank's). It enforces the decode budget (FORMAT.md, "Decode budget").
+:class:`ContainerFile` reads a :class:`~dcformat.container.source.ByteSource` (bytes in
+memory, a file read with ``pread``, or a mapped file), checks the preamble, header and
+data layout once, and decodes a record only when asked, reading just that record's
+segments (and its bank's), each once: read, checksum-verified, decoded. It enforces the
+decode budget (FORMAT.md, "Decode budget").
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from ..errors import DecodeLimitExceeded, TensorNotFound, UsageError
 from .. import threads as _threads
 from ..format import constants as C
 from .reader import check_data_layout, parse_header, segment_view
+from .source import ByteSource, as_source
 from ..format.records import Header, Record
 
 
@@ -24,23 +27,29 @@ def default_budget(file_size: int) -> int:
 
 
 class ContainerFile:
-    """A checked container over ``buf``; tensors decode lazily, one at a time."""
+    """A checked container over ``data`` (a buffer or a ByteSource); tensors decode lazily."""
 
-    def __init__(self, buf, *, verify: bool = True, decode_budget: int | None = None,
+    def __init__(self, data, *, verify: bool = True, decode_budget: int | None = None,
                  threads: int | None = None):
-        self.buf = buf
+        #: Where every byte is read from.
+        self.source: ByteSource = as_source(data)
         self.verify = verify
         #: Most threads one call decodes on; None: :func:`dcformat.threads.default_threads`.
         self.threads = _threads.check_threads(threads)
-        self.header: Header = parse_header(buf, verify=verify)
-        check_data_layout(self.header, buf)
+        self.header: Header = parse_header(self.source, verify=verify)
+        check_data_layout(self.header, self.source)
         if decode_budget is not None and decode_budget < 0:
             raise UsageError(f"decode_budget must be >= 0, got {decode_budget}")
-        self.budget = default_budget(len(buf)) if decode_budget is None else decode_budget
+        self.budget = default_budget(self.size) if decode_budget is None else decode_budget
         self.decoded_bytes = 0
         self._charged: set[int] = set()
         self._tensors = {r.name: r for r in self.header.tensors}
         self._banks: dict[int, np.ndarray] = {}
+
+    @property
+    def size(self) -> int:
+        """Bytes in the file."""
+        return self.source.size
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -79,7 +88,7 @@ class ContainerFile:
         names = list(dict.fromkeys(self.keys() if names is None else names))
         records = [self.record(n) for n in names]
         asked = _threads.check_threads(threads) or self.threads
-        threads = _threads.threads_for(len(self.buf), asked, PARALLEL_MIN_FILE_BYTES)
+        threads = _threads.threads_for(self.size, asked, PARALLEL_MIN_FILE_BYTES)
         # the tensors before the first the budget refuses are decoded together
         fits, total, seen = len(records), self.decoded_bytes, set(self._charged)
         for i, r in enumerate(records):
@@ -132,8 +141,14 @@ class ContainerFile:
         if out is None:
             self._charge(record)
 
+        into = None
+        if self.source.copies and (out is None or out_zeroed) and _stored_as_is(record):
+            # read from the file straight into the output the reader allocates: the
+            # values are the payload's bytes, so decoding them copies nothing more
+            out = np.empty(record.shape, numpy_dtype(record.dtype)) if out is None else out
+            into = out.reshape(-1).view(np.uint8)
         # Every segment of the record is bounds- and checksum-checked before any is decoded.
-        views = {role: segment_view(self.header, self.buf, record, role, verify=self.verify)
+        views = {role: segment_view(self.header, self.source, record, role, verify=self.verify, into=into)
                  for role in record.segments}
         return decode_record(record, views.__getitem__, bank, out, out_zeroed=out_zeroed,
                              threads=threads or self.threads)
@@ -177,6 +192,11 @@ def _shared_outputs(records) -> list[np.ndarray | None]:
     base = -arena.ctypes.data % SHARED_ALIGNMENT
     return [None if o is None else arena[base + o:base + o + r.nbytes].view(numpy_dtype(r.dtype)).reshape(r.shape)
             for r, o in zip(records, offsets)]
+
+
+def _stored_as_is(record: Record) -> bool:
+    """Whether the record's one segment holds its N elements exactly (DENSE, RAW)."""
+    return record.layout == C.Layout.DENSE and record.value_kind == C.ValueKind.RAW
 
 
 def _size_proven(record: Record) -> bool:

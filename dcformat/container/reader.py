@@ -1,7 +1,9 @@
 """Parse and check the container framing: preamble, header, records, data layout.
 
-Everything here reads untrusted bytes through :class:`ByteReader`, which refuses a read
-past its end with ``TruncatedError`` naming the field. Sizes are Python ints, compared
+Every byte comes from one :class:`~dcformat.container.source.ByteSource` (a buffer, or a
+file read with ``pread``), whose ``read`` refuses a range past its end with
+``TruncatedError`` naming the field; the header's fields are then read through
+:class:`ByteReader`, which does the same within the header. Sizes are Python ints, compared
 with the limits in :mod:`constants` before anything is sliced or allocated. Validation
 runs straight through and raises at the first rule broken, in the order of
 spec/FORMAT.md, Appendix B.
@@ -31,6 +33,7 @@ from ..errors import (
 )
 from ..format import constants as C
 from .checksum import crc32
+from .source import as_source
 from ..format.records import Header, Record, SegmentRef, allowed_codecs, segment_roles
 
 
@@ -110,18 +113,21 @@ def parse_preamble(buf) -> tuple[tuple[int, int], int, int, int, int]:
     return (major, minor), required, optional, header_size, checksum
 
 
-def parse_header(buf, *, verify: bool = True) -> Header:
-    """Parse and check the preamble and the header (R1-R16); the data section is not read."""
-    version, required, optional, header_size, stored = parse_preamble(buf)
-    header_end = C.PREAMBLE_SIZE + header_size
-    if len(buf) < header_end:
-        raise TruncatedError("header", header_size, len(buf) - C.PREAMBLE_SIZE)
+def parse_header(data, *, verify: bool = True) -> Header:
+    """Parse and check the preamble and the header (R1-R16) of ``data`` (a buffer or a
+    ByteSource); the data section is not read."""
+    source = as_source(data)
+    preamble = source.read(0, min(source.size, C.PREAMBLE_SIZE), "preamble")
+    version, required, optional, header_size, stored = parse_preamble(preamble)
+    if source.size < C.PREAMBLE_SIZE + header_size:
+        raise TruncatedError("header", header_size, source.size - C.PREAMBLE_SIZE)
+    body = source.read(C.PREAMBLE_SIZE, header_size, "header")
     if verify:
-        computed = crc32(buf[:C.PREAMBLE_CHECKED_SIZE], buf[C.PREAMBLE_SIZE:header_end])
+        computed = crc32(preamble[:C.PREAMBLE_CHECKED_SIZE], body)
         if computed != stored:
             raise ChecksumMismatch("header", stored, computed)
 
-    r = ByteReader(buf, C.PREAMBLE_SIZE, header_end)
+    r = ByteReader(body)
     alignment = r.u32("Alignment")
     if not (C.MIN_ALIGNMENT <= alignment <= C.MAX_ALIGNMENT) or alignment & (alignment - 1):
         raise InvalidHeader("Alignment", f"{alignment} is not a power of two in [8, 4096]")
@@ -264,8 +270,9 @@ def _check_bank_use(name, dtype, shape, index: int, banks: tuple[Record, ...]) -
 # --- data section -----------------------------------------------------------------
 
 
-def check_data_layout(header: Header, buf) -> None:
+def check_data_layout(header: Header, data) -> None:
     """R18, R19, R17 in the spec's order: placement, the file's end, then padding."""
+    source = as_source(data)
     data_offset = header.data_offset
     end = 0
     for record, role, ref in iter_segments(header):
@@ -274,15 +281,17 @@ def check_data_layout(header: Header, buf) -> None:
             raise InvalidLayout(f"{role} segment of {record.name!r} at offset {ref.offset}, expected {expected}")
         end = expected + ref.length
     file_end = data_offset + end
-    if len(buf) < file_end:
-        raise TruncatedError("data section", file_end, len(buf))
-    if len(buf) > file_end:
-        raise InvalidLayout(f"{len(buf) - file_end} bytes after the last segment")
-    _check_zero(buf, C.PREAMBLE_SIZE + header.header_size, data_offset, "padding after the header")
+    if source.size < file_end:
+        raise TruncatedError("data section", file_end, source.size)
+    if source.size > file_end:
+        raise InvalidLayout(f"{source.size - file_end} bytes after the last segment")
+    padding = _PaddingCheck(source)
+    padding.add(C.PREAMBLE_SIZE + header.header_size, data_offset, None, "after the header")
     end = 0
     for record, role, ref in iter_segments(header):
-        _check_zero(buf, data_offset + end, data_offset + ref.offset, f"padding before {role} of {record.name!r}")
+        padding.add(data_offset + end, data_offset + ref.offset, record, role)
         end = ref.offset + ref.length
+    padding.flush()
 
 
 def iter_segments(header: Header):
@@ -292,18 +301,48 @@ def iter_segments(header: Header):
             yield record, role, ref
 
 
-def _check_zero(buf, start: int, stop: int, where: str) -> None:
-    if stop > start and any(bytes(buf[start:stop])):
-        raise NonZeroPadding(where)
+class _PaddingCheck:
+    """Checks, in order, that byte ranges of a source are zero (R17).
+
+    Ranges a few KiB apart are read together, up to a MiB at a time, so that a file of
+    many small segments is not read one padding at a time; a range far from the last is
+    read on its own, so that the segments between are not read at all.
+    """
+
+    NEAR, WINDOW = 4096, 1 << 20
+
+    def __init__(self, source):
+        self.source = source
+        self.pending: list = []  # (start, stop, record, role)
+
+    def add(self, start: int, stop: int, record, role: str) -> None:
+        if stop <= start:
+            return
+        if self.pending and (start - self.pending[-1][1] > self.NEAR or stop - self.pending[0][0] > self.WINDOW):
+            self.flush()
+        self.pending.append((start, stop, record, role))
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        base = self.pending[0][0]
+        window = self.source.read(base, self.pending[-1][1] - base, "padding")
+        for start, stop, record, role in self.pending:
+            if window[start - base:stop - base].tobytes().count(0) != stop - start:
+                raise NonZeroPadding("padding " + (role if record is None else f"before {role} of {record.name!r}"))
+        self.pending = []
 
 
-def segment_view(header: Header, buf, record: Record, role: str, *, verify: bool = True) -> memoryview:
-    """The bytes of one segment, bounds-checked and (by default) checksum-verified."""
+def segment_view(header: Header, data, record: Record, role: str, *, verify: bool = True,
+                 into=None) -> memoryview:
+    """The bytes of one segment, bounds-checked and (by default) checksum-verified.
+
+    ``data`` is a buffer or a ByteSource; from a file, the bytes are read (once) into
+    memory the caller owns (``into``, if given: see :meth:`ByteSource.read`).
+    """
     ref = record.segments[role]
-    start = header.data_offset + ref.offset
-    if start + ref.length > len(buf):
-        raise TruncatedError(f"{role} segment of {record.name!r}", ref.length, max(0, len(buf) - start))
-    view = memoryview(buf)[start:start + ref.length]
+    view = as_source(data).read(header.data_offset + ref.offset, ref.length, f"{role} segment of {record.name!r}",
+                                into=into)
     if verify:
         computed = crc32(view)
         if computed != ref.checksum:

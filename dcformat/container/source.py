@@ -1,0 +1,164 @@
+"""Where a container's bytes come from: one bounds-checked read, from memory or from a file.
+
+:class:`~dcformat.container.file.ContainerFile` reads every byte it checks or decodes
+through one :class:`ByteSource` method, ``read(start, length, field)``, which refuses a
+range past the source's end with ``TruncatedError`` naming the field:
+
+- :class:`MemorySource` serves views of a buffer (bytes, or a mapping of a file) with no copy.
+- :class:`FileSource` reads each range from an open file with ``pread`` into fresh memory
+  that the caller owns. Nothing stays mapped, so a file that shrinks under the reader (a
+  process truncates or rewrites it) cannot kill the process with ``SIGBUS``, as touching
+  a mapped page past the new end would: the read comes back short, and is refused with
+  :class:`~dcformat.errors.FileChanged`, a ``TruncatedError``.
+
+:func:`open_source` opens a path either way (``mmap=True`` maps it); a path that cannot be
+read raises the :class:`~dcformat.errors.StorageError` for its condition.
+"""
+
+from __future__ import annotations
+
+import mmap as _mmap
+import os
+import threading
+
+import numpy as np
+
+from ..errors import FileChanged, FileClosed, TruncatedError, storage_errors
+
+
+class ByteSource:
+    """The bytes of one container: ``size`` and a bounds-checked ``read``."""
+
+    #: Bytes in the source (for a file: its size when it was opened).
+    size: int = 0
+
+    def read(self, start: int, length: int, field: str, into=None) -> memoryview:
+        """Bytes ``[start, start + length)`` as a memoryview; TruncatedError past the end.
+
+        ``into``, a writable buffer of ``length`` bytes, receives them where the source
+        copies anyway (a file): the view returned is then ``into``'s memory.
+        """
+        raise NotImplementedError
+
+    #: Whether reading copies the bytes (so that reading ``into`` a buffer saves a copy).
+    copies = False
+
+    def close(self) -> None:
+        """Release the file (if any); a read afterwards raises FileClosed."""
+
+    def _check_range(self, start: int, length: int, field: str) -> None:
+        if start + length > self.size:
+            raise TruncatedError(field, length, max(0, self.size - start))
+
+
+class MemorySource(ByteSource):
+    """A buffer already in memory (or mapped): reads are views of it, no copy."""
+
+    def __init__(self, buf, *, on_close=None):
+        self._view = memoryview(buf).cast("B") if not isinstance(buf, memoryview) or buf.format != "B" else buf
+        self.size = len(self._view)
+        self._on_close = on_close
+        self.closed = False
+
+    def read(self, start: int, length: int, field: str, into=None) -> memoryview:
+        if self.closed:
+            raise FileClosed()
+        self._check_range(start, length, field)
+        return self._view[start:start + length]
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._view.release()
+        except BufferError:  # a caller still holds a view of it
+            pass
+        if self._on_close is not None:
+            self._on_close()
+
+
+class FileSource(ByteSource):
+    """An open file, each read a ``pread`` into memory of its own (see the module docstring).
+
+    Reads may come from several threads at once: ``pread`` does not move a shared
+    position, and releases the GIL while the kernel copies.
+    """
+
+    def __init__(self, file, path):
+        self._file = file
+        self._fd = file.fileno()
+        self.path = str(path)
+        with storage_errors(path, "read"):
+            self.size = os.fstat(self._fd).st_size
+        self._lock = threading.Lock()  # only where the OS has no pread
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    copies = True
+
+    def read(self, start: int, length: int, field: str, into=None) -> memoryview:
+        if self._file.closed:
+            raise FileClosed()
+        self._check_range(start, length, field)
+        view = memoryview(np.empty(length, np.uint8) if into is None else into).cast("B")
+        if len(view) != length:
+            raise ValueError(f"into holds {len(view)} bytes, not {length}")
+        done = 0
+        with storage_errors(self.path, "read"):
+            while done < length:
+                got = self._pread_into(view[done:], start + done)
+                if got == 0:  # the file ends before the size it had when opened
+                    raise FileChanged(self.path, field, length, done)
+                done += got
+        return view
+
+    def _pread_into(self, view: memoryview, offset: int) -> int:
+        if hasattr(os, "preadv"):
+            return os.preadv(self._fd, [view], offset)
+        if hasattr(os, "pread"):
+            chunk = os.pread(self._fd, len(view), offset)
+            view[:len(chunk)] = chunk
+            return len(chunk)
+        with self._lock:  # no positional read here: seek and read under a lock
+            self._file.seek(offset)
+            return self._file.readinto(view)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def as_source(data) -> ByteSource:
+    """``data`` itself if it is a ByteSource, else a MemorySource over it."""
+    return data if isinstance(data, ByteSource) else MemorySource(data)
+
+
+def open_source(path, *, mmap: bool = False) -> ByteSource:
+    """The file at ``path``: read with ``pread`` (default), or mapped (``mmap=True``).
+
+    A mapped file is faster to read only where the file system makes mapping cheap, and
+    a process that shrinks the file while it is mapped kills the reader with ``SIGBUS``;
+    see the module docstring.
+    """
+    with storage_errors(path, "read"):
+        file = open(path, "rb", buffering=0)
+    try:
+        source = FileSource(file, path)
+        if not mmap or source.size == 0:  # an empty file cannot be mapped
+            return source
+        with storage_errors(path, "read"):
+            mapped = _mmap.mmap(file.fileno(), 0, access=_mmap.ACCESS_READ)
+    except BaseException:
+        file.close()
+        raise
+    file.close()  # the mapping holds the file; it needs no descriptor
+    return MemorySource(mapped, on_close=lambda: _close_map(mapped))
+
+
+def _close_map(mapped) -> None:
+    try:
+        mapped.close()
+    except BufferError:  # a traceback still holds a view; the GC closes it later
+        pass
