@@ -139,7 +139,8 @@ def cmd_compress(args) -> int:
     dst = args.output_path = _output_path(args.input, args.output, ".dcf")
     _refuse_clobber(src, dst, args.force)
     reports, skipped = compress_checkpoint(src, dst, _settings(args), prototxt=args.prototxt,
-                                           overwrite=args.force, progress=not args.quiet)
+                                           overwrite=args.force, progress=not args.quiet,
+                                           safe_globals=args.safe_global or ())
     if skipped and not args.quiet:
         print(f"dcformat: note: {_count(len(skipped), 'value')} of the checkpoint, neither tensors nor JSON "
               f"values, {'is' if len(skipped) == 1 else 'are'} not stored: {_some(skipped)}", file=sys.stderr)
@@ -307,6 +308,11 @@ def _check_options(args) -> None:
             raise UsageError(f"--{a.replace('_', '-')} and --{b.replace('_', '-')} {why}; pass one of them")
     if args.prototxt and Path(args.input).suffix.lower() != ".net":
         raise UsageError(f"--prototxt describes a 2016 .net file, and {args.input} is not one; drop --prototxt")
+    from .convert import TORCH_SUFFIXES
+
+    if args.safe_global and Path(args.input).suffix.lower() not in TORCH_SUFFIXES:
+        raise UsageError(f"--safe-global allows a global in a PyTorch checkpoint's pickle, and {args.input} is not "
+                         f"one ({', '.join(TORCH_SUFFIXES)}); drop --safe-global")
 
 
 def _ecq_source(args) -> str:
@@ -386,6 +392,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rd-weights", help="JSON object of tensor name -> rd_weight factor steering --bits-per-param "
                                         "(e.g. from dcformat.training.sensitivity)")
     p.add_argument("--prototxt", help="Caffe prototxt of a 2016 .net file")
+    p.add_argument("--safe-global", action="append", metavar="MODULE.NAME",
+                   help="let a trusted PyTorch checkpoint's pickle use this class or function (torch's "
+                        "safe_globals; weights_only stays on); repeatable")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="print only the summary line (no table, notes or quality warning)")

@@ -120,3 +120,71 @@ def test_khmer_ocr_vocabulary_and_nesting_come_back(capsys, tmp_path):
         assert torch.equal(state[name], tensor), name
     assert np.array_equal(dcformat.load_file(dcf)["model_state_dict.cnn.0.weight"],
                           original["model_state_dict"]["cnn.0.weight"].numpy())
+
+
+# --- a trusted checkpoint that needs one more global ------------------------------------------
+
+#: criscross 0.1.8 (a 70 MB wheel) ships its CRISPR off-target model as a zstd-compressed
+#: torch.save file whose metadata holds a torch.torch_version.TorchVersion.
+CRISCROSS = real_checkpoints.Wheel(
+    "criscross", "0.1.8", "criscross-0.1.8-py3-none-any.whl",
+    "b193444496a1c3b0881ae2e37eab262021b84f7ae7559b602b28ecc7b7f88734",
+    {"criscross/_weights/criscross_seqonly_finetuned.fp16.pt.zst":
+         "5d75029bb0d2cab4e92fdc448453ff623ae712d7900d1d9d91f017c9f0765923"})
+
+
+@pytest.fixture
+def versioned(tmp_path) -> Path:
+    path = tmp_path / "versioned.pt"
+    torch.save({"state_dict": {"w": torch.ones(2, 2)}, "meta": {"torch_version": torch.__version__}}, path)
+    return path
+
+
+def test_a_missing_global_names_the_option(capsys, versioned, tmp_path):
+    code, _, err = run(capsys, "compress", versioned, "-o", tmp_path / "v.dcf", "-q")
+    assert code == 2 and len(err) == 1, err
+    assert "--safe-global torch.torch_version.TorchVersion" in err[0] and str(versioned) in err[0]
+    assert not (tmp_path / "v.dcf").exists()
+
+
+def test_safe_global_lets_a_trusted_checkpoint_through(capsys, versioned, tmp_path):
+    dcf, back = tmp_path / "v.dcf", tmp_path / "back.pt"
+    code, _, err = run(capsys, "compress", versioned, "-o", dcf, "--preset", "lossless", "-q",
+                       "--safe-global", "torch.torch_version.TorchVersion", "--safe-global", "collections.OrderedDict")
+    assert code == 0, err
+    assert run(capsys, "decompress", dcf, "-o", back)[0] == 0
+    assert torch.load(back, weights_only=True)["meta"] == {"torch_version": str(torch.__version__)}
+
+
+@pytest.mark.parametrize("name", ["no.such.Thing", "TorchVersion"])
+def test_a_safe_global_that_does_not_resolve_is_a_usage_error(capsys, versioned, tmp_path, name):
+    code, _, err = run(capsys, "compress", versioned, "-o", tmp_path / "v.dcf", "--safe-global", name)
+    assert code == 2 and len(err) == 1 and name in err[0], err
+
+
+def test_safe_global_for_an_input_that_is_no_pytorch_file(capsys, tmp_path):
+    code, _, err = run(capsys, "compress", WEIGHTS_PATH, "-o", tmp_path / "x.dcf",
+                       "--safe-global", "torch.torch_version.TorchVersion")
+    assert code == 2 and len(err) == 1 and "--safe-global" in err[0] and ".safetensors" in err[0], err
+
+
+def _unzstd(src: Path, dest: Path) -> Path:
+    if shutil.which("zstd") is None:
+        pytest.skip("the zstd command is not installed (apt-get install zstd)")
+    import subprocess
+
+    subprocess.run(["zstd", "-d", "-q", "-f", str(src), "-o", str(dest)], check=True, timeout=120)
+    return dest
+
+
+def test_criscross_needs_one_safe_global(capsys, tmp_path):
+    src = _unzstd(wheel_member(CRISCROSS, "criscross/_weights/criscross_seqonly_finetuned.fp16.pt.zst"),
+                  tmp_path / "criscross.pt")
+    code, _, err = run(capsys, "compress", src, "-o", tmp_path / "c.dcf", "--preset", "lossless", "-q")
+    assert code == 2 and "--safe-global torch.torch_version.TorchVersion" in err[0]
+    code, _, err = run(capsys, "compress", src, "-o", tmp_path / "c.dcf", "--preset", "lossless", "-q",
+                       "--safe-global", "torch.torch_version.TorchVersion")
+    assert code == 0, err
+    with dcformat.safe_open(tmp_path / "c.dcf") as f:
+        assert "torch_version" in f.metadata()[STRUCTURE_KEY]
+        assert all(name.startswith("state_dict.") for name in f.keys())

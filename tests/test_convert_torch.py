@@ -451,6 +451,42 @@ def test_a_file_that_is_no_checkpoint_gets_a_clear_message(tmp_path, data, reaso
     assert "pop from empty list" not in message and not message.endswith(": ")
 
 
+def test_a_checkpoint_that_needs_a_global_names_the_allow_list(tmp_path):
+    src = tmp_path / "versioned.pt"
+    torch.save({"w": torch.ones(2, 2), "torch_version": torch.__version__}, src)  # a TorchVersion
+    with pytest.raises(ConversionError) as info:
+        read_checkpoint(src)
+    message = str(info.value)
+    assert "torch.torch_version.TorchVersion" in message
+    assert "safe_globals=['torch.torch_version.TorchVersion']" in message
+    assert "--safe-global torch.torch_version.TorchVersion" in message
+    assert "weights_only=False" not in message and "\n" not in message
+
+    checkpoint = read_checkpoint(src, safe_globals=["torch.torch_version.TorchVersion"])
+    assert list(checkpoint.tensors) == ["w"]
+    assert torch.__version__ in checkpoint.metadata[STRUCTURE_KEY]  # a str subclass: kept as its text
+    out = tmp_path / "back.pt"
+    write_checkpoint(checkpoint.tensors, out, checkpoint.metadata)
+    assert torch.load(out, weights_only=True)["torch_version"] == str(torch.__version__)  # loads without it
+
+
+@pytest.mark.parametrize("name, message", [("no_such_module.Thing", "no_such_module"),
+                                           ("torch.torch_version.NoSuchClass", "NoSuchClass"),
+                                           ("TorchVersion", "module.name")])
+def test_a_safe_global_that_does_not_resolve(tmp_path, name, message):
+    src = tmp_path / "w.pt"
+    torch.save({"w": torch.ones(1)}, src)
+    with pytest.raises(UsageError, match=message):
+        read_checkpoint(src, safe_globals=[name])
+
+
+def test_safe_globals_allow_only_what_is_named(tmp_path):
+    # A checkpoint pickling a class stays refused when another global is allowed.
+    src = copy_as("pesto-g7.ckpt", tmp_path / "g7.ckpt")
+    with pytest.raises(ConversionError, match="omegaconf"):
+        read_checkpoint(src, safe_globals=["torch.torch_version.TorchVersion"])
+
+
 def test_pytorch_writer_refuses_to_overwrite(tmp_path):
     out = tmp_path / "o.pt"
     out.write_bytes(b"keep")

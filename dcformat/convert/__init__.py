@@ -64,7 +64,7 @@ def checkpoint_format(path) -> str:
 
 
 @contextlib.contextmanager
-def open_checkpoint(path, *, prototxt=None) -> Iterator[Checkpoint]:
+def open_checkpoint(path, *, prototxt=None, safe_globals=()) -> Iterator[Checkpoint]:
     """Open any supported checkpoint; its tensors are read from the file one at a time.
 
     Lazy: safetensors (each tensor read when indexed), PyTorch zip checkpoints (loaded
@@ -74,6 +74,8 @@ def open_checkpoint(path, *, prototxt=None) -> Iterator[Checkpoint]:
     re-planned as a whole. The file stays open until the ``with`` block ends. A missing
     ``path``, a directory or a file that may not be read raises its
     :class:`~dcformat.errors.StorageError` (``InputNotFound``, ``IsADirectory``, ``AccessDenied``).
+    ``safe_globals`` names the classes a trusted PyTorch checkpoint may use beyond what
+    ``weights_only`` loading allows (:class:`~dcformat.convert.torch_io.TorchSource`).
     """
     with storage_errors(path, "read"), open(path, "rb"):  # missing, a directory, unreadable: before the suffix
         pass
@@ -86,7 +88,7 @@ def open_checkpoint(path, *, prototxt=None) -> Iterator[Checkpoint]:
     elif kind == "torch":
         from .torch_io import TorchSource
 
-        source = TorchSource(path)
+        source = TorchSource(path, safe_globals=safe_globals)
         yield Checkpoint(source, source.metadata, source.skipped, source_format=kind)
     elif kind == "dcf":
         from ..safe_open import safe_open
@@ -104,14 +106,14 @@ def open_checkpoint(path, *, prototxt=None) -> Iterator[Checkpoint]:
                          encoded=frozenset(k for k, v in tensors.items() if isinstance(v, EncodedTensor)))
 
 
-def read_checkpoint(path, *, prototxt=None) -> Checkpoint:
+def read_checkpoint(path, *, prototxt=None, safe_globals=()) -> Checkpoint:
     """Read any supported checkpoint file, every tensor at once (see :func:`open_checkpoint`)."""
-    with open_checkpoint(path, prototxt=prototxt) as checkpoint:
+    with open_checkpoint(path, prototxt=prototxt, safe_globals=safe_globals) as checkpoint:
         return replace(checkpoint, tensors=dict(checkpoint.tensors.items()))
 
 
 def compress_checkpoint(src, dst, settings=None, *, prototxt=None, overwrite: bool = False,
-                        progress: bool = False) -> tuple[list, list[str]]:
+                        progress: bool = False, safe_globals=()) -> tuple[list, list[str]]:
     """Compress the checkpoint file ``src`` into the ``.dcf`` file ``dst``, one tensor at a time.
 
     :func:`open_checkpoint` then :func:`compress_into` a
@@ -130,7 +132,7 @@ def compress_checkpoint(src, dst, settings=None, *, prototxt=None, overwrite: bo
     """
     from ..container.writer import StreamingWriter
 
-    with open_checkpoint(src, prototxt=prototxt) as checkpoint, \
+    with open_checkpoint(src, prototxt=prototxt, safe_globals=safe_globals) as checkpoint, \
             StreamingWriter(dst, checkpoint.metadata, overwrite=overwrite) as writer:
         reports = compress_into(writer, checkpoint, settings, progress=progress)
     return reports, checkpoint.skipped

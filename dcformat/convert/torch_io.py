@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_output
-from ..errors import ConversionError, storage_errors
+from ..errors import ConversionError, UsageError, storage_errors
 
 
 #: Bytes copied out of a mapped checkpoint before it is mapped afresh (see TorchSource).
@@ -62,6 +62,11 @@ STRUCTURE_VERSION = 1
 class TorchSource(Mapping):
     """The tensors of a PyTorch checkpoint, each converted to numpy when it is indexed.
 
+    ``safe_globals`` names (``"module.name"``) the classes and functions that the
+    checkpoint's pickle may use beyond what ``weights_only`` loading allows, for a
+    trusted file (torch's :func:`torch.serialization.safe_globals`); a name that does not
+    resolve is a :class:`~dcformat.errors.UsageError`, and a global the file needs and
+    no one allowed is named in the :class:`~dcformat.errors.ConversionError`.
     ``metadata`` holds the checkpoint's structure under :data:`STRUCTURE_KEY` (empty for a
     flat dict of tensors) and ``skipped`` names the values that are neither tensors nor
     kept there (see the module docstring). The numpy array returned is a
@@ -73,10 +78,11 @@ class TorchSource(Mapping):
     unpickling of the checkpoint (milliseconds for a few hundred tensors).
     """
 
-    def __init__(self, path):
+    def __init__(self, path, *, safe_globals=()):
         self.path = path
         with storage_errors(path, "read"), open(path, "rb"):  # missing, a directory, unreadable
             pass
+        self._globals = resolve_globals(safe_globals)
         self._mapped = zipfile.is_zipfile(path)
         self._tensors, self.metadata, self.skipped = self._load()
         self._names = list(self._tensors)
@@ -86,7 +92,8 @@ class TorchSource(Mapping):
         import torch
 
         try:
-            obj = torch.load(Path(self.path), weights_only=True, map_location="cpu", mmap=self._mapped)
+            with _allowing(torch, self._globals):
+                obj = torch.load(Path(self.path), weights_only=True, map_location="cpu", mmap=self._mapped)
         except Exception as exc:  # torch raises many types for malformed or unsafe pickles
             raise ConversionError(f"{self.path}: {_load_failure(self.path, self._mapped, exc)}") from exc
         tensors, metadata, skipped = checkpoint_structure(obj, torch.Tensor)
@@ -135,6 +142,11 @@ def _load_failure(path, is_zip: bool, exc: Exception) -> str:
     if isinstance(exc, (EOFError, struct.error)):
         return "cannot load as a PyTorch checkpoint: the file ends early (truncated?)"
     message = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # torch colours its messages
+    needed = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
+    if needed:
+        name = needed.group(1)
+        return (f"the checkpoint needs the global {name}, which weights_only loading does not allow; "
+                f"if you trust the file, allow it by name: safe_globals=[{name!r}] (CLI: --safe-global {name})")
     detail = re.search(r"WeightsUnpickler error:\s*(.+)", message)
     if detail:  # the one line that says what weights_only loading refused
         return f"cannot load as a PyTorch checkpoint with weights_only=True: {detail.group(1).strip()}"
@@ -143,9 +155,50 @@ def _load_failure(path, is_zip: bool, exc: Exception) -> str:
     return f"cannot load as a PyTorch checkpoint: {first or type(exc).__name__}"
 
 
-def read_torch(path) -> tuple[dict[str, np.ndarray], list[str]]:
+def resolve_globals(names) -> list:
+    """The objects that ``"module.name"`` strings name, importing each module; a UsageError if one does not."""
+    import importlib
+
+    if isinstance(names, str):
+        names = [names]
+    found = []
+    for name in names:
+        module, _, attr = str(name).rpartition(".")
+        if not module or not attr:
+            raise UsageError(f"safe global {name!r}: give it as module.name (torch.torch_version.TorchVersion)")
+        obj, parts = None, str(name).split(".")
+        for cut in range(len(parts) - 1, 0, -1):  # the longest importable module, then attributes
+            try:
+                obj = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            try:
+                for part in parts[cut:]:
+                    obj = getattr(obj, part)
+            except AttributeError:
+                raise UsageError(f"safe global {name!r}: {'.'.join(parts[:cut])} has no {'.'.join(parts[cut:])}") \
+                    from None
+            break
+        else:
+            raise UsageError(f"safe global {name!r}: no module {parts[0]!r} to import it from")
+        found.append(obj)
+    return found
+
+
+def _allowing(torch, objs):
+    """``torch.serialization.safe_globals(objs)``, or nothing to do when ``objs`` is empty."""
+    import contextlib
+
+    if not objs:
+        return contextlib.nullcontext()
+    if not hasattr(torch.serialization, "safe_globals"):
+        raise UsageError(f"allowing safe globals needs torch >= 2.5 (this is {torch.__version__})")
+    return torch.serialization.safe_globals(objs)
+
+
+def read_torch(path, *, safe_globals=()) -> tuple[dict[str, np.ndarray], list[str]]:
     """The tensors of a PyTorch checkpoint as numpy arrays, and the names of skipped values."""
-    source = TorchSource(path)
+    source = TorchSource(path, safe_globals=safe_globals)
     return dict(source.items()), source.skipped
 
 
