@@ -8,9 +8,10 @@ gap is too wide, whose code points at an exact ``0.0``), an unpruned one ``Dense
 with ``CodebookValues``, laid out by :func:`dcformat.encodings.sparse.build_sparse`. Streams
 are Huffman-coded, or packed at fixed width when that is smaller for a short stream
 (:func:`dcformat.streams.choose.code_stream`), or all packed with ``huffman=False``; each is
-coded once, and the writer stores that payload. Every other tensor of the state dict is stored exactly (raw), or,
-with ``raw_sparse=True``, a floating tensor of two or more dimensions holding zeros is
-stored ``Sparse`` with raw values (a pruned but unquantized model).
+coded once, and the writer stores that payload. Every other tensor of the state dict is
+stored exactly (raw), or, with ``raw_sparse=True``, a floating tensor of two or more
+dimensions holding zeros is stored ``Sparse`` with raw values (a pruned but unquantized
+model; a pruned ``-0.0`` is not kept, it decodes to ``+0.0``).
 
 Names are the model's own state-dict names (``ip1.weight``, not
 ``ip1.parametrizations.weight.original``), so the file loads into the unparametrized model.
