@@ -136,6 +136,9 @@ def cmd_compress(args) -> int:
     from .inspect import describe, format_table
 
     src = _readable(args.input)
+    if src.suffix.lower() == ".dcf":
+        raise UsageError(f"{src} is already a .dcf file, and compressing it again would decode and re-encode "
+                         f"its values; to compress it with other settings, `dcformat decompress` it first")
     dst = args.output_path = _output_path(args.input, args.output, ".dcf")
     _refuse_clobber(src, dst, args.force)
     reports, skipped = compress_checkpoint(src, dst, _settings(args), prototxt=args.prototxt,
@@ -154,7 +157,7 @@ def cmd_compress(args) -> int:
             params = sum(r.elements for r in reports)
             print(f"SQNR {min(r.sqnr_db for r in lossy):.1f} to {max(r.sqnr_db for r in lossy):.1f} dB "
                   f"(lowest: {worst.name}); {8 * size / max(params, 1):.3f} bits per parameter")
-    print(f"wrote {dst}: {size:,} bytes, {sum(r.dense_bytes for r in rows) / size:.1f}x smaller than dense")
+    print(f"wrote {dst}: {size:,} bytes, {_against_dense(size, sum(r.dense_bytes for r in rows))}")
     if not args.quiet:
         _warn_below_floor(reports, args.preset)
     return 0
@@ -201,10 +204,12 @@ def cmd_info(args) -> int:
         with safe_open(args.input) as f:
             meta, version = f.metadata(), f.version
         print(json.dumps({"version": list(version), "file_bytes": size, "metadata": meta,
-                          "banks": [b.as_dict() for b in banks],
+                          "payloads_checked": False, "banks": [b.as_dict() for b in banks],
                           "tensors": [r.as_dict() for r in rows]}, indent=2))
     else:
         print(format_table(rows, size, banks))
+        print("header and layout checked; payload checksums not checked (`dcformat verify` checks them "
+              "and decodes every tensor)")
     return 0
 
 
@@ -217,6 +222,17 @@ def cmd_verify(args) -> int:
 
 
 # --- helpers ---------------------------------------------------------------------
+
+
+def _against_dense(size: int, dense: int) -> str:
+    """'30.3x smaller than dense', or a percentage near 1x, where a ratio would round to 1.0x."""
+    if size > dense:
+        return f"{100.0 * (size - dense) / max(dense, 1):,.1f}% larger than dense"
+    if size == dense:
+        return "the same size as dense"
+    if dense < 1.1 * size:
+        return f"{100.0 * (dense - size) / dense:.1f}% smaller than dense"
+    return f"{dense / size:.1f}x smaller than dense"
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:
@@ -367,6 +383,8 @@ def _rd_weights(path: Path) -> dict:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .compress.settings import INITS, PRESETS
+
     parser = argparse.ArgumentParser(prog="dcformat", description="Deep Compression storage format and codec.",
                                      epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"dcformat {__version__}")
@@ -378,13 +396,14 @@ def _parser() -> argparse.ArgumentParser:
     p = command("compress", help="checkpoint (.safetensors/.pt/.pth/.bin/.net) -> .dcf")
     p.add_argument("input")
     p.add_argument("-o", "--output", help="output .dcf (default: input name with .dcf)")
-    p.add_argument("--preset", help="default | paper | lossless (default: default)")
+    p.add_argument("--preset", choices=PRESETS,
+                   help="named settings (default: default); paper is the paper's, meant for a retrained model")
     p.add_argument("--settings", help="JSON file with CompressionSettings (overrides --preset)")
     p.add_argument("--sparsity", type=float, help="prune this fraction of every compressed tensor")
     p.add_argument("--quality", type=float, help="prune |w| < QUALITY x std(w)")
     p.add_argument("--code-bits", type=int, help="codebook of at most 2**BITS entries")
     p.add_argument("--gap-bits", type=int, help="relative-index width of pruned tensors")
-    p.add_argument("--init", choices=("linear", "density", "random"), help="k-means initialisation")
+    p.add_argument("--init", choices=INITS, help="k-means initialisation")
     p.add_argument("--no-huffman", action="store_true", help="pack streams at fixed width")
     p.add_argument("--bits-per-param", type=float, help="file size budget in bits per parameter (ecq, equal slope)")
     p.add_argument("--max-rel-error", type=float, help="most relative RMS error of each compressed tensor (ecq)")
@@ -407,7 +426,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no note on stderr")
     p.set_defaults(func=cmd_decompress)
 
-    p = command("info", help="per-tensor table of a .dcf file")
+    p = command("info", help="per-tensor table of a .dcf file (header only: `verify` checks the payloads)")
     p.add_argument("input")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)

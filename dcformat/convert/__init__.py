@@ -158,6 +158,7 @@ def compress_into(writer, checkpoint: Checkpoint, settings=None, *, progress: bo
         writer.add_tensor(name, value)
         reports.append(report)
         del value  # written out: dropped before the next tensor is read
+    next(compressed, None)  # resumed once more, the pipeline counts the last tensor done and ends
     return reports
 
 
