@@ -126,3 +126,8 @@ def test_options_that_agree_still_work(capsys, tmp_path, lenet, flags):
     out = tmp_path / "ok.dcf"
     assert main(["compress", str(lenet), "-o", str(out), "-q", *flags]) == 0, capsys.readouterr().err
     assert out.is_file()
+
+
+def test_safe_global_for_an_input_that_is_not_a_pytorch_file(capsys, tmp_path, lenet):
+    line = refused(capsys, tmp_path, lenet, "--safe-global", "torch.torch_version.TorchVersion")
+    assert "--safe-global" in line and ".pt" in line
