@@ -266,7 +266,7 @@ def test_torch_source_maps_the_file_afresh_to_bound_resident_pages(tmp_path, mon
     real_load = source._load
     monkeypatch.setattr(source, "_load", lambda: loads.append(1) or real_load())
     got = {name: source[name] for name in source}
-    assert len(loads) == 2 and source.skipped == ["epoch"]
+    assert len(loads) == 2 and source.skipped == []  # the epoch is kept in the metadata now
     assert list(got) == [f"state_dict.{name}" for name in state]
     for name, tensor in state.items():
         np.testing.assert_array_equal(got[f"state_dict.{name}"], tensor.numpy())
