@@ -9,6 +9,7 @@ import pytest
 import dcformat
 from dcformat import BankValues, CodebookValues, Dense, EncodedTensor, RawValues, Sparse
 from dcformat.container.writer import ContainerWriter
+from dcformat.format.constants import DECODE_RECORD_CHARGE
 from dcformat.errors import (
     ChecksumMismatch,
     DecodeLimitExceeded,
@@ -211,16 +212,17 @@ def test_decode_budget_is_enforced_before_allocation():
                          RawValues(np.zeros(0, np.float32)))
     from dcformat.container.writer import ContainerWriter
 
-    writer = ContainerWriter(decode_budget=4 << 30)  # written for readers that allow it
+    writer = ContainerWriter(decode_budget=(4 << 30) + DECODE_RECORD_CHARGE)  # for readers that allow it
     writer.add_tensor("huge", huge)
     data = writer.to_bytes()
     assert len(data) < 1024
     with pytest.raises(DecodeLimitExceeded):
         dcformat.load(data)  # 4 GiB asked by a file of a few hundred bytes
-    small = dcformat.load(dcformat.save({"x": np.zeros(1000, np.float32)}), decode_budget=4000)
+    budget = 4000 + DECODE_RECORD_CHARGE  # a record charges its bytes and 128 more
+    small = dcformat.load(dcformat.save({"x": np.zeros(1000, np.float32)}), decode_budget=budget)
     assert small["x"].size == 1000
     with pytest.raises(DecodeLimitExceeded):
-        dcformat.load(dcformat.save({"x": np.zeros(1001, np.float32)}), decode_budget=4000)
+        dcformat.load(dcformat.save({"x": np.zeros(1001, np.float32)}), decode_budget=budget)
 
 
 def test_arrays_the_caller_gives_are_not_charged_to_the_budget():
@@ -228,10 +230,11 @@ def test_arrays_the_caller_gives_are_not_charged_to_the_budget():
 
     tensors = {"a": np.arange(1000, dtype=np.float32), "b": np.arange(10, dtype=np.int16)}
     data = dcformat.save(tensors)
+    budget = 20 + DECODE_RECORD_CHARGE  # b alone
     with pytest.raises(DecodeLimitExceeded):
-        ContainerFile(data, decode_budget=100).decode_all()
+        ContainerFile(data, decode_budget=budget).decode_all()
     into = np.zeros(1000, np.float32)
-    got = ContainerFile(data, decode_budget=100).decode_all(out={"a": into})
+    got = ContainerFile(data, decode_budget=budget).decode_all(out={"a": into})
     assert got["a"] is into and np.array_equal(into, tensors["a"]) and np.array_equal(got["b"], tensors["b"])
     with pytest.raises(UsageError, match="'a'"):
         ContainerFile(data).decode_all(out={"a": np.zeros(999, np.float32)})

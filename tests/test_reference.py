@@ -847,10 +847,10 @@ def test_r32_bool_bytes():
 
 
 def test_r33_decode_budget():
-    data = build([f32("a"), f32("b")])  # 12 bytes each
-    refuse(data, errors.DecodeLimitExceeded, decode_budget=11)
-    refuse(data, errors.DecodeLimitExceeded, decode_budget=23)  # the budget is per file
-    assert len(decode_file(data, decode_budget=24).tensors) == 2
+    data = build([f32("a"), f32("b")])  # 12 bytes each, and 128 for each record
+    refuse(data, errors.DecodeLimitExceeded, decode_budget=139)
+    refuse(data, errors.DecodeLimitExceeded, decode_budget=279)  # the budget is per file
+    assert len(decode_file(data, decode_budget=280).tensors) == 2
     # a sparse record's N is bounded only by the budget: refused before allocating
     huge = sparse_raw("s", U8, (2**47,), [], [], 1)
     refuse(build([huge]), errors.DecodeLimitExceeded)

@@ -9,11 +9,13 @@ decode budget (FORMAT.md, "Decode budget").
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ..format.dtypes import numpy_dtype
 from ..encodings.decode import decode_record
-from ..errors import DecodeLimitExceeded, TensorNotFound, UsageError
+from ..errors import ChecksumMismatch, DecodeLimitExceeded, TensorNotFound, UsageError
 from .. import threads as _threads
 from ..format import constants as C
 from .reader import check_data_layout, parse_header, segment_view
@@ -42,7 +44,10 @@ class ContainerFile:
             raise UsageError(f"decode_budget must be >= 0, got {decode_budget}")
         self.budget = default_budget(self.size) if decode_budget is None else decode_budget
         self.decoded_bytes = 0
-        self._charged: set[int] = set()
+        # What has been charged, by tensor name and by bank index: a set of the records'
+        # ids would hold an int object of its own for each.
+        self._charged: set[str] = set()
+        self._charged_banks: set[int] = set()
         self._tensors = {r.name: r for r in self.header.tensors}
         self._banks: dict[int, np.ndarray] = {}
 
@@ -84,45 +89,79 @@ class ContainerFile:
         offers them, which halves the cost of first touching it. It is freed when the last
         of those tensors is.
         """
-        given = dict(out or {})
-        names = list(dict.fromkeys(self.keys() if names is None else names))
-        records = [self.record(n) for n in names]
+        given = {name: array for name, array in (out or {}).items() if array is not None}
+        names = self.keys() if names is None else list(dict.fromkeys(names))
+        tensors = self._tensors
+        try:
+            records = [tensors[n] for n in names]
+        except KeyError as exc:
+            raise TensorNotFound(exc.args[0]) from None
         asked = _threads.check_threads(threads) or self.threads
         threads = _threads.threads_for(self.size, asked, PARALLEL_MIN_FILE_BYTES)
         # the tensors before the first the budget refuses are decoded together
-        fits, total, seen = len(records), self.decoded_bytes, set(self._charged)
+        nbytes = [r.nbytes for r in records]
+        extra = C.DECODE_RECORD_CHARGE
+        fits, total = len(records), self.decoded_bytes
         for i, r in enumerate(records):
-            if r.name in given or id(r) in seen:
+            if r.name in given or r.name in self._charged:
                 continue
-            if total + r.nbytes > self.budget:
+            if total + nbytes[i] + extra > self.budget:
                 fits = i
                 break
-            total += r.nbytes
-            seen.add(id(r))
+            total += nbytes[i] + extra
+        before = self.decoded_bytes
         banks = [self._bank(r.bank_index) if r.value_kind == C.ValueKind.BANK else None for r in records[:fits]]
-        for r in records[:fits]:
-            if r.name not in given:
-                self._charge(r)
-        shared = iter(_shared_outputs([r for r in records[:fits] if r.name not in given]))
-        outs = [given[n] if n in given else next(shared) for n in names[:fits]]
+        if self.decoded_bytes == before:  # no bank charged meanwhile: every tensor up to `fits` fits
+            self.decoded_bytes = total
+            self._charged.update(n for n in names[:fits] if n not in given)
+        for i in range(fits):  # else as _charge, in order, with the sizes known
+            name = names[i]
+            if name in given or name in self._charged:
+                continue
+            if self.decoded_bytes + nbytes[i] + extra > self.budget:
+                raise DecodeLimitExceeded(f"decoded bytes after {name!r}", self.decoded_bytes + nbytes[i] + extra,
+                                          self.budget)
+            self.decoded_bytes += nbytes[i] + extra
+            self._charged.add(name)
+        if given:
+            shared = iter(_shared_outputs([r for r in records[:fits] if r.name not in given],
+                                          [n for r, n in zip(records[:fits], nbytes) if r.name not in given]))
+            outs = [given[n] if n in given else next(shared) for n in names[:fits]]
+        else:
+            outs = _shared_outputs(records[:fits], nbytes[:fits])
 
-        def one(i: int):
-            zeroed = outs[i] is not None and names[i] not in given
-            try:
-                return self._decode(records[i], outs[i], banks[i], out_zeroed=zeroed, threads=asked), None
-            except Exception as exc:  # re-raised below, first in order wins
-                return None, exc
+        # Results go straight into a list; of the errors only the first in order is kept,
+        # and once a tensor has failed, those after it are not decoded (they would be
+        # thrown away).
+        results: list = [None] * fits
+        first = [fits, None]  # index and error of the first tensor, in order, that failed
+        lock = threading.Lock()
 
-        # biggest first, so the threads end evenly; results are put back in order. A big
-        # tensor's chunk groups join the same threads (dcformat.threads): at most `threads`.
-        order = sorted(range(fits), key=lambda i: -records[i].nbytes)
-        done = dict(zip(order, _threads.run(one, order, threads)))
-        decoded = {}
-        for i in range(fits):
-            value, exc = done[i]
-            if exc is not None:
-                raise exc
-            decoded[names[i]] = value
+        def batch(indices: list[int]) -> None:
+            for i in indices:
+                if i > first[0]:
+                    continue
+                out_i = outs[i]
+                try:
+                    if out_i is None and (value := _empty(records[i], None, self.verify)) is not None:
+                        results[i] = value  # nothing to read, and charged above
+                        continue
+                    zeroed = out_i is not None and names[i] not in given
+                    results[i] = self._decode(records[i], out_i, banks[i], out_zeroed=zeroed, threads=asked)
+                except Exception as exc:  # re-raised below, first in order wins
+                    with lock:
+                        if i < first[0]:
+                            first[:] = [i, exc]
+
+        # biggest first, so the threads end evenly; small tensors go in batches, so that
+        # a file of many tiny records is handed out a few hundred at a time and what each
+        # costs to hand out does not add up. A big tensor's chunk groups join the same
+        # threads (dcformat.threads): at most `threads`.
+        order = sorted(range(fits), key=nbytes.__getitem__, reverse=True)
+        _threads.run(batch, _batches(order, nbytes), threads)
+        if first[1] is not None:
+            raise first[1]
+        decoded = dict(zip(names, results))
         for n in names[fits:]:
             decoded[n] = self.decode(n, given.get(n))
         return decoded
@@ -141,6 +180,10 @@ class ContainerFile:
         if out is None:
             self._charge(record)
 
+        if out is None or out_zeroed:
+            empty = _empty(record, out, self.verify)
+            if empty is not None:
+                return empty
         into = None
         if self.source.copies and (out is None or out_zeroed) and _stored_as_is(record):
             # read from the file straight into the output the reader allocates: the
@@ -156,16 +199,27 @@ class ContainerFile:
     def _charge(self, record: Record) -> None:
         """Refuse, before allocating, a tensor that would exceed the decode budget.
 
-        Each record is charged once, however often it is decoded: the budget bounds what
-        the file can make a reader hold, not how often the caller asks.
+        A record charges its decoded bytes plus DECODE_RECORD_CHARGE (what a reader holds
+        for each record it returns), once, however often it is decoded: the budget bounds
+        what the file can make a reader hold, not how often the caller asks.
         """
-        if id(record) in self._charged:
+        if self._tensors.get(record.name) is record:
+            charged, key = self._charged, record.name
+        else:
+            charged, key = self._charged_banks, next(i for i, b in enumerate(self.header.banks) if b is record)
+        if key in charged:
             return
-        if self.decoded_bytes + record.nbytes > self.budget:
+        charge = record_charge(record)
+        if self.decoded_bytes + charge > self.budget:
             raise DecodeLimitExceeded(f"decoded bytes after {record.name!r}",
-                                      self.decoded_bytes + record.nbytes, self.budget)
-        self.decoded_bytes += record.nbytes
-        self._charged.add(id(record))
+                                      self.decoded_bytes + charge, self.budget)
+        self.decoded_bytes += charge
+        charged.add(key)
+
+
+def record_charge(record: Record) -> int:
+    """What decoding ``record`` charges to the decode budget (FORMAT.md, "Decode budget")."""
+    return record.nbytes + C.DECODE_RECORD_CHARGE
 
 
 #: Files smaller than this decode on the calling thread unless told otherwise.
@@ -174,24 +228,63 @@ PARALLEL_MIN_FILE_BYTES = 1 << 20
 #: Alignment of each tensor in a shared allocation: a cache line.
 SHARED_ALIGNMENT = 64
 
+#: Tensors smaller than this are handed to the threads together, in batches of about this
+#: much work; each tensor counts for BATCH_RECORD_COST bytes besides its own.
+BATCH_BYTES = 1 << 20
+BATCH_RECORD_COST = 4096
 
-def _shared_outputs(records) -> list[np.ndarray | None]:
+
+def _batches(order: list[int], nbytes: list[int]) -> list[list[int]]:
+    """``order`` cut into runs of about BATCH_BYTES of work (a big tensor alone)."""
+    batches, current, work = [], [], 0
+    for i in order:
+        cost = nbytes[i] + BATCH_RECORD_COST
+        if cost >= BATCH_BYTES:
+            batches.append([i])
+            continue
+        current.append(i)
+        work += cost
+        if work >= BATCH_BYTES:
+            batches.append(current)
+            current, work = [], 0
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _shared_outputs(records, nbytes: list[int]) -> list[np.ndarray | None]:
     """A zeroed array per record, slices of a single allocation; None for a record left out.
 
     The caller has charged every record to the decode budget. A dense record joins only
     if its stream has a byte per 8 units (every symbol takes a bit), so no header field
     sizes the allocation unchecked; the others are allocated alone, once their streams
-    are proven, as ``decode`` does.
+    are proven, as ``decode`` does. A record of no elements needs no memory and is left out.
     """
     offsets, end = [], 0
-    for r in records:
-        offsets.append(end if _size_proven(r) else None)
+    for r, n in zip(records, nbytes):
+        offsets.append(end if n and _size_proven(r) else None)
         if offsets[-1] is not None:
-            end += -(-r.nbytes // SHARED_ALIGNMENT) * SHARED_ALIGNMENT
+            end += -(-n // SHARED_ALIGNMENT) * SHARED_ALIGNMENT
     arena = np.zeros(end + SHARED_ALIGNMENT, dtype=np.uint8)  # calloc: fresh pages come zeroed
     base = -arena.ctypes.data % SHARED_ALIGNMENT
-    return [None if o is None else arena[base + o:base + o + r.nbytes].view(numpy_dtype(r.dtype)).reshape(r.shape)
-            for r, o in zip(records, offsets)]
+    return [None if o is None else arena[base + o:base + o + n].view(_NUMPY[r.dtype]).reshape(r.shape)
+            for r, o, n in zip(records, offsets, nbytes)]
+
+
+#: The numpy dtype of each wire dtype, looked up once per record.
+_NUMPY = {dtype: numpy_dtype(dtype) for dtype in C.DType}
+_DENSE, _RAW = C.Layout.DENSE, C.ValueKind.RAW
+
+
+def _empty(record: Record, out, verify: bool) -> np.ndarray | None:
+    """A DENSE RAW record of no elements, decoded: its segment is empty (R20), so only its
+    Checksum (R21) is left to check; None for any other record."""
+    if record.layout is not _DENSE or record.value_kind is not _RAW or 0 not in record.shape:
+        return None
+    ref = record.segments["values"]
+    if verify and ref.checksum != 0:  # the CRC-32 of no bytes
+        raise ChecksumMismatch(f"values segment of {record.name!r}", ref.checksum, 0)
+    return np.empty(record.shape, _NUMPY[record.dtype]) if out is None else out
 
 
 def _stored_as_is(record: Record) -> bool:

@@ -15,6 +15,7 @@ This module knows the framing only; turning a record's segments into an array is
 from __future__ import annotations
 
 import functools
+import gc
 import struct
 
 from ..errors import (
@@ -41,7 +42,7 @@ class ByteReader:
     """A cursor over ``buf[pos:end]`` whose every read is bounds-checked."""
 
     def __init__(self, buf, pos: int = 0, end: int | None = None):
-        self.buf = memoryview(buf).cast("B") if not isinstance(buf, memoryview) else buf
+        self.buf = buf if isinstance(buf, (bytes, memoryview)) else memoryview(buf).cast("B")
         self.pos = pos
         self.end = len(self.buf) if end is None else end
 
@@ -127,7 +128,7 @@ def parse_header(data, *, verify: bool = True) -> Header:
         if computed != stored:
             raise ChecksumMismatch("header", stored, computed)
 
-    r = ByteReader(body)
+    r = ByteReader(bytes(body))  # read a field at a time: bytes index and slice fastest
     alignment = r.u32("Alignment")
     if not (C.MIN_ALIGNMENT <= alignment <= C.MAX_ALIGNMENT) or alignment & (alignment - 1):
         raise InvalidHeader("Alignment", f"{alignment} is not a power of two in [8, 4096]")
@@ -156,25 +157,61 @@ def _parse_records(r: ByteReader, kind: str, limit: int, banks: tuple[Record, ..
     count = r.u32(kind.capitalize() + "_Count")
     if count > limit:
         raise LimitExceeded(kind.capitalize() + "_Count", count, limit)
-    records, names = [], set()
-    for _ in range(count):
-        records.append(_parse_record(r, kind, banks, names))
+    records, names, shapes = [], set(), {}
+    # A record's objects hold no reference cycles: the cyclic collector, which would
+    # walk every record parsed so far again and again, has nothing to find here.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(count):
+            records.append(_parse_record(r, kind, banks, names, shapes))
+    finally:
+        if collecting:
+            gc.enable()
     return tuple(records)
 
 
-def _parse_record(r: ByteReader, kind: str, banks: tuple[Record, ...], names: set[str]) -> Record:
-    name = r.string(f"{kind} name", C.MAX_NAME_BYTES)
+def _parse_record(r: ByteReader, kind: str, banks: tuple[Record, ...], names: set[str], shapes: dict) -> Record:
+    """One record, its fields read in file order and each rule checked as soon as the
+    fields it names are read (FORMAT.md, Appendix B). The reads are written out here,
+    not made through ByteReader's methods: a header may hold a million records."""
+    buf, pos, end = r.buf, r.pos, r.end
+
+    if end - pos < 4:
+        raise TruncatedError(f"{kind} name length", 4, end - pos)
+    (length,) = _U32.unpack_from(buf, pos)
+    pos += 4
+    if length > C.MAX_NAME_BYTES:
+        raise LimitExceeded(f"{kind} name length", length, C.MAX_NAME_BYTES)
+    if end - pos < length:
+        raise TruncatedError(f"{kind} name", length, end - pos)
+    try:
+        name = str(buf[pos:pos + length], "utf-8")
+    except UnicodeDecodeError:
+        raise InvalidHeader(f"{kind} name", "not valid UTF-8") from None
+    pos += length
     if name in names:
         raise DuplicateName(kind, name)
     names.add(name)
-    code = r.u8("DType")
-    dtype = _members(C.DType).get(code)
+
+    if end - pos < 1:
+        raise TruncatedError("DType", 1, end - pos)
+    code = buf[pos]
+    pos += 1
+    dtype = _DTYPES.get(code)
     if dtype is None:
         raise UnknownDType(code, name)
-    rank = r.u8("Rank")
+    if end - pos < 1:
+        raise TruncatedError("Rank", 1, end - pos)
+    rank = buf[pos]
+    pos += 1
     if rank > C.MAX_RANK:
         raise LimitExceeded(f"Rank of {name!r}", rank, C.MAX_RANK)
-    shape = r.unpack(f"<{rank}Q", "Shape") if rank else ()
+    if end - pos < 8 * rank:
+        raise TruncatedError("Shape", 8 * rank, end - pos)
+    shape = (_SHAPES[rank] if rank < len(_SHAPES) else _struct(f"<{rank}Q")).unpack_from(buf, pos)
+    pos += 8 * rank
+    shape = shapes.setdefault(shape, shape)  # one tuple per distinct shape
     # The product of the non-zero dimensions bounds N, and every dimension, by 2**48.
     nonzero = 1
     for d in shape:
@@ -184,10 +221,53 @@ def _parse_record(r: ByteReader, kind: str, banks: tuple[Record, ...], names: se
     size = 0 if 0 in shape else nonzero
     if kind == "bank":
         _check_bank_shape(name, shape)
-    layout = _enum(C.Layout, r.u8("Layout"), "Layout", name)
-    value_kind = _enum(C.ValueKind, r.u8("Value_Kind"), "Value_Kind", name)
+    if end - pos < 1:
+        raise TruncatedError("Layout", 1, end - pos)
+    layout = _LAYOUTS.get(buf[pos])
+    if layout is None:
+        raise UnknownEncoding("Layout", buf[pos], name)
+    pos += 1
+    if end - pos < 1:
+        raise TruncatedError("Value_Kind", 1, end - pos)
+    value_kind = _KINDS.get(buf[pos])
+    if value_kind is None:
+        raise UnknownEncoding("Value_Kind", buf[pos], name)
+    pos += 1
 
     fields: dict = {}
+    if layout is not _DENSE or value_kind is not _RAW:
+        r.pos = pos
+        _parse_value_fields(r, kind, name, dtype, shape, layout, value_kind, banks, fields)
+        pos = r.pos
+    unit_size = fields.get("unit_size", 1)
+    units = size // unit_size
+    if layout is _SPARSE and fields["entry_count"] > units:
+        raise InvalidHeader("Entry_Count", f"{fields['entry_count']} entries for {units} units in {name!r}")
+    stored = units if layout is _DENSE else fields["entry_count"]
+
+    segments, itemsize = {}, C.DTYPE_SIZE[dtype]
+    for role, allowed in _ROLES[layout, value_kind]:
+        if end - pos < _REF.size:
+            raise TruncatedError(f"{role} Segment_Ref of {name!r}", _REF.size, end - pos)
+        code, offset, length, checksum = _REF.unpack_from(buf, pos)
+        pos += _REF.size
+        codec = _CODECS.get(code)
+        if codec is None:
+            raise UnknownEncoding("Codec", code, name)
+        if codec not in allowed:
+            raise InvalidHeader("Codec", f"{role} segment of {name!r} cannot use {codec.name}")
+        expected = stored if role == "values" else fields.get("codebook_size", 0) if role == "codebook" else None
+        if expected is not None and length != expected * itemsize:
+            raise InvalidHeader("Length", f"{role} segment of {name!r} is {length} bytes, "
+                                          f"expected {expected * itemsize}")
+        segments[role] = SegmentRef(codec, offset, length, checksum)
+    r.pos = pos
+    return Record(name, dtype, shape, layout, value_kind, segments=segments, **fields)
+
+
+def _parse_value_fields(r: ByteReader, kind: str, name: str, dtype, shape, layout, value_kind,
+                        banks: tuple[Record, ...], fields: dict) -> None:
+    """A SPARSE record's Gap_Bits and Entry_Count, then a CODEBOOK or BANK record's field."""
     if layout == C.Layout.SPARSE:
         fields["gap_bits"] = r.u8("Gap_Bits")
         fields["entry_count"] = r.u64("Entry_Count")
@@ -204,21 +284,17 @@ def _parse_record(r: ByteReader, kind: str, banks: tuple[Record, ...], names: se
             raise InvalidHeader("Value_Kind", f"bank {name!r} cannot take its values from a bank")
         fields["bank_index"] = r.u32("Bank_Index")
         fields["unit_size"] = _check_bank_use(name, dtype, shape, fields["bank_index"], banks)
-    unit_size = fields.get("unit_size", 1)
-    units = size // unit_size
-    if layout == C.Layout.SPARSE and fields["entry_count"] > units:
-        raise InvalidHeader("Entry_Count", f"{fields['entry_count']} entries for {units} units in {name!r}")
-    stored = units if layout == C.Layout.DENSE else fields["entry_count"]
 
-    segments = {}
-    for role in segment_roles(layout, value_kind):
-        ref = _parse_segment_ref(r, name, role)
-        expected = {"codebook": fields.get("codebook_size", 0), "values": stored}.get(role)
-        if expected is not None and ref.length != expected * C.DTYPE_SIZE[dtype]:
-            raise InvalidHeader("Length", f"{role} segment of {name!r} is {ref.length} bytes, "
-                                          f"expected {expected * C.DTYPE_SIZE[dtype]}")
-        segments[role] = ref
-    return Record(name, dtype, tuple(shape), layout, value_kind, segments=segments, **fields)
+
+_U32 = struct.Struct("<I")
+_SHAPES = [struct.Struct(f"<{rank}Q") for rank in range(C.MAX_RANK + 1)]
+_REF = struct.Struct(C.SEGMENT_REF_FORMAT)
+_DTYPES, _LAYOUTS, _KINDS, _CODECS = ({member.value: member for member in enum}
+                                     for enum in (C.DType, C.Layout, C.ValueKind, C.SegmentCodec))
+_DENSE, _SPARSE, _RAW = C.Layout.DENSE, C.Layout.SPARSE, C.ValueKind.RAW
+#: (Layout, Value_Kind) -> the record's segment roles in order, each with the codecs it allows.
+_ROLES = {(layout, kind): tuple((role, allowed_codecs(role)) for role in segment_roles(layout, kind))
+          for layout in C.Layout for kind in C.ValueKind}
 
 
 def _enum(enum, code: int, field: str, name: str):
@@ -232,14 +308,6 @@ def _enum(enum, code: int, field: str, name: str):
 def _members(enum) -> dict:
     """Value -> member: ``enum(code)`` costs about a microsecond, a field at a time."""
     return {member.value: member for member in enum}
-
-
-def _parse_segment_ref(r: ByteReader, name: str, role: str) -> SegmentRef:
-    code, offset, length, checksum = r.unpack(C.SEGMENT_REF_FORMAT, f"{role} Segment_Ref of {name!r}")
-    codec = _enum(C.SegmentCodec, code, "Codec", name)
-    if codec not in allowed_codecs(role):
-        raise InvalidHeader("Codec", f"{role} segment of {name!r} cannot use {codec.name}")
-    return SegmentRef(codec, offset, length, checksum)
 
 
 def _check_bank_shape(name: str, shape: tuple[int, ...]) -> None:

@@ -141,7 +141,8 @@ class _Layout:
     def _check_budget(self, file_size: int) -> None:
         """Refuse a file that readers would refuse to decode under their default budget
         (FORMAT.md, "Decode budget"): what a writer accepts, a reader loads."""
-        decoded = sum(_nbytes(r) for r in (*self._banks.values(), *self._tensors.values()))
+        records = (*self._banks.values(), *self._tensors.values())
+        decoded = sum(_nbytes(r) for r in records) + C.DECODE_RECORD_CHARGE * len(records)
         budget = self.decode_budget
         if budget is None:
             budget = max(C.DECODE_BUDGET_FLOOR, C.DECODE_EXPANSION * file_size)

@@ -66,6 +66,9 @@ DEFAULT_CHUNK_SYMBOLS = 1 << 16
 #: size) bytes unless the caller sets its own budget.
 DECODE_BUDGET_FLOOR = 256 * 1024 * 1024
 DECODE_EXPANSION = 1024
+#: Bytes each decoded record charges to the decode budget besides its N x itemsize: what
+#: a reader holds for every record it returns, however small.
+DECODE_RECORD_CHARGE = 128
 
 
 # --- wire enums ------------------------------------------------------------------

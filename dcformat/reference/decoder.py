@@ -51,6 +51,7 @@ import numpy as np
 from ..format.constants import (
     DECODE_BUDGET_FLOOR,
     DECODE_EXPANSION,
+    DECODE_RECORD_CHARGE,
     DTYPE_SIZE,
     KNOWN_REQUIRED_FEATURES,
     MAGIC,
@@ -649,8 +650,8 @@ class DecodeBudget:
     def charge(self, record: Record) -> None:
         """"If the total plus the charge exceeds the budget, the record is refused with
         DecodeLimitExceeded and nothing is charged; reaching the budget exactly is
-        allowed." The charge is "N x itemsize bytes"."""
-        size = record.elements * record.itemsize
+        allowed." The charge is "N x itemsize + DECODE_RECORD_CHARGE bytes"."""
+        size = record.elements * record.itemsize + DECODE_RECORD_CHARGE
         if self.spent + size > self.limit:
             raise DecodeLimitExceeded(f"decoded size of {record.label}", self.spent + size,
                                       self.limit)
@@ -660,9 +661,9 @@ class DecodeBudget:
 def decode_record(data: bytes, header: Header, record: Record, bank_bytes: list[bytes],
                   budget: DecodeBudget, verify_checksums: bool) -> bytes:
     """Spec, "Decoding a record": the record's N elements as little-endian bytes."""
-    # 1. "Check the record's fields ([Records]) and charge N x itemsize bytes to the
-    # decode budget, refusing the record with DecodeLimitExceeded before any allocation
-    # if they do not fit." parse_record checked the fields.
+    # 1. "Check the record's fields ([Records]) and charge N x itemsize + 128 bytes to
+    # the decode budget, refusing the record with DecodeLimitExceeded before any
+    # allocation if they do not fit." parse_record checked the fields.
     budget.charge(record)
 
     # "Before decoding any segment of a record, a reader must verify the Checksum of
