@@ -59,4 +59,5 @@ def error_measures(signal_energy: float, error_energy: float) -> tuple[float, fl
         return 0.0, math.inf
     if signal_energy == 0.0:
         return math.inf, -math.inf
-    return math.sqrt(error_energy / signal_energy), 10.0 * math.log10(signal_energy / error_energy)
+    # the ratio's logarithm as a difference: the ratio itself overflows for a tiny error
+    return math.sqrt(error_energy / signal_energy), 10.0 * (math.log10(signal_energy) - math.log10(error_energy))
