@@ -338,3 +338,98 @@ def test_each_segment_is_read_from_the_file_once(tmp_path, monkeypatch):
     assert sorted((s, n) for s, n, field in reads if "segment" in field) == segments
     assert list(loaded) == list(encoded)
     assert sum(length for _, length, _ in reads) < 2 * path.stat().st_size  # the padding checks read little
+
+
+# --- killed while writing ------------------------------------------------------------------
+
+_WRITER = textwrap.dedent("""
+    import itertools, os, sys
+    import numpy as np
+    sys.path.insert(0, {root!r})
+    from tests.test_faults import KILLED, WRITERS
+    where = sys.argv[1]
+    print("ready", flush=True)
+    written = []
+    for i in itertools.count():  # file after file until killed, the two last kept
+        name = ("save_file", "ContainerWriter.write", "write_safetensors")[i % 3]
+        written.append(os.path.join(where, f"out{{i}}" + (".safetensors" if "safetensors" in name else ".dcf")))
+        WRITERS[name](KILLED, written[-1])
+        if len(written) > 2:
+            os.unlink(written.pop(0))
+    """)
+
+#: What the killed writer writes, again and again: 8 MiB a file.
+KILLED = {"w": np.arange(2 << 20, dtype=np.float32), "b": np.ones(7, np.float16)}
+
+
+def _complete(path) -> bool:
+    if path.suffix == ".safetensors":
+        from safetensors.numpy import load_file as load_safetensors
+
+        loaded = load_safetensors(str(path))
+    else:
+        loaded = dcformat.load_file(path)
+    return loaded.keys() == KILLED.keys() and all(np.array_equal(loaded[k], v) for k, v in KILLED.items())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_writer_killed_at_any_moment_leaves_complete_files_and_nothing_else(tmp_path, seed):
+    # SIGKILL at a random moment of a run of writes: every file there is complete, and
+    # there is no temporary file beside them (the output is an unnamed file, O_TMPFILE,
+    # linked into place once written). The assertion holds whenever the kill lands.
+    import random
+    import signal
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER.format(root=root), str(tmp_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root)
+    try:
+        assert writer.stdout.readline() == "ready\n", writer.stderr.read()
+        import time
+
+        time.sleep(random.Random(seed).uniform(0.05, 0.6))
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    assert writer.returncode == -signal.SIGKILL, writer.stderr.read()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert all(n.startswith("out") and not n.endswith(".tmp") for n in names), names
+    assert all(_complete(tmp_path / n) for n in names), names
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_where_an_unnamed_file_cannot_be_linked_the_output_is_copied_to_a_named_one(tmp_path, monkeypatch, overwrite):
+    import dcformat.atomic as atomic
+
+    def cannot_link(fd, directory, name):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(atomic, "_link", cannot_link)
+    monkeypatch.setattr(atomic, "_unnamed_works", True)
+    path = tmp_path / "out.dcf"
+    if overwrite:
+        path.write_bytes(b"old")
+    dcformat.save_file(KILLED, path, overwrite=overwrite)
+    assert _complete(path) and [p.name for p in tmp_path.iterdir()] == ["out.dcf"]
+    assert atomic._unnamed_works is False  # later outputs are named from the start
+
+
+@pytest.mark.parametrize("unnamed", [True, False])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_interrupted_write_leaves_the_target_as_it_was(tmp_path, monkeypatch, unnamed, overwrite):
+    import dcformat.atomic as atomic
+
+    monkeypatch.setattr(atomic, "_unnamed_works", unnamed)
+    path = tmp_path / "out.dcf"
+    if overwrite:
+        path.write_bytes(b"old")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.atomic_output(path, overwrite=overwrite) as f:
+            f.write(b"partial")
+            raise KeyboardInterrupt
+    assert [p.name for p in tmp_path.iterdir()] == (["out.dcf"] if overwrite else [])
+    assert not overwrite or path.read_bytes() == b"old"
+    with atomic.atomic_output(path, overwrite=True) as f:
+        f.write(b"new")
+    assert path.read_bytes() == b"new" and [p.name for p in tmp_path.iterdir()] == ["out.dcf"]
+    assert path.stat().st_mode & 0o777 == 0o666 & ~atomic._umask()

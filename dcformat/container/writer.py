@@ -11,13 +11,15 @@ to the writer's data sink.
 - :class:`StreamingWriter` writes each payload to an anonymous spill file beside the
   destination as soon as it is added and keeps only the records, so writing holds one
   tensor's payloads at a time. When it finishes, the preamble and header go into the
-  temporary output file and the spill is appended after them in the kernel
+  new output file and the spill is appended after them in the kernel
   (``copy_file_range``; a MiB at a time where that is unavailable). Both writers produce
   the same bytes for the same calls.
 
-Writing to a path goes through a temporary file beside the destination that is renamed
-into place only when complete: an exception or KeyboardInterrupt leaves no partial file,
-and an existing file is never replaced unless ``overwrite=True``.
+Writing to a path goes through a new file in the destination's directory that takes the
+destination's name only when complete (:mod:`dcformat.atomic`: unnamed until then where
+the system has ``O_TMPFILE``): an exception, a KeyboardInterrupt or a kill never leaves
+a partial file under that name, and an existing file is never replaced unless
+``overwrite=True``.
 """
 
 from __future__ import annotations
