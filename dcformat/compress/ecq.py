@@ -32,8 +32,16 @@ MAX_BINS = 1 << 20
 FINE = 16
 #: Cost in bits of one codebook entry besides its value: its 4-bit code length.
 TABLE_BITS = 4
-#: Rough per-tensor overhead in bits (header record, chunk entries, alignment).
+#: Rough per-tensor overhead in bits (header record, chunk entries, alignment), for
+#: :meth:`Plan.total_bits`; the budget planner counts the framing itself (:mod:`.budget`).
 TENSOR_OVERHEAD_BITS = 8 * 320
+#: The sparse layout is tried when at least this share of the codes is the zero code.
+SPARSE_TRY_ZERO_SHARE = 0.4
+#: Relative-index widths tried for it.
+SPARSE_GAP_BITS = (2, 4, 8)
+#: The code nearest zero is made exactly 0.0 (so that a sparse layout can leave it out)
+#: when that adds at most this share to the squared error.
+ZERO_SNAP_ERROR_SHARE = 0.01
 
 
 def stats(x: np.ndarray) -> tuple[float, float, float]:

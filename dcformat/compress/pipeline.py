@@ -17,6 +17,7 @@ clusters to leave room for it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 
 import numpy as np
@@ -24,9 +25,12 @@ import numpy as np
 from ..encodings.model import CodebookValues, Dense, EncodedTensor, RawValues
 from ..encodings.sparse import SparseEntries, build_sparse, gaps_to_positions, positions_to_gaps, smallest_sparse
 from ..errors import InvalidSettings, UnsupportedDType, UsageError
+from ..format.constants import DEFAULT_ALIGNMENT, PREAMBLE_SIZE
 from ..kernels.kmeans import coded_squared_error
 from ..streams.choose import CodedStream, code_stream
+from . import budget
 from ._dtypes import COMPRESSIBLE, numpy_dtype, scale_exponent, wire_name, work_dtype
+from .ecq import SPARSE_GAP_BITS, SPARSE_TRY_ZERO_SHARE, ZERO_SNAP_ERROR_SHARE
 from .kmeans import assign, kmeans_1d
 from .prune import prune_mask
 from .report import CODEBOOK, EXACT, SPARSE_CODEBOOK, TensorReport, error_measures
@@ -166,12 +170,6 @@ def _compress_ecq(cand, step: float | None) -> tuple[EncodedTensor, TensorReport
     return encoded, report
 
 
-#: The sparse layout is tried when at least this share of the codes is the zero code.
-SPARSE_TRY_ZERO_SHARE = 0.4
-#: Relative-index widths tried for it.
-SPARSE_GAP_BITS = (2, 4, 8)
-
-
 def _exact_zero_code(x: np.ndarray, cb: np.ndarray, codes: np.ndarray, error: float):
     """(codebook, error) with the code nearest zero made exactly 0.0, when that is nearly free.
 
@@ -184,7 +182,7 @@ def _exact_zero_code(x: np.ndarray, cb: np.ndarray, codes: np.ndarray, error: fl
     if cb[z] == 0.0 or codes.size == 0:
         return cb, error
     count = int(np.count_nonzero(codes == z))
-    if count < SPARSE_TRY_ZERO_SHARE * codes.size or count * cb[z] ** 2 > 0.01 * error:
+    if count < SPARSE_TRY_ZERO_SHARE * codes.size or count * cb[z] ** 2 > ZERO_SNAP_ERROR_SHARE * error:
         return cb, error
     snapped = cb.copy()
     snapped[z] = 0.0
@@ -275,7 +273,8 @@ def _compress_kmeans(array: np.ndarray, settings: TensorSettings, name: str) -> 
 
 
 def compress_tensors(tensors: Mapping[str, np.ndarray], settings: CompressionSettings | None = None, *,
-                     progress: bool = False) -> tuple[dict[str, np.ndarray | EncodedTensor], list[TensorReport]]:
+                     progress: bool = False, metadata: Mapping[str, str] | None = None
+                     ) -> tuple[dict[str, np.ndarray | EncodedTensor], list[TensorReport]]:
     """Compress a state dict of numpy arrays.
 
     Parameters
@@ -286,6 +285,9 @@ def compress_tensors(tensors: Mapping[str, np.ndarray], settings: CompressionSet
         codebooks for floating tensors of at least 2 dimensions and 4096 elements).
     progress : bool
         Show a tqdm progress bar over the tensors.
+    metadata : mapping of str to str, optional
+        The metadata the file will carry, which a ``bits_per_param`` budget counts
+        (see :func:`iter_compress`).
 
     Returns
     -------
@@ -311,14 +313,15 @@ def compress_tensors(tensors: Mapping[str, np.ndarray], settings: CompressionSet
     """
     out: dict[str, np.ndarray | EncodedTensor] = {}
     reports: list[TensorReport] = []
-    for name, value, report in iter_compress(tensors, settings, progress=progress):
+    for name, value, report in iter_compress(tensors, settings, progress=progress, metadata=metadata):
         out[name] = value
         reports.append(report)
     return out, reports
 
 
 def iter_compress(tensors: Mapping[str, np.ndarray], settings: CompressionSettings | None = None, *,
-                  progress: bool = False) -> Iterator[tuple[str, np.ndarray | EncodedTensor, TensorReport]]:
+                  progress: bool = False, metadata: Mapping[str, str] | None = None
+                  ) -> Iterator[tuple[str, np.ndarray | EncodedTensor, TensorReport]]:
     """Compress tensors one at a time: yield ``(name, value, report)`` in the input's order.
 
     ``value`` and ``report`` are what :func:`compress_tensors` gives for ``name``.
@@ -326,9 +329,19 @@ def iter_compress(tensors: Mapping[str, np.ndarray], settings: CompressionSettin
     of :func:`dcformat.convert.open_checkpoint`): each value is fetched with
     ``tensors[name]`` when its turn comes and dropped once it is yielded, so this holds
     one input tensor and its encoding at a time (the caller should drop what it is
-    given, too). Settings with ``bits_per_param`` read every tensor once more, first,
-    to plan the budget, and keep only a summary of each (its statistics and planning
-    histogram).
+    given, too).
+
+    Settings with ``bits_per_param`` read every tensor once more, first, to plan the
+    budget, and keep only a summary of each ``ecq`` tensor (its statistics and planning
+    histogram). The budget is the file the yielded tensors make, written with the
+    default alignment, in bits per parameter, and counts every byte of it
+    (:mod:`dcformat.compress.budget`): the file lands within 1 % of it or 0.02 bits per
+    parameter, whichever is larger. A budget the model cannot meet raises
+    :class:`~dcformat.errors.InvalidSettings` naming the smallest one it can, before any
+    tensor is encoded; so does one these settings cannot spend (every ``ecq`` tensor at
+    its finest), naming the largest. ``metadata`` is the metadata the file will carry,
+    counted too; by default the ``metadata`` attribute of ``tensors`` when it has one
+    (the sources of :func:`dcformat.convert.open_checkpoint` do), else none.
 
     Examples
     --------
@@ -340,33 +353,52 @@ def iter_compress(tensors: Mapping[str, np.ndarray], settings: CompressionSettin
         settings = CompressionSettings()
     if not isinstance(settings, CompressionSettings):
         raise InvalidSettings(f"settings must be CompressionSettings, got {type(settings).__name__}")
-    return _iter_compress(tensors, settings, progress)
+    return _iter_compress(tensors, settings, progress, metadata)
 
 
-def _iter_compress(tensors: Mapping, settings: CompressionSettings, progress: bool):
+def _iter_compress(tensors: Mapping, settings: CompressionSettings, progress: bool, metadata):
     from tqdm.auto import tqdm
 
-    steps = _plan_budget(tensors, settings) if settings.bits_per_param is not None else {}
+    alloc = None
+    if settings.bits_per_param is not None:
+        alloc = _plan_budget(tensors, settings, getattr(tensors, "metadata", None) if metadata is None else metadata)
     bar = tqdm(list(tensors), disable=not progress, unit="tensor", desc="compressing")
     for name in bar:
         if progress:
             bar.set_postfix_str(name, refresh=False)
-        item = (name, *_compress_entry(name, _array(name, tensors[name]), settings, steps.get(name)))
+        array = _array(name, tensors[name])
+        if alloc is not None and name in alloc:
+            item = (name, *_compress_on_budget(name, array, settings, alloc))
+        else:
+            item = (name, *_compress_entry(name, array, settings))
+        del array
         yield item
         del item  # the caller has it: keeping it here would hold two tensors while the next loads
 
 
-def _compress_entry(name: str, array: np.ndarray, settings: CompressionSettings,
-                    step: float | None) -> tuple[np.ndarray | EncodedTensor, TensorReport]:
+def _compress_entry(name: str, array: np.ndarray,
+                    settings: CompressionSettings) -> tuple[np.ndarray | EncodedTensor, TensorReport]:
     shape = tuple(int(d) for d in array.shape)
     wire = wire_name(array.dtype)
     reason = settings.exact_reason(name, shape, wire)
     if reason is None:
         try:
-            return _compress(array, settings.settings_for(name, shape, wire), name, step)
+            return _compress(array, settings.settings_for(name, shape, wire), name)
         except _NonFinite:
             reason = "non-finite values"
     return array, _exact_report(name, array, reason)
+
+
+def _compress_on_budget(name: str, array: np.ndarray, settings: CompressionSettings,
+                        alloc) -> tuple[EncodedTensor, TensorReport]:
+    """An ``ecq`` tensor at the step ``alloc`` gives it, its stored size reported back."""
+    ts = settings.settings_for(name, tuple(int(d) for d in array.shape), wire_name(array.dtype))
+
+    def encode(step: float):
+        encoded, report = _compress(array, ts, name, step)
+        return (encoded, report), budget.stored_cost(name, encoded).total
+
+    return alloc.encode(name, encode)
 
 
 def _array(name: str, value) -> np.ndarray:
@@ -375,53 +407,72 @@ def _array(name: str, value) -> np.ndarray:
     return value
 
 
-def _plan_budget(tensors: Mapping[str, np.ndarray], settings: CompressionSettings) -> dict[str, float]:
-    """The ECQ step of each ``ecq`` tensor under the ``bits_per_param`` budget (equal slope).
+def _plan_budget(tensors: Mapping[str, np.ndarray], settings: CompressionSettings, metadata):
+    """The :class:`~dcformat.compress.ratedistortion.Allocation` of the ``ecq`` tensors under
+    the ``bits_per_param`` budget, or None when there are no parameters.
 
-    Exact tensors count at their size; ``kmeans`` tensors at ``code_bits`` per weight
-    (an upper bound before Huffman coding). Tensors are read one at a time and only
-    their planning summaries are kept.
+    The budget is the whole file (:mod:`dcformat.compress.budget`): exact tensors count at
+    their stored size with their records and padding, ``kmeans`` tensors are compressed
+    once here to count theirs, the header and the metadata come on top; the ``ecq``
+    tensors share the rest by equal slope. Tensors are read one at a time and only the
+    planning summaries of the ``ecq`` ones are kept. A budget the model cannot meet (or
+    that these settings cannot spend) is refused here, before anything is encoded.
     """
-    from .ratedistortion import allocate
+    from .ratedistortion import Allocation
 
-    total = 0
-    fixed = 0.0
-    cands = []
+    pad = (DEFAULT_ALIGNMENT - 1) / 2
+    fixed = PREAMBLE_SIZE + budget.header_bytes(metadata) + pad  # the header's padding, on average
+    params, trailing, cands = 0, 0.0, []
     for name in tensors:
-        size, fixed_bits, cand = _budget_entry(name, _array(name, tensors[name]), settings)
-        total += size
-        fixed += fixed_bits
-        if cand is not None:
-            cands.append(cand)
-    budget = settings.bits_per_param * total - fixed
-    db = allocate(cands, budget)
-    return {c.name: c.step(db) for c in cands}
+        array = _array(name, tensors[name])
+        params += int(array.size)
+        entry = _budget_entry(name, array, settings)
+        del array
+        if isinstance(entry, budget.StoredCost):
+            fixed += entry.total
+            trailing = entry.trailing
+        else:
+            cands.append(entry)
+            trailing = pad
+    if params == 0:
+        return None
+    fixed -= trailing  # no padding after the file's last segment
+    bpp = settings.bits_per_param
+    target = bpp * params / 8
+    alloc = Allocation(cands, budget.tolerance(bpp) * params / 8)
+    if not cands and abs(fixed - target) > alloc.tolerance:
+        raise InvalidSettings(
+            f"a budget of {bpp:g} bits per parameter steers the ecq quantizer, which no tensor uses here; these "
+            f"settings store this model in {8 * fixed / params:.2f} bits per parameter: use quantizer 'ecq' or "
+            f"drop the budget")
+    smallest, largest = fixed + alloc.smallest, fixed + alloc.largest
+    if smallest > target:
+        raise InvalidSettings(
+            f"a budget of {bpp:g} bits per parameter cannot be met: the smallest budget this model can meet is "
+            f"{math.ceil(800 * smallest / params) / 100:.2f} bits per parameter (the tensors kept exact and the "
+            f"file's framing take {8 * fixed / params:.2f}, the compressed ones the rest, each at its coarsest: "
+            f"quantization noise as strong as its weights)")
+    if largest < target - alloc.tolerance:
+        raise InvalidSettings(
+            f"a budget of {bpp:g} bits per parameter cannot be spent: these settings store this model in at most "
+            f"{math.floor(800 * largest / params) / 100:.2f} bits per parameter (every ecq tensor at the finest "
+            f"step its codebook of 2**code_bits entries allows); lower the budget or raise code_bits")
+    return alloc.start(target - fixed)
 
 
 def _budget_entry(name: str, array: np.ndarray, settings: CompressionSettings):
-    """(elements, bits counted as fixed, planning summary or None) for one tensor."""
+    """A tensor's planning summary (``ecq``), or what it adds to the file (a StoredCost)."""
     shape = tuple(int(d) for d in array.shape)
     wire = wire_name(array.dtype)
-    ts = settings.settings_for(name, shape, wire) if settings.exact_reason(name, shape, wire) is None else None
-    if ts is not None and ts.quantizer == "ecq":
+    if settings.exact_reason(name, shape, wire) is None:
+        ts = settings.settings_for(name, shape, wire)
         try:
-            return int(array.size), 0.0, _planning_summary(_candidate(array, ts, name))
+            if ts.quantizer == "ecq":
+                return _candidate(array, ts, name).summarize()
+            return budget.stored_cost(name, _compress(array, ts, name)[0])
         except _NonFinite:
-            ts = None
-    if ts is None:
-        return int(array.size), 8.0 * array.nbytes, None
-    return int(array.size), float(ts.code_bits) * array.size * (1.0 if not ts.pruned else 0.5), None
-
-
-def _planning_summary(cand):
-    """The candidate with what equal-slope planning reads (statistics, histogram, floor step), not its values.
-
-    ``allocate`` touches a candidate's values only to build its planning histogram;
-    built here, the values can go, so that planning holds one tensor at a time.
-    """
-    cand.planning_hist()
-    cand.x = None  # the encode pass reads the tensor again
-    return cand
+            pass
+    return budget.stored_cost(name, array)
 
 
 def reconstruct(encoded: EncodedTensor) -> np.ndarray:

@@ -5,10 +5,18 @@ weighted by ``rd_weight``: ``D_t = w_t * ||w - r||**2 / (||w||**2 / n_t)``. For
 entropy-coded uniform quantization at moderate rates, ``dD_t/dR_t`` is proportional to
 ``w_t * step_t**2 / rms_t**2``, so equal slopes mean ``step_t = rms_t * g / sqrt(w_t)``
 for one global ``g``: every tensor at the same SQNR, shifted by ``10 log10 w_t`` dB.
-:func:`allocate` finds the SQNR (by bisection on planned, not estimated, Huffman
-sizes) whose total size meets a budget in bits; per-tensor floors
-(``max_rel_error`` / ``min_sqnr_db``) cap a tensor's step below what the budget
-would give it.
+Per-tensor floors (``max_rel_error`` / ``min_sqnr_db``) cap a tensor's step below what
+the budget would give it.
+
+:func:`allocate` finds the SQNR whose total size meets a budget in bytes. The size of a
+tensor at a step (:meth:`Candidate.cost`) is what the final encode
+(:func:`final_plan`, then the pipeline's dense-or-sparse choice) will store, predicted
+from the tensor's planning summary, a fine histogram kept as cumulative sums: the cells
+of the final quantizer, their counts and so the Huffman-coded code stream; the sparse
+layout where the zero code dominates (gaps as if the zeros fell at random); the
+codebook, the record and the padding (:mod:`dcformat.compress.budget`).
+:class:`Allocation` then keeps the file on the budget while the tensors are encoded,
+with what each one really took.
 """
 
 from __future__ import annotations
@@ -18,11 +26,39 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .ecq import FINE, Histogram, Plan, plan, plan_for_distortion, stats, step_for_sqnr
+from ..format import constants as C
+from . import budget
+from ._dtypes import numpy_dtype
+from .ecq import (
+    FINE,
+    MAX_BINS,
+    SPARSE_GAP_BITS,
+    SPARSE_TRY_ZERO_SHARE,
+    ZERO_SNAP_ERROR_SHARE,
+    Histogram,
+    Plan,
+    plan,
+    plan_for_distortion,
+    stats,
+    step_for_sqnr,
+)
 from .settings import TensorSettings
 
 #: Resolution of the planning histogram: rms / PLAN_BINS_PER_RMS.
 PLAN_BINS_PER_RMS = 512
+#: No tensor is quantized coarser than the step of this SQNR (dB): quantization noise as
+#: strong as the weights (step ``sqrt(12) * rms``). Coarser, a tensor keeps next to
+#: nothing (at a step spanning its range it is stored as zeros), so a budget that needs
+#: that is one the model cannot meet.
+COARSEST_SQNR_DB = 0.0
+#: Global SQNRs (dB) at which every tensor is at its coarsest (``COARSEST_SQNR_DB`` or its
+#: own floor, whatever its ``rd_weight``), and at its finest (its codebook cap).
+LOWEST_DB, HIGHEST_DB = -100.0, 200.0
+#: The slope is solved again, over the tensors still to come, once the corrections of
+#: :class:`Allocation` have moved it this far (dB): beyond it they are no longer linear.
+RESOLVE_DB = 1.5
+#: Encodes at most of the last ECQ tensor, while the file would miss its budget.
+LAST_TRIES = 4
 
 
 @dataclass
@@ -41,7 +77,10 @@ class Candidate:
     hist: Histogram | None = None
     floor_step: float = math.inf  # largest step meeting the tensor's own error bound
     size: int = 0  # elements (kept apart from ``x``, which the pipeline may drop after planning)
-    _memo: dict = field(default_factory=dict)  # histogram step multiple -> planned bits
+    #: The planning histogram as (delta0, lo, cumulative counts, sums, squares): what
+    #: :meth:`cost` reads once :meth:`summarize` has dropped the values.
+    grid: tuple | None = None
+    _memo: dict = field(default_factory=dict)  # step -> predicted bytes
 
     def __post_init__(self):
         self.vmin, self.vmax, self.energy = stats(self.x)
@@ -71,51 +110,269 @@ class Candidate:
                 self.floor_step = p.delta
         return self.hist
 
-    def step(self, sqnr_db: float) -> float:
-        """This tensor's step at the global SQNR ``sqnr_db``, capped by its own floor."""
-        s = step_for_sqnr(self.rms, sqnr_db) / math.sqrt(self.settings.rd_weight)
-        return min(s, self.floor_step)
+    def summarize(self) -> "Candidate":
+        """Keep what planning reads (statistics, floor step, the histogram's cumulative sums), not the values.
 
-    def planned_bits(self, step: float) -> float:
-        """The planned stored size at ``step``, in bits (memoised: the bisection revisits steps).
-
-        Only the size is kept, not the plan: a budget search visits hundreds of steps.
+        Built here, the values can go, so that planning holds one tensor at a time.
         """
         h = self.planning_hist()
-        F = max(1, int(round(step / h.delta0)))
-        bits = self._memo.get(F)
-        if bits is None:
-            # the plain uniform grid's rate is close enough at kappa 0
-            iterations = 4 if self.settings.ecq_kappa > 0 else 0
-            p = plan(h, F, self.settings.ecq_kappa, self.max_entries, iterations)
-            bits = self._memo[F] = p.total_bits(self.value_bits)
-        return bits
+        self.grid = (h.delta0, h.lo) + tuple(np.concatenate(([0], np.cumsum(a))) for a in
+                                             (h.counts, h.sums, h.squares))
+        self.hist = None
+        self.x = None  # the encode pass reads the tensor again
+        return self
+
+    def step(self, sqnr_db: float) -> float:
+        """This tensor's step at the global SQNR ``sqnr_db``, capped by its own floor and by
+        the coarsest step (:data:`COARSEST_SQNR_DB`)."""
+        if self.rms == 0.0:
+            return 1.0  # all zeros: one cell at any step
+        s = step_for_sqnr(self.rms, sqnr_db) / math.sqrt(self.settings.rd_weight)
+        return min(s, self.floor_step, step_for_sqnr(self.rms, COARSEST_SQNR_DB))
+
+    def cost(self, step: float) -> float:
+        """The bytes the final encode at ``step`` will store: the record, its segments, their padding.
+
+        Memoised: the allocation revisits steps.
+        """
+        got = self._memo.get(step)
+        if got is None:
+            cells = self._cells(step) if self.settings.ecq_kappa == 0 else self._lloyd_cells(step)
+            got = self._memo[step] = self._stored_bytes(*cells)
+        return got
+
+    # -- what the final encode will do, from the planning summary ------------------------
+
+    def _cells(self, step: float):
+        """(count, sum, sum of squares of each cell, the cell of zero or None) of ``final_plan``
+        at ``step`` with ``ecq_kappa = 0``: the cells of the histogram it builds (``step / FINE``
+        bins, coarsened like :meth:`Histogram.build`), read off the planning histogram."""
+        d = step / FINE
+        while True:
+            lo, hi = round(self.vmin / d), round(self.vmax / d)
+            if hi - lo + 1 <= MAX_BINS:
+                break
+            d *= 2.0
+        F = max(1, round(step / d))
+        while True:  # as plan(): widen the step until the codebook cap holds the range
+            cmin, cmax = (lo + F // 2) // F, (hi + F // 2) // F
+            if cmax - cmin + 1 <= self.max_entries:
+                break
+            F = max(F + 1, math.ceil(F * (cmax - cmin + 1) / self.max_entries))
+        # fine bin g holds rint(x / d) = g; cell c the bins c*F - F//2 .. c*F - F//2 + F - 1
+        edges = (np.arange(cmin + 1, cmax + 1, dtype=np.float64) * F - F // 2 - 0.5) * d
+        n, s, q = self._below(edges)
+        n, s, q = (np.diff(np.concatenate(([0.0], a, [total]))) for a, total in
+                   zip((n, s, q), (self.size, self._total(3), self._total(4))))
+        zero = -cmin if cmin <= 0 <= cmax else None
+        return n, s, q, zero
+
+    def _total(self, i: int) -> float:
+        return float(self.grid[i][-1])
+
+    def _below(self, values: np.ndarray):
+        """(count, sum, sum of squares) of the values below each of ``values``, with the
+        values of a planning bin taken as spread evenly over it."""
+        d0, lo, cn, cs, cq = self.grid
+        nb = cn.size - 1
+        u = values / d0 - lo + 0.5  # planning bin k covers [k, k + 1) in these units
+        k = np.clip(np.floor(u), 0, nb - 1).astype(np.int64)
+        f = np.clip(u - k, 0.0, 1.0)
+        return tuple(a[k] + f * (a[k + 1] - a[k]) for a in (cn, cs, cq))
+
+    def _lloyd_cells(self, step: float):
+        """The cells of an entropy-constrained plan (``ecq_kappa > 0``), on the planning histogram."""
+        d0, lo, cn, cs, cq = self.grid
+        h = Histogram(d0, lo, np.diff(cn), np.diff(cs), np.diff(cq), self.size, self.energy)
+        p: Plan = plan(h, max(1, int(round(step / d0))), self.settings.ecq_kappa, self.max_entries, iterations=4)
+        n = p.counts.astype(np.float64)
+        s = p.codebook * n
+        q = s * p.codebook + p.distortion / max(p.entries, 1)
+        return n, s, q, int(np.argmin(np.abs(p.codebook)))
+
+    def _stored_bytes(self, n: np.ndarray, s: np.ndarray, q: np.ndarray, zero: int | None) -> float:
+        """What the pipeline stores for cells holding ``n`` values (sums ``s``, squares ``q``)."""
+        alive = n >= 0.5
+        counts = n[alive]
+        error = float(np.sum(np.maximum(q[alive] - s[alive] ** 2 / counts, 0.0)))
+        zero_code = int(np.count_nonzero(alive[:zero])) if zero is not None and alive[zero] else None
+        centroid = float(s[zero] / n[zero]) if zero_code is not None else 0.0
+        # centroids that round to one value of the tensor's dtype share a code (as in the encode)
+        values = (s[alive] / counts).astype(numpy_dtype(self.wire))
+        merged, inverse = np.unique(values, return_inverse=True)
+        if merged.size < counts.size:
+            counts = np.bincount(inverse.ravel(), weights=counts)
+            zero_code = None if zero_code is None else int(inverse.ravel()[zero_code])
+        # a cell expected to hold less than half a value now and then holds one: its entry counts
+        entries = float(counts.size + np.sum(-np.expm1(-n[~alive])))
+        cb_bytes = entries * self.value_bits / 8
+        alphabet = max(int(counts.size), 1)
+        huffman = self.settings.huffman
+        codes = budget.stream_bytes(counts, alphabet, huffman=huffman)
+        layout, gaps = C.Layout.DENSE, None
+        if zero_code is not None:
+            n0 = float(counts[zero_code])
+            if n0 >= SPARSE_TRY_ZERO_SHARE * self.size and n0 * centroid ** 2 <= ZERO_SNAP_ERROR_SHARE * error:
+                sparse = self._sparse_bytes(counts, zero_code, n0, alphabet, huffman)
+                if sparse[0] + sparse[1] < codes:
+                    layout, (gaps, codes) = C.Layout.SPARSE, sparse
+        segments = [cb_bytes, codes] if gaps is None else [cb_bytes, gaps, codes]
+        return (budget.record_bytes(self.name, len(self.shape), layout, C.ValueKind.CODEBOOK, len(segments))
+                + sum(budget.padded(b) for b in segments))
+
+    def _sparse_bytes(self, counts: np.ndarray, zero_code: int, n0: float, alphabet: int,
+                      huffman: bool) -> tuple[float, float]:
+        """(gap stream, code stream) bytes of the sparse layout at its best gap width."""
+        kept = self.size - n0
+        best = None
+        for gb in SPARSE_GAP_BITS:
+            gap_freqs, fillers = budget.gap_frequencies(self.size, kept, gb)
+            values = counts.copy()
+            values[zero_code] = fillers
+            pair = (budget.stream_bytes(gap_freqs, 1 << gb, huffman=huffman),
+                    budget.stream_bytes(values, alphabet, huffman=huffman))
+            if best is None or sum(pair) < sum(best):
+                best = pair
+        return best
 
 
-def allocate(cands: list[Candidate], budget_bits: float, lo_db: float = -20.0, hi_db: float = 120.0,
-             steps: int = 30) -> float:
-    """The highest global SQNR (dB) whose planned total size fits ``budget_bits``.
+def total_cost(cands: list[Candidate], sqnr_db: float) -> float:
+    """Bytes the candidates take at the global SQNR ``sqnr_db``."""
+    return sum(c.cost(c.step(sqnr_db)) for c in cands)
 
-    Returns ``lo_db`` when even that does not fit (the budget cannot be met).
+
+def allocate(cands: list[Candidate], budget_bytes: float, lo_db: float = LOWEST_DB,
+             hi_db: float = HIGHEST_DB) -> float:
+    """The highest global SQNR (dB) whose predicted total size fits ``budget_bytes``.
+
+    Returns ``lo_db`` when even that does not fit (the budget cannot be met) and ``hi_db``
+    when that fits (nothing more can be spent). Bisection while the bracket is wide, then
+    the secant (regula falsi) on the sizes, until the size is within 0.01 % of the budget.
     """
-    def total(db: float) -> float:
-        return sum(c.planned_bits(c.step(db)) for c in cands)
-
     if not cands:
         return hi_db
-    if total(lo_db) > budget_bits:
+    t_lo, t_hi = total_cost(cands, lo_db), total_cost(cands, hi_db)
+    if t_lo > budget_bytes:
         return lo_db
-    if total(hi_db) <= budget_bits:
+    if t_hi <= budget_bytes:
         return hi_db
-    for _ in range(steps):
-        mid = 0.5 * (lo_db + hi_db)
-        if total(mid) <= budget_bits:
-            lo_db = mid
-        else:
-            hi_db = mid
-        if hi_db - lo_db < 1e-3:
+    for _ in range(60):
+        if hi_db - lo_db < 1e-4 or budget_bytes - t_lo <= 1e-4 * budget_bytes:
             break
+        if hi_db - lo_db > 8.0:
+            mid = 0.5 * (lo_db + hi_db)
+        else:
+            w = (budget_bytes - t_lo) / (t_hi - t_lo)
+            mid = lo_db + min(max(w, 0.05), 0.95) * (hi_db - lo_db)
+        t = total_cost(cands, mid)
+        if t <= budget_bytes:
+            lo_db, t_lo = mid, t
+        else:
+            hi_db, t_hi = mid, t
     return lo_db
+
+
+class Allocation:
+    """Keeps the ECQ tensors on a budget in bytes while they are encoded, one at a time, in order.
+
+    The slope is solved once on the predicted sizes. Then, before each tensor, the
+    sizes of those still to come are taken as linear around the solution (each changes
+    by a known number of bytes per dB), scaled by what the tensors encoded so far really
+    took against their predictions, and the slope is moved so that they fill what is
+    left (solved again when that moves it more than :data:`RESOLVE_DB`): what the
+    predictions miss is made up by the tensors after them. The last
+    one is encoded again, at most :data:`LAST_TRIES` - 1 times, while the file misses the
+    budget by more than half of ``tolerance_bytes``.
+    """
+
+    def __init__(self, cands: list[Candidate], tolerance_bytes: float):
+        self._cands = {c.name: c for c in cands}
+        self._pending = [c.name for c in cands]
+        self.tolerance = tolerance_bytes
+        self.budget = 0.0
+        self.spent = 0.0
+        self._predicted = 0.0  # what the tensors encoded so far were predicted to take
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._cands
+
+    @property
+    def smallest(self) -> float:
+        """Bytes of every candidate at its coarsest."""
+        return total_cost(list(self._cands.values()), LOWEST_DB)
+
+    @property
+    def largest(self) -> float:
+        """Bytes of every candidate at its finest."""
+        return total_cost(list(self._cands.values()), HIGHEST_DB)
+
+    def start(self, budget_bytes: float) -> "Allocation":
+        """Solve the slope for ``budget_bytes``, before the first tensor is encoded."""
+        self.budget = budget_bytes
+        self._solve()
+        return self
+
+    @property
+    def _ratio(self) -> float:
+        """Real over predicted bytes of the tensors encoded so far (1 before the first)."""
+        return min(max(self.spent / self._predicted, 0.5), 2.0) if self._predicted > 0 else 1.0
+
+    def _solve(self) -> None:
+        rest = [self._cands[name] for name in self._pending]
+        self.db = allocate(rest, (self.budget - self.spent) / self._ratio)
+        self._base = {c.name: c.cost(c.step(self.db)) for c in rest}
+        self._slope = {}
+        for c in rest:  # bytes per dB around the solution
+            up, down = c.cost(c.step(min(self.db + 0.5, HIGHEST_DB))), c.cost(c.step(max(self.db - 0.5, LOWEST_DB)))
+            self._slope[c.name] = max(up - down, 0.0)
+
+    def _db(self) -> float:
+        r = self._ratio
+        slope = r * sum(self._slope[name] for name in self._pending)
+        missing = self.budget - self.spent - r * sum(self._base[name] for name in self._pending)
+        db = self.db + (missing / slope if slope > 0 else 0.0)
+        if abs(db - self.db) > RESOLVE_DB:
+            self._solve()
+            db = self.db
+        return min(max(db, LOWEST_DB), HIGHEST_DB)
+
+    def encode(self, name: str, encode):
+        """``encode(step)`` -> ``(value, bytes stored)``: the value for ``name``, kept on the budget."""
+        cand = self._cands[name]
+        db = self._db()
+        value, stored = encode(cand.step(db))
+        tries = [(db, stored)]
+        if self._pending == [name]:  # the last one: nothing after it can make up for a miss
+            goal = self.budget - self.spent
+            while len(tries) < LAST_TRIES and abs(stored - goal) > self.tolerance / 2:
+                db = self._retry_db(cand, tries, goal)
+                if db is None:
+                    break
+                again, size = encode(cand.step(db))
+                tries.append((db, size))
+                if abs(size - goal) < abs(stored - goal):
+                    value, stored = again, size
+                del again
+        self._pending.remove(name)
+        self.spent += stored
+        used = min(tries, key=lambda t: abs(t[1] - stored))[0]
+        self._predicted += cand.cost(cand.step(used))
+        return value
+
+    def _retry_db(self, cand: Candidate, tries: list, goal: float) -> float | None:
+        """The SQNR of another try of the last tensor: its predicted sizes shifted by what the
+        first try missed, then the secant through the two latest tries' real sizes."""
+        if len(tries) == 1:
+            db, stored = tries[0]
+            offset = stored - cand.cost(cand.step(db))
+            new = allocate([cand], goal - offset)
+        else:
+            (d1, s1), (d2, s2) = tries[-2:]
+            if s1 == s2:
+                return None
+            new = d2 + (goal - s2) * (d2 - d1) / (s2 - s1)
+        new = min(max(new, LOWEST_DB), HIGHEST_DB)
+        return None if any(abs(new - t[0]) < 1e-6 for t in tries) else new
 
 
 def final_plan(c: Candidate, step: float | None) -> tuple[Histogram, Plan]:

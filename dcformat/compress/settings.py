@@ -277,10 +277,15 @@ class CompressionSettings:
     min_elements : int
         Tensors with fewer elements are kept exact.
     bits_per_param : float or None
-        A size budget for the whole file, in bits per parameter (every element of
-        every tensor, exact ones included). The ``ecq`` tensors share what the exact
-        and ``kmeans`` tensors leave, allocated by equal slope
-        (:mod:`dcformat.compress.ratedistortion`).
+        A size budget for the whole file: its bytes x 8 over its parameters (every
+        element of every tensor, exact ones included), counting everything stored
+        (exact tensors, codebooks, streams with their Huffman tables, the header and
+        its metadata, the alignment padding: :mod:`dcformat.compress.budget`). The
+        ``ecq`` tensors share what the exact and ``kmeans`` tensors leave, allocated by
+        equal slope (:mod:`dcformat.compress.ratedistortion`); the file lands within
+        1 % of the budget or 0.02 bits per parameter, whichever is larger. A budget the
+        model cannot meet (every ``ecq`` tensor at its coarsest) or these settings
+        cannot spend is refused with :class:`~dcformat.errors.InvalidSettings`.
     rd_weights : mapping of str to float
         Per-tensor factors on ``rd_weight`` (by exact tensor name), for instance the
         output sensitivities :func:`dcformat.training.sensitivity.rd_weights` measures.
