@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from dcformat.compress import CompressionSettings, Rule, TensorSettings, compress_tensor, compress_tensors, reconstruct
+from dcformat.compress import budget
 from dcformat.compress.ecq import Histogram, plan, stats
 from dcformat.errors import InvalidSettings
 from dcformat.numpy import load_file, save_file
@@ -35,8 +36,7 @@ def test_allocator_meets_budget(tmp_path, bpp):
     save_file(out, path)
     params = sum(v.size for v in sd.values())
     achieved = 8 * path.stat().st_size / params
-    assert achieved <= bpp * 1.02
-    assert achieved >= bpp * 0.85  # spends the budget, not far under it
+    assert abs(achieved - bpp) <= budget.tolerance(bpp)  # met and spent: the whole file counted
     # equal slope: the compressed tensors end near one SQNR
     sq = [r.sqnr_db for r in reports if r.kind != "exact"]
     assert max(sq) - min(sq) < 1.5
