@@ -57,15 +57,14 @@ def load(data: bytes, *, verify: bool = True, decode_budget: int | None = None,
 
 
 def load_file(path, *, verify: bool = True, decode_budget: int | None = None,
-              threads: int | None = None, mmap: bool = False) -> dict[str, np.ndarray]:
+              threads: int | None = None) -> dict[str, np.ndarray]:
     """Decode every tensor of the ``.dcf`` file at ``path`` (arguments as :func:`load`).
 
-    Each segment is read from the file once, into memory of its own, checksum-verified
-    and decoded; a file truncated while it is read is a ``TruncatedError``
-    (:class:`~dcformat.errors.FileChanged`). ``mmap=True`` maps the file instead (see
-    :class:`~dcformat.safe_open.safe_open`). No view into the file outlives the call.
+    Each segment is read from the file once (``pread``, not mapped), checksum-verified and
+    decoded; a file truncated while it is read is a ``TruncatedError``
+    (:class:`~dcformat.errors.FileChanged`), never a crash.
     """
-    source = open_source(path, mmap=mmap)
+    source = open_source(path)
     try:
         return load(source, verify=verify, decode_budget=decode_budget, threads=threads)
     finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .container.file import ContainerFile
@@ -26,12 +28,12 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
     decode_budget : int, optional
         Most bytes of decoded tensors this file may make the reader allocate; default
         ``max(256 MiB, 1024 x file size)``.
-    mmap : bool
-        Read each segment from the file when it is decoded, into memory of its own
-        (``pread``; default), or map the file (``mmap=True``). A file that another process
-        truncates while it is open is then a ``TruncatedError``
-        (:class:`~dcformat.errors.FileChanged`) by default; mapped, touching the lost
-        pages kills the process with ``SIGBUS``. Map only files nothing else rewrites.
+    mmap : bool, optional
+        Deprecated and without effect: each segment is read from the file when it is
+        decoded (``pread``), which is as fast as mapping the file was, and a file that
+        another process truncates while it is open is a ``TruncatedError``
+        (:class:`~dcformat.errors.FileChanged`), where touching a mapped page past its
+        new end killed the process (``SIGBUS``). ``mmap=True`` warns.
     threads : int, optional
         Most threads one tensor decodes on (default: every core, or
         ``DCFORMAT_NUM_THREADS``).
@@ -50,9 +52,13 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
                  decode_budget: int | None = None, mmap: bool = False, threads: int | None = None):
         if framework not in ("numpy", "np", "pt", "torch"):
             raise UsageError(f"framework must be 'numpy' or 'pt', got {framework!r}")
+        if mmap:
+            warnings.warn("safe_open(mmap=True) no longer maps the file: it is read as it is decoded, as fast, "
+                          "and safe from a file truncated under it; drop the argument", DeprecationWarning,
+                          stacklevel=2)
         self.framework = framework
         self._file: ContainerFile | None = None
-        self._source = open_source(path, mmap=mmap)
+        self._source = open_source(path)
         try:
             self._file = ContainerFile(self._source, verify=verify, decode_budget=decode_budget, threads=threads)
         except BaseException:

@@ -271,13 +271,12 @@ def test_unsupported_numpy_dtype():
         dcformat.save({1: np.zeros(2, np.float32)})
 
 
-@pytest.mark.parametrize("mmap", [True, False])
-def test_every_method_after_close_raises_file_closed(tmp_path, mmap):
+def test_every_method_after_close_raises_file_closed(tmp_path):
     from dcformat.errors import FileClosed
 
     path = tmp_path / "c.dcf"
     dcformat.save_file({"x": np.arange(3, dtype=np.float32)}, path)
-    f = dcformat.safe_open(path, mmap=mmap)
+    f = dcformat.safe_open(path)
     f.close()
     f.close()  # closing twice is harmless
     calls = {"get_tensor": lambda: f.get_tensor("x"), "get_tensors": f.get_tensors, "keys": f.keys,
@@ -288,7 +287,15 @@ def test_every_method_after_close_raises_file_closed(tmp_path, mmap):
         with pytest.raises(FileClosed, match="closed") as caught:
             call()
         assert isinstance(caught.value, UsageError), name
-    with dcformat.safe_open(path, mmap=mmap) as g:
+    with dcformat.safe_open(path) as g:
         pass
     with pytest.raises(FileClosed):
         g.get_tensor("x")
+
+
+def test_mapping_is_gone_and_asking_for_it_warns(tmp_path):
+    path = tmp_path / "m.dcf"
+    dcformat.save_file({"x": np.arange(3, dtype=np.float32)}, path)
+    with pytest.warns(DeprecationWarning, match="no longer maps"):
+        with dcformat.safe_open(path, mmap=True) as f:
+            assert_bit_equal(f.get_tensor("x"), np.arange(3, dtype=np.float32))

@@ -4,20 +4,21 @@
 through one :class:`ByteSource` method, ``read(start, length, field)``, which refuses a
 range past the source's end with ``TruncatedError`` naming the field:
 
-- :class:`MemorySource` serves views of a buffer (bytes, or a mapping of a file) with no copy.
+- :class:`MemorySource` serves views of a buffer in memory (bytes, say) with no copy.
 - :class:`FileSource` reads each range from an open file with ``pread`` into fresh memory
-  that the caller owns. Nothing stays mapped, so a file that shrinks under the reader (a
-  process truncates or rewrites it) cannot kill the process with ``SIGBUS``, as touching
-  a mapped page past the new end would: the read comes back short, and is refused with
-  :class:`~dcformat.errors.FileChanged`, a ``TruncatedError``.
+  that the caller owns (or into the caller's buffer). Nothing is mapped, so a file that
+  shrinks under the reader (a process truncates or rewrites it) cannot kill the process
+  with ``SIGBUS``, as touching a mapped page past the new end would: the read comes back
+  short, and is refused with :class:`~dcformat.errors.FileChanged`, a ``TruncatedError``.
+  Reading costs no more than mapping did: a compressed file's segments are a fraction of
+  what they decode to, and a raw segment is read straight into its tensor.
 
-:func:`open_source` opens a path either way (``mmap=True`` maps it); a path that cannot be
-read raises the :class:`~dcformat.errors.StorageError` for its condition.
+:func:`open_source` opens a path; one that cannot be read raises the
+:class:`~dcformat.errors.StorageError` for its condition.
 """
 
 from __future__ import annotations
 
-import mmap as _mmap
 import os
 import threading
 
@@ -52,12 +53,11 @@ class ByteSource:
 
 
 class MemorySource(ByteSource):
-    """A buffer already in memory (or mapped): reads are views of it, no copy."""
+    """A buffer already in memory: reads are views of it, no copy."""
 
-    def __init__(self, buf, *, on_close=None):
+    def __init__(self, buf):
         self._view = memoryview(buf).cast("B") if not isinstance(buf, memoryview) or buf.format != "B" else buf
         self.size = len(self._view)
-        self._on_close = on_close
         self.closed = False
 
     def read(self, start: int, length: int, field: str, into=None) -> memoryview:
@@ -67,15 +67,7 @@ class MemorySource(ByteSource):
         return self._view[start:start + length]
 
     def close(self) -> None:
-        if self.closed:
-            return
         self.closed = True
-        try:
-            self._view.release()
-        except BufferError:  # a caller still holds a view of it
-            pass
-        if self._on_close is not None:
-            self._on_close()
 
 
 class FileSource(ByteSource):
@@ -135,30 +127,12 @@ def as_source(data) -> ByteSource:
     return data if isinstance(data, ByteSource) else MemorySource(data)
 
 
-def open_source(path, *, mmap: bool = False) -> ByteSource:
-    """The file at ``path``: read with ``pread`` (default), or mapped (``mmap=True``).
-
-    A mapped file is faster to read only where the file system makes mapping cheap, and
-    a process that shrinks the file while it is mapped kills the reader with ``SIGBUS``;
-    see the module docstring.
-    """
+def open_source(path) -> FileSource:
+    """The file at ``path``, read with ``pread``; a StorageError if it cannot be opened."""
     with storage_errors(path, "read"):
         file = open(path, "rb", buffering=0)
     try:
-        source = FileSource(file, path)
-        if not mmap or source.size == 0:  # an empty file cannot be mapped
-            return source
-        with storage_errors(path, "read"):
-            mapped = _mmap.mmap(file.fileno(), 0, access=_mmap.ACCESS_READ)
+        return FileSource(file, path)
     except BaseException:
         file.close()
         raise
-    file.close()  # the mapping holds the file; it needs no descriptor
-    return MemorySource(mapped, on_close=lambda: _close_map(mapped))
-
-
-def _close_map(mapped) -> None:
-    try:
-        mapped.close()
-    except BufferError:  # a traceback still holds a view; the GC closes it later
-        pass
