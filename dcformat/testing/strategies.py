@@ -95,7 +95,8 @@ def symbol_streams(count: int, alphabet_size: int) -> st.SearchStrategy[np.ndarr
     count : int
         Length of the stream.
     alphabet_size : int
-        1 to 65536; every symbol is below it.
+        At least 1; every symbol is below it. Symbols are uint16, so an alphabet above
+        65536 draws as 65536 does.
 
     Returns
     -------
@@ -121,6 +122,7 @@ def symbol_streams(count: int, alphabet_size: int) -> st.SearchStrategy[np.ndarr
     """
     if alphabet_size < 1:
         raise ValueError("alphabet_size must be at least 1")
+    alphabet_size = min(alphabet_size, 1 << 16)
 
     @st.composite
     def _streams(draw):
