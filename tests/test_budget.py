@@ -190,6 +190,18 @@ def test_the_budget_is_spent(bpp):
             assert np.array_equal(back[name], reconstruct(value))
 
 
+def test_entropy_constrained_plans_land_on_the_budget():
+    # ecq_kappa > 0: Lloyd iterations move the cells; at coarse steps they decide the layout.
+    tensors = model()
+    settings = CompressionSettings(default=TensorSettings(quantizer="ecq", code_bits=12, ecq_kappa=0.3),
+                                   bits_per_param=0.5)
+    with pytest.raises(InvalidSettings) as info:
+        compress_tensors(tensors, settings)
+    for bpp in (smallest_in(str(info.value)), 4.0):
+        encoded, _ = compress_tensors(tensors, CompressionSettings(default=settings.default, bits_per_param=bpp))
+        assert_on_budget(file_bits_per_param(dcformat.save(encoded), tensors), bpp)
+
+
 def test_k_means_tensors_count_at_their_stored_size():
     # Before: counted at code_bits per weight, an upper bound; the ecq tensors got less than was left.
     tensors = model()

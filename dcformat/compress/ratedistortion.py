@@ -57,6 +57,8 @@ LOWEST_DB, HIGHEST_DB = -100.0, 200.0
 #: The slope is solved again, over the tensors still to come, once the corrections of
 #: :class:`Allocation` have moved it this far (dB): beyond it they are no longer linear.
 RESOLVE_DB = 1.5
+#: Most bins of the histogram on which an ``ecq_kappa > 0`` plan is predicted as the encode makes it.
+LLOYD_BINS = 1 << 13
 #: Encodes at most of the last ECQ tensor, while the file would miss its budget.
 LAST_TRIES = 4
 
@@ -143,17 +145,21 @@ class Candidate:
 
     # -- what the final encode will do, from the planning summary ------------------------
 
-    def _cells(self, step: float):
-        """(count, sum, sum of squares of each cell, the cell of zero or None) of ``final_plan``
-        at ``step`` with ``ecq_kappa = 0``: the cells of the histogram it builds (``step / FINE``
-        bins, coarsened like :meth:`Histogram.build`), read off the planning histogram."""
+    def _final_grid(self, step: float) -> tuple[float, int, int, int]:
+        """(bin width, first and last bin, step in bins) of the histogram ``final_plan`` builds
+        at ``step`` (``step / FINE`` wide, coarsened like :meth:`Histogram.build`)."""
         d = step / FINE
         while True:
             lo, hi = round(self.vmin / d), round(self.vmax / d)
             if hi - lo + 1 <= MAX_BINS:
-                break
+                return d, lo, hi, max(1, round(step / d))
             d *= 2.0
-        F = max(1, round(step / d))
+
+    def _cells(self, step: float):
+        """(count, sum, sum of squares of each cell, the cell of zero or None) of ``final_plan``
+        at ``step`` with ``ecq_kappa = 0``: the cells of the histogram it builds, read off the
+        planning histogram."""
+        d, lo, hi, F = self._final_grid(step)
         while True:  # as plan(): widen the step until the codebook cap holds the range
             cmin, cmax = (lo + F // 2) // F, (hi + F // 2) // F
             if cmax - cmin + 1 <= self.max_entries:
@@ -181,10 +187,22 @@ class Candidate:
         return tuple(a[k] + f * (a[k + 1] - a[k]) for a in (cn, cs, cq))
 
     def _lloyd_cells(self, step: float):
-        """The cells of an entropy-constrained plan (``ecq_kappa > 0``), on the planning histogram."""
-        d0, lo, cn, cs, cq = self.grid
-        h = Histogram(d0, lo, np.diff(cn), np.diff(cs), np.diff(cq), self.size, self.energy)
-        p: Plan = plan(h, max(1, int(round(step / d0))), self.settings.ecq_kappa, self.max_entries, iterations=4)
+        """The cells of ``final_plan``'s entropy-constrained plan (``ecq_kappa > 0``): on the
+        histogram it builds, read off the planning histogram, when that has at most
+        :data:`LLOYD_BINS` bins (coarse steps, where the plan decides the layout), else on
+        the planning histogram itself, with fewer iterations."""
+        d, lo, hi, F = self._final_grid(step)
+        if hi - lo + 1 <= LLOYD_BINS:
+            n, s, q = self._below((np.arange(lo, hi + 2, dtype=np.float64) - 0.5) * d)
+            counts = np.diff(np.rint(n)).astype(np.int64)
+            held = counts > 0
+            s, q = np.where(held, np.diff(s), 0.0), np.where(held, np.diff(q), 0.0)
+            h, iterations = Histogram(d, lo, counts, s, q, self.size, self.energy), 20
+        else:
+            d0, lo, cn, cs, cq = self.grid
+            h, F, iterations = Histogram(d0, lo, np.diff(cn), np.diff(cs), np.diff(cq), self.size, self.energy), \
+                max(1, int(round(step / d0))), 4
+        p: Plan = plan(h, F, self.settings.ecq_kappa, self.max_entries, iterations=iterations)
         n = p.counts.astype(np.float64)
         s = p.codebook * n
         q = s * p.codebook + p.distortion / max(p.entries, 1)
