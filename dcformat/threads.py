@@ -71,10 +71,8 @@ def run(fn: Callable, items: Sequence, threads: int | None = None) -> list:
     team = getattr(_local, "team", None)
     if team is not None:
         return team.map(fn, items)
-    size = check_threads(threads) or default_threads()
-    if size <= 1 or len(items) <= 1:
-        return [fn(item) for item in items]
-    team = _Team(size)
+    # a team even for one thread: work nested inside these items must not start its own
+    team = _Team(check_threads(threads) or default_threads())
     _local.team = team
     try:
         return team.map(fn, items)
@@ -116,6 +114,10 @@ class _Team:
         job = _Job(fn, items)
         if not items:
             return []
+        if self.size == 1 or len(items) == 1:
+            for index in range(len(items)):
+                self._execute(job, index)
+            return job.outcome()
         with self._cv:
             self._jobs.append(job)
             extra = max(0, min(len(items) - 1, self.size - 1 - self._workers))

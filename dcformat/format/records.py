@@ -31,7 +31,7 @@ def allowed_codecs(role: str) -> frozenset:
     return BYTES_CODECS if role in ("codebook", "values") else STREAM_CODECS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SegmentRef:
     codec: SegmentCodec
     offset: int
@@ -39,7 +39,7 @@ class SegmentRef:
     checksum: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
     """One tensor or bank record (FORMAT.md, "Records")."""
 
