@@ -495,3 +495,21 @@ def test_pytorch_writer_refuses_to_overwrite(tmp_path):
     assert out.read_bytes() == b"keep"
     write_checkpoint({"x": np.zeros(2, np.float32)}, out, overwrite=True)
     assert torch.equal(torch.load(out, weights_only=True)["x"], torch.zeros(2))
+
+
+def test_an_io_error_while_torch_reads_is_a_storage_error_not_a_conversion_error(tmp_path, monkeypatch):
+    import errno
+
+    torch = pytest.importorskip("torch")
+    from dcformat.convert.torch_io import TorchSource
+    from dcformat.errors import ConversionError, ReadFailed
+
+    torch.save({"w": torch.zeros(3)}, tmp_path / "m.pt")
+
+    def failing_load(*args, **kwargs):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(torch, "load", failing_load)
+    with pytest.raises(ReadFailed) as caught:
+        list(TorchSource(tmp_path / "m.pt"))
+    assert isinstance(caught.value, OSError) and not isinstance(caught.value, ConversionError)

@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_output
-from ..errors import ConversionError, UsageError, storage_errors
+from ..errors import ConversionError, StorageError, UsageError, storage_errors
 
 
 #: Bytes copied out of a mapped checkpoint before it is mapped afresh (see TorchSource).
@@ -94,6 +94,8 @@ class TorchSource(Mapping):
         try:
             with _allowing(torch, self._globals):
                 obj = torch.load(Path(self.path), weights_only=True, map_location="cpu", mmap=self._mapped)
+        except OSError as exc:  # the machine's, not the file's: an I/O error mid-read
+            raise StorageError.from_os_error(exc, self.path, "read") from exc
         except Exception as exc:  # torch raises many types for malformed or unsafe pickles
             raise ConversionError(f"{self.path}: {_load_failure(self.path, self._mapped, exc)}") from exc
         tensors, metadata, skipped = checkpoint_structure(obj, torch.Tensor)

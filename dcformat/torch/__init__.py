@@ -63,7 +63,7 @@ def load_model(model, path, *, strict: bool = True, **kwargs):
     and copied in, converting the dtype as ``load_state_dict`` would. Unlike
     ``load_state_dict`` no module's load hooks run: for modules that need them, use
     ``model.load_state_dict(dcformat.torch.load_file(path))``. ``kwargs`` go to
-    :class:`dcformat.safe_open` (``verify``, ``decode_budget``, ``mmap``).
+    :class:`dcformat.safe_open` (``verify``, ``decode_budget``, ``threads``).
     """
     import torch
     from torch.nn.modules.module import _IncompatibleKeys
