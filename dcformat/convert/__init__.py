@@ -120,8 +120,9 @@ def compress_checkpoint(src, dst, settings=None, *, prototxt=None, overwrite: bo
     :class:`~dcformat.container.writer.StreamingWriter`: memory holds one tensor and its
     working arrays, not the model. The file is the one
     ``save_file(compress_tensors(read_checkpoint(src).tensors))`` writes, byte for byte,
-    and appears atomically; an existing ``dst`` is refused before any work unless
-    ``overwrite``.
+    and appears atomically (``compress_tensors(..., metadata=)`` with the checkpoint's
+    metadata, when a bits-per-parameter budget counts it); an existing ``dst`` is
+    refused before any work unless ``overwrite``.
 
     Returns
     -------
@@ -148,7 +149,8 @@ def compress_into(writer, checkpoint: Checkpoint, settings=None, *, progress: bo
     """
     from ..compress.pipeline import iter_compress
 
-    compressed = iter_compress(checkpoint.arrays(), settings, progress=progress)
+    # the file's metadata is part of what a bits-per-parameter budget counts
+    compressed = iter_compress(checkpoint.arrays(), settings, progress=progress, metadata=writer.metadata)
     reports = []
     for name in checkpoint.tensors:
         if name in checkpoint.encoded:
