@@ -50,7 +50,7 @@ def weights(count: int = 6, rows: int = 64, seed: int = 0) -> dict[str, np.ndarr
 
 def in_memory_route(tensors, settings, metadata=None) -> bytes:
     """What converting did before streaming: every tensor, then every encoding, then the file."""
-    encoded, _ = compress_tensors(tensors, settings)
+    encoded, _ = compress_tensors(tensors, settings, metadata=metadata)  # a budget counts the metadata
     writer = ContainerWriter(metadata)
     for name, value in encoded.items():
         writer.add_tensor(name, value)
