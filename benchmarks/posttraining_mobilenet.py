@@ -483,14 +483,16 @@ def plan(quick: bool, state, tmp: Path) -> list[tuple[str, str, str, object]]:
         return short if quick else full
 
     runs = []
-    for b in pick((3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 14.0), (5.0, 8.0, 12.0)):
+    budgets = pick((3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 14.0), (5.0, 8.0, 12.0))
+    for b in budgets:
         runs.append((DCF_BPP, "", f"B={b:g}", ["--bits-per-param", f"{b:g}"]))
     for label, path in rd_weight_files(state, tmp).items():
         for b in pick((6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0), (8.0,)):
             runs.append((DCF_RDW, label, f"B={b:g}", ["--bits-per-param", f"{b:g}", "--rd-weights", str(path)]))
     runs.append((DCF_RD, "", "preset (4)", ["--preset", "rd"]))
-    for b in pick((6.0, 10.0), ()):
-        runs.append((DCF_RD, "", f"B={b:g}", ["--preset", "rd", "--bits-per-param", f"{b:g}"]))
+    for b in budgets:  # the same budgets: a file identical to --bits-per-param's is measured once, the curve the same
+        if b != 4.0:
+            runs.append((DCF_RD, "", f"B={b:g}", ["--preset", "rd", "--bits-per-param", f"{b:g}"]))
     for db in pick((30, 35, 40, 45, 50, 55), (40,)):
         runs.append((DCF_SQNR, "", f"{db} dB", ["--min-sqnr", str(db)]))
     for b in pick((5, 6, 7), ()):
