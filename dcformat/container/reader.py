@@ -35,7 +35,7 @@ from ..errors import (
 from ..format import constants as C
 from .checksum import crc32
 from .source import as_source
-from ..format.records import Header, Record, SegmentRef, allowed_codecs, segment_roles
+from ..format.records import Header, Record, SegmentRef, allowed_codecs, nonzero_product, segment_roles
 
 
 class ByteReader:
@@ -213,9 +213,7 @@ def _parse_record(r: ByteReader, kind: str, banks: tuple[Record, ...], names: se
     pos += 8 * rank
     shape = shapes.setdefault(shape, shape)  # one tuple per distinct shape
     # The product of the non-zero dimensions bounds N, and every dimension, by 2**48.
-    nonzero = 1
-    for d in shape:
-        nonzero *= d or 1
+    nonzero = nonzero_product(shape)
     if nonzero > C.MAX_ELEMENTS:
         raise LimitExceeded(f"Shape of {name!r}", nonzero, C.MAX_ELEMENTS)
     size = 0 if 0 in shape else nonzero

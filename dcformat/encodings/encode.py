@@ -24,6 +24,7 @@ from ..format.constants import (
     Layout,
     ValueKind,
 )
+from ..format.records import nonzero_product
 from ..format.dtypes import dtype_of, numpy_dtype, to_little_endian, wire_dtype
 from ..errors import InvalidSettings, UnsupportedDType
 from .model import BankValues, CodebookValues, Dense, EncodedTensor, RawValues, Sparse
@@ -145,9 +146,7 @@ def _check_shape(name: str, shape) -> tuple[int, ...]:
     if len(shape) > MAX_RANK or any(d < 0 for d in shape):
         raise InvalidSettings(f"shape {shape} of {name!r}: rank at most {MAX_RANK}, no negative dims")
     # as readers check it: the product of the non-zero dimensions bounds every dimension too
-    nonzero = 1
-    for d in shape:
-        nonzero *= d or 1
+    nonzero = nonzero_product(shape)
     if nonzero > MAX_ELEMENTS:
         raise InvalidSettings(f"shape {shape} of {name!r}: the product of its non-zero dimensions is {nonzero}; "
                               f"the format allows {MAX_ELEMENTS}")

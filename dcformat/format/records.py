@@ -27,6 +27,15 @@ def segment_roles(layout: Layout, value_kind: ValueKind) -> tuple[str, ...]:
     return tuple(roles)
 
 
+def nonzero_product(shape) -> int:
+    """The product of a shape's non-zero dimensions (Python int): FORMAT.md bounds it, and
+    so N and every dimension, by MAX_ELEMENTS, whether or not a dimension is 0."""
+    product = 1
+    for d in shape:
+        product *= d or 1
+    return product
+
+
 def allowed_codecs(role: str) -> frozenset:
     return BYTES_CODECS if role in ("codebook", "values") else STREAM_CODECS
 
