@@ -44,11 +44,12 @@ class ContainerFile:
             raise UsageError(f"decode_budget must be >= 0, got {decode_budget}")
         self.budget = default_budget(self.size) if decode_budget is None else decode_budget
         self.decoded_bytes = 0
-        # What has been charged, by tensor name and by bank index: a set of the records'
-        # ids would hold an int object of its own for each.
-        self._charged: set[str] = set()
+        #: The tensor records as columns; a Record is made when one is asked for.
+        self._table = self.header.tensors
+        # What has been charged: a flag per tensor record (a set of a million names or
+        # ids would hold an object for each), and the bank indices.
+        self._charged = np.zeros(len(self._table), bool)
         self._charged_banks: set[int] = set()
-        self._tensors = {r.name: r for r in self.header.tensors}
         self._banks: dict[int, np.ndarray] = {}
 
     @property
@@ -61,19 +62,23 @@ class ContainerFile:
         return dict(self.header.metadata)
 
     def keys(self) -> list[str]:
-        return list(self._tensors)
+        return list(self._table.names)
 
     def record(self, name: str) -> Record:
+        return self._table[self._find(name)]
+
+    def _find(self, name: str) -> int:
         try:
-            return self._tensors[name]
+            return self._table.position(name)  # name -> position, made on the first lookup
         except KeyError:
             raise TensorNotFound(name) from None
 
     def decode(self, name: str, out: np.ndarray | None = None) -> np.ndarray:
         """Decode one tensor (and, once, the bank it selects from)."""
-        record = self.record(name)
+        position = self._find(name)
+        record = self._table[position]
         bank = self._bank(record.bank_index) if record.value_kind == C.ValueKind.BANK else None
-        return self._decode(record, out, bank)
+        return self._decode(record, out, bank, key=position)
 
     def decode_all(self, names=None, threads: int | None = None, out=None) -> dict[str, np.ndarray]:
         """Decode ``names`` (default: every tensor) as ``decode`` would one after another.
@@ -90,51 +95,50 @@ class ContainerFile:
         of those tensors is.
         """
         given = {name: array for name, array in (out or {}).items() if array is not None}
-        names = self.keys() if names is None else list(dict.fromkeys(names))
-        tensors = self._tensors
-        try:
-            records = [tensors[n] for n in names]
-        except KeyError as exc:
-            raise TensorNotFound(exc.args[0]) from None
+        table = self._table
+        if names is None:
+            names, positions = list(table.names), np.arange(len(table))
+        else:
+            names = list(dict.fromkeys(names))
+            positions = np.array([self._find(n) for n in names], np.int64)
         asked = _threads.check_threads(threads) or self.threads
         threads = _threads.threads_for(self.size, asked, PARALLEL_MIN_FILE_BYTES)
-        # the tensors before the first the budget refuses are decoded together
-        nbytes = [r.nbytes for r in records]
-        extra = C.DECODE_RECORD_CHARGE
-        fits, total = len(records), self.decoded_bytes
-        for i, r in enumerate(records):
-            if r.name in given or r.name in self._charged:
-                continue
-            if total + nbytes[i] + extra > self.budget:
-                fits = i
-                break
-            total += nbytes[i] + extra
-        before = self.decoded_bytes
-        banks = [self._bank(r.bank_index) if r.value_kind == C.ValueKind.BANK else None for r in records[:fits]]
-        if self.decoded_bytes == before:  # no bank charged meanwhile: every tensor up to `fits` fits
-            self.decoded_bytes = total
-            self._charged.update(n for n in names[:fits] if n not in given)
-        for i in range(fits):  # else as _charge, in order, with the sizes known
-            name = names[i]
-            if name in given or name in self._charged:
-                continue
-            if self.decoded_bytes + nbytes[i] + extra > self.budget:
-                raise DecodeLimitExceeded(f"decoded bytes after {name!r}", self.decoded_bytes + nbytes[i] + extra,
-                                          self.budget)
-            self.decoded_bytes += nbytes[i] + extra
-            self._charged.add(name)
+        nbytes = table.nbytes()[positions]
+        # what is decoded here: neither given nor charged before (decoded before, it is
+        # decoded again, free)
+        free = self._charged[positions]
         if given:
-            shared = iter(_shared_outputs([r for r in records[:fits] if r.name not in given],
-                                          [n for r, n in zip(records[:fits], nbytes) if r.name not in given]))
-            outs = [given[n] if n in given else next(shared) for n in names[:fits]]
+            free = free | np.fromiter((n in given for n in names), bool, len(names))
+        fits = self._charge_in_order(names, positions, nbytes, free)
+
+        # A DENSE RAW record of no elements (checksum 0) needs nothing read: made here, at
+        # once; the other tensors are decoded on the threads.
+        empty = (table.layout[positions[:fits]] == _DENSE) & (table.value_kind[positions[:fits]] == _RAW) \
+            & (nbytes[:fits] == 0)
+        if self.verify:
+            empty &= table.segment_checksum[positions[:fits], 0] == 0
+        if given:
+            empty &= ~np.fromiter((n in given for n in names[:fits]), bool, fits)
+        results: list = [None] * fits
+        for k, shape, code in zip(np.flatnonzero(empty).tolist(), table.shapes(positions[:fits][empty]),
+                                  table.dtype[positions[:fits][empty]].tolist()):
+            results[k] = np.empty(shape, _NUMPY_BY_CODE[code])
+        work = np.flatnonzero(~empty).tolist()
+        records = [table[p] for p in positions[work].tolist()]
+        work_names = [names[k] for k in work]
+        work_bytes = nbytes[work].tolist()
+        banks = [self._bank(r.bank_index) if r.value_kind == C.ValueKind.BANK else None for r in records]
+        if given:
+            shared = iter(_shared_outputs([r for r in records if r.name not in given],
+                                          [n for r, n in zip(records, work_bytes) if r.name not in given]))
+            outs = [given[n] if n in given else next(shared) for n in work_names]
         else:
-            outs = _shared_outputs(records[:fits], nbytes[:fits])
+            outs = _shared_outputs(records, work_bytes)
 
         # Results go straight into a list; of the errors only the first in order is kept,
         # and once a tensor has failed, those after it are not decoded (they would be
         # thrown away).
-        results: list = [None] * fits
-        first = [fits, None]  # index and error of the first tensor, in order, that failed
+        first = [len(work), None]  # index into `work` and error of the first that failed, in order
         lock = threading.Lock()
 
         def batch(indices: list[int]) -> None:
@@ -144,10 +148,10 @@ class ContainerFile:
                 out_i = outs[i]
                 try:
                     if out_i is None and (value := _empty(records[i], None, self.verify)) is not None:
-                        results[i] = value  # nothing to read, and charged above
+                        results[work[i]] = value  # nothing to read, and charged above
                         continue
-                    zeroed = out_i is not None and names[i] not in given
-                    results[i] = self._decode(records[i], out_i, banks[i], out_zeroed=zeroed, threads=asked)
+                    zeroed = out_i is not None and work_names[i] not in given
+                    results[work[i]] = self._decode(records[i], out_i, banks[i], out_zeroed=zeroed, threads=asked)
                 except Exception as exc:  # re-raised below, first in order wins
                     with lock:
                         if i < first[0]:
@@ -157,8 +161,8 @@ class ContainerFile:
         # a file of many tiny records is handed out a few hundred at a time and what each
         # costs to hand out does not add up. A big tensor's chunk groups join the same
         # threads (dcformat.threads): at most `threads`.
-        order = sorted(range(fits), key=nbytes.__getitem__, reverse=True)
-        _threads.run(batch, _batches(order, nbytes), threads)
+        order = sorted(range(len(work)), key=work_bytes.__getitem__, reverse=True)
+        _threads.run(batch, _batches(order, work_bytes), threads)
         if first[1] is not None:
             raise first[1]
         decoded = dict(zip(names, results))
@@ -166,19 +170,57 @@ class ContainerFile:
             decoded[n] = self.decode(n, given.get(n))
         return decoded
 
+    def _charge_in_order(self, names: list[str], positions: np.ndarray, nbytes: np.ndarray,
+                         free: np.ndarray) -> int:
+        """Charge the tensors up to the first the budget refuses, in order, as ``decode``
+        one after another would (banks they select from included); return how many."""
+        extra = C.DECODE_RECORD_CHARGE
+        cost = np.where(free, 0, nbytes + extra)
+        if len(cost) * (int(nbytes.max(initial=0)) + extra) < 1 << 62:  # no int64 sum can wrap
+            running = self.decoded_bytes + np.cumsum(cost)
+            over = np.flatnonzero(running > self.budget)
+            fits = int(over[0]) if over.size else len(names)
+            total = int(running[fits - 1]) if fits else self.decoded_bytes
+        else:
+            fits, total = len(names), self.decoded_bytes
+            for i, c in enumerate(cost.tolist()):
+                if total + c > self.budget:
+                    fits = i
+                    break
+                total += c
+        before = self.decoded_bytes
+        kinds = self._table.value_kind[positions[:fits]]
+        for p in positions[:fits][kinds == C.ValueKind.BANK].tolist():
+            self._bank(int(self._table.bank_index[p]))
+        if self.decoded_bytes == before:  # no bank charged meanwhile: every tensor up to `fits` fits
+            self.decoded_bytes = total
+            self._charged[positions[:fits]] = True
+            return fits
+        for i in range(fits):  # else one at a time, with the sizes known
+            if free[i] or self._charged[positions[i]]:
+                continue
+            if self.decoded_bytes + cost[i] > self.budget:
+                raise DecodeLimitExceeded(f"decoded bytes after {names[i]!r}", self.decoded_bytes + int(cost[i]),
+                                          self.budget)
+            self.decoded_bytes += int(cost[i])
+            self._charged[positions[i]] = True
+        return fits
+
     def decode_banks(self) -> list[np.ndarray]:
         """Decode every bank, used or not: reading the whole file checks every segment."""
         return [self._bank(i) for i in range(len(self.header.banks))]
 
     def _bank(self, index: int) -> np.ndarray:
         if index not in self._banks:
-            self._banks[index] = self._decode(self.header.banks[index], None)
+            self._banks[index] = self._decode(self.header.banks[index], None, key=-1 - index)
         return self._banks[index]
 
     def _decode(self, record: Record, out, bank=None, out_zeroed: bool = False,
-                threads: int | None = None) -> np.ndarray:
-        if out is None:
-            self._charge(record)
+                threads: int | None = None, key: int | None = None) -> np.ndarray:
+        """Decode ``record``; ``key`` (its position, or -1 - a bank's index) says what to
+        charge to the budget when ``out`` is None (None: charged already)."""
+        if out is None and key is not None:
+            self._charge(record, key)
 
         if out is None or out_zeroed:
             empty = _empty(record, out, self.verify)
@@ -196,25 +238,25 @@ class ContainerFile:
         return decode_record(record, views.__getitem__, bank, out, out_zeroed=out_zeroed,
                              threads=threads or self.threads)
 
-    def _charge(self, record: Record) -> None:
+    def _charge(self, record: Record, key: int) -> None:
         """Refuse, before allocating, a tensor that would exceed the decode budget.
 
         A record charges its decoded bytes plus DECODE_RECORD_CHARGE (what a reader holds
         for each record it returns), once, however often it is decoded: the budget bounds
         what the file can make a reader hold, not how often the caller asks.
         """
-        if self._tensors.get(record.name) is record:
-            charged, key = self._charged, record.name
-        else:
-            charged, key = self._charged_banks, next(i for i, b in enumerate(self.header.banks) if b is record)
-        if key in charged:
+        charged = self._charged[key] if key >= 0 else -1 - key in self._charged_banks
+        if charged:
             return
         charge = record_charge(record)
         if self.decoded_bytes + charge > self.budget:
             raise DecodeLimitExceeded(f"decoded bytes after {record.name!r}",
                                       self.decoded_bytes + charge, self.budget)
         self.decoded_bytes += charge
-        charged.add(key)
+        if key >= 0:
+            self._charged[key] = True
+        else:
+            self._charged_banks.add(-1 - key)
 
 
 def record_charge(record: Record) -> int:
@@ -273,6 +315,7 @@ def _shared_outputs(records, nbytes: list[int]) -> list[np.ndarray | None]:
 
 #: The numpy dtype of each wire dtype, looked up once per record.
 _NUMPY = {dtype: numpy_dtype(dtype) for dtype in C.DType}
+_NUMPY_BY_CODE = {dtype.value: numpy_type for dtype, numpy_type in _NUMPY.items()}
 _DENSE, _RAW = C.Layout.DENSE, C.ValueKind.RAW
 
 

@@ -18,6 +18,8 @@ import functools
 import gc
 import struct
 
+import numpy as np
+
 from ..errors import (
     BadMagic,
     ChecksumMismatch,
@@ -35,7 +37,8 @@ from ..errors import (
 from ..format import constants as C
 from .checksum import crc32
 from .source import as_source
-from ..format.records import Header, Record, SegmentRef, allowed_codecs, nonzero_product, segment_roles
+from ..format.records import (Header, Record, RecordTable, SegmentRef, allowed_codecs, nonzero_product,
+                              segment_roles)
 
 
 class ByteReader:
@@ -134,7 +137,7 @@ def parse_header(data, *, verify: bool = True) -> Header:
         raise InvalidHeader("Alignment", f"{alignment} is not a power of two in [8, 4096]")
     metadata = _parse_metadata(r)
     banks = _parse_records(r, "bank", C.MAX_BANKS, banks=())
-    tensors = _parse_records(r, "tensor", C.MAX_TENSORS, banks=banks)
+    tensors = _parse_tensors(r, banks)
     if r.remaining and version[1] <= C.VERSION_MINOR:
         raise InvalidHeader("header", f"{r.remaining} bytes after the last record")
     return Header(version, required, optional, header_size, alignment, metadata, banks, tensors)
@@ -151,6 +154,68 @@ def _parse_metadata(r: ByteReader) -> dict[str, str]:
             raise DuplicateName("metadata", key)
         metadata[key] = r.string("metadata value", C.MAX_METADATA_VALUE_BYTES)
     return metadata
+
+
+#: Headers of at least this many tensor records are read by a kernel into a RecordTable's
+#: columns; fewer are read here (loading the kernel costs more than reading them).
+SCAN_MIN_RECORDS = 256
+
+
+def _parse_tensors(r: ByteReader, banks: tuple[Record, ...]) -> RecordTable:
+    """The tensor records: scanned into columns by :func:`dcformat.kernels.records.scan_tensor_records`
+    when there are many, else (and whenever the scan stops at a record it cannot vouch
+    for, or a name is not valid UTF-8 or repeats) read by :func:`_parse_records`, which
+    names the rule broken. Both give the same table."""
+    start = r.pos
+    if r.remaining >= 4:
+        (count,) = _U32.unpack_from(r.buf, r.pos)
+        if SCAN_MIN_RECORDS <= count <= C.MAX_TENSORS:
+            table = _scan_tensors(r, count, banks)
+            if table is not None:
+                return table
+            r.pos = start
+    return RecordTable.from_records(_parse_records(r, "tensor", C.MAX_TENSORS, banks=banks))
+
+
+def _scan_tensors(r: ByteReader, count: int, banks: tuple[Record, ...]) -> RecordTable | None:
+    from ..kernels.records import scan_tensor_records  # loaded only for headers of many records
+
+    buf = np.frombuffer(r.buf, np.uint8, r.end)
+    columns = RecordTable.empty_columns(count)
+    name_start, name_length = np.empty(count, np.int64), np.empty(count, np.int64)
+    dims = np.empty(min(count * C.MAX_RANK, r.remaining // 8 + 1), np.int64)
+    kernels = np.zeros((len(banks), C.MAX_RANK), np.int64)
+    for b, bank in enumerate(banks):
+        kernels[b, :len(bank.shape) - 1] = bank.shape[1:]
+    scanned, end = scan_tensor_records(
+        buf, np.int64(r.pos + 4), count, _SCAN_LIMITS, _SCAN_DTYPE_SIZES, _SCAN_CODEC_ROLES,
+        np.array([b.dtype for b in banks], np.int64), np.array([len(b.shape) - 1 for b in banks], np.int64),
+        kernels, np.array([nonzero_product(b.shape[1:]) for b in banks], np.int64),
+        name_start, name_length, *(columns[c] for c in ("dtype", "rank", "dim_start")), dims,
+        *(columns[c] for c in RecordTable.COLUMNS[3:]))
+    if scanned < count:
+        return None
+    body = r.buf
+    try:
+        names = [str(body[a:a + n], "utf-8") for a, n in zip(name_start.tolist(), name_length.tolist())]
+    except UnicodeDecodeError:
+        return None
+    used = int(columns["dim_start"][-1]) + int(columns["rank"][-1]) if count else 0
+    table = RecordTable(names, columns, dims[:used].copy())
+    if len(set(names)) < count:  # a name repeats
+        return None
+    r.pos = int(end)
+    return table
+
+
+_SCAN_LIMITS = np.array([C.MAX_NAME_BYTES, C.MAX_RANK, C.MAX_ELEMENTS, C.MAX_CODEBOOK_SIZE, C.MIN_GAP_BITS,
+                         C.MAX_GAP_BITS], np.int64)
+_SCAN_DTYPE_SIZES = np.zeros(256, np.int64)
+for _dtype, _size in C.DTYPE_SIZE.items():
+    _SCAN_DTYPE_SIZES[_dtype] = _size
+#: Bit 0: may code a bytes segment (codebook, values); bit 1: a stream (gaps, codes, selectors).
+_SCAN_CODEC_ROLES = np.array([(1 if c in allowed_codecs("values") else 0) | (2 if c in allowed_codecs("codes") else 0)
+                              for c in range(max(C.SegmentCodec) + 1)], np.int64)
 
 
 def _parse_records(r: ByteReader, kind: str, limit: int, banks: tuple[Record, ...]) -> tuple[Record, ...]:
@@ -340,24 +405,65 @@ def check_data_layout(header: Header, data) -> None:
     """R18, R19, R17 in the spec's order: placement, the file's end, then padding."""
     source = as_source(data)
     data_offset = header.data_offset
-    end = 0
-    for record, role, ref in iter_segments(header):
-        expected = C.align_up(end, header.alignment)
-        if ref.offset != expected:
-            raise InvalidLayout(f"{role} segment of {record.name!r} at offset {ref.offset}, expected {expected}")
-        end = expected + ref.length
-    file_end = data_offset + end
+    offsets, lengths = _segment_columns(header)
+    if offsets is None:  # an Offset or Length of 2**62 or more: one at a time, in Python ints
+        end = 0
+        for record, role, ref in iter_segments(header):
+            expected = C.align_up(end, header.alignment)
+            if ref.offset != expected:
+                raise _misplaced(record, role, ref.offset, expected)
+            end = expected + ref.length
+        # every segment in place, so the data section ends past 2**62: beyond any file
+        raise TruncatedError("data section", data_offset + end, source.size)
+    ends = offsets + lengths
+    before = np.concatenate(([0], ends[:-1]))  # where each segment's predecessor ends
+    expected = -(-before // header.alignment) * header.alignment
+    wrong = np.flatnonzero(offsets != expected)
+    if wrong.size:
+        record, role = _segment_at(header, int(wrong[0]))
+        raise _misplaced(record, role, int(offsets[wrong[0]]), int(expected[wrong[0]]))
+    file_end = data_offset + (int(ends[-1]) if ends.size else 0)
     if source.size < file_end:
         raise TruncatedError("data section", file_end, source.size)
     if source.size > file_end:
         raise InvalidLayout(f"{source.size - file_end} bytes after the last segment")
     padding = _PaddingCheck(source)
     padding.add(C.PREAMBLE_SIZE + header.header_size, data_offset, None, "after the header")
-    end = 0
-    for record, role, ref in iter_segments(header):
-        padding.add(data_offset + end, data_offset + ref.offset, record, role)
-        end = ref.offset + ref.length
+    for j in np.flatnonzero(offsets > before).tolist():  # only where there is padding
+        record, role = _segment_at(header, j)
+        padding.add(data_offset + int(before[j]), data_offset + int(offsets[j]), record, role)
     padding.flush()
+
+
+def _misplaced(record: Record, role: str, offset: int, expected: int) -> InvalidLayout:
+    return InvalidLayout(f"{role} segment of {record.name!r} at offset {offset}, expected {expected}")
+
+
+def _segment_columns(header: Header):
+    """Every segment's Offset and Length in file order (int64 arrays), or (None, None)
+    if one is 2**62 or more."""
+    bank_refs = [ref for record in header.banks for ref in record.segments.values()]
+    table = header.tensors
+    if table.segment_offset.dtype == object or table.segment_length.dtype == object:
+        return None, None
+    if any(ref.offset >= 1 << 62 or ref.length >= 1 << 62 for ref in bank_refs):
+        return None, None
+    used = np.arange(3) < table.segment_count[:, None]
+    offsets = np.concatenate((np.array([ref.offset for ref in bank_refs], np.int64), table.segment_offset[used]))
+    lengths = np.concatenate((np.array([ref.length for ref in bank_refs], np.int64), table.segment_length[used]))
+    return offsets, lengths
+
+
+def _segment_at(header: Header, j: int) -> tuple[Record, str]:
+    """The record and role of the j-th segment in file order."""
+    for record in header.banks:
+        if j < len(record.segments):
+            return record, list(record.segments)[j]
+        j -= len(record.segments)
+    i = int(np.searchsorted(np.cumsum(header.tensors.segment_count, dtype=np.int64), j, side="right"))
+    record = header.tensors[i]
+    j -= int(np.sum(header.tensors.segment_count[:i], dtype=np.int64))
+    return record, list(record.segments)[j]
 
 
 def iter_segments(header: Header):

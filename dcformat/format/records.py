@@ -7,7 +7,10 @@ is spec knowledge (FORMAT.md, "Records") and lives here, once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from .constants import DTYPE_SIZE, PREAMBLE_SIZE, DType, Layout, SegmentCodec, ValueKind, align_up
 
@@ -95,6 +98,133 @@ class Record:
         return sum(s.length for s in self.segments.values())
 
 
+class RecordTable(Sequence):
+    """A header's tensor records held as columns, each :class:`Record` made when asked for.
+
+    A header may hold a million records (MAX_TENSORS); as objects they would take about
+    500 bytes each, as columns about 110 (plus the name). ``table[i]`` and iteration give
+    Records equal to those the parser read; :meth:`position` finds one by name. The columns
+    (numpy arrays, one value per record; segments as (count, 3) arrays, roles in order)
+    serve readers that handle many records at once.
+    """
+
+    COLUMNS = ("dtype", "rank", "dim_start", "layout", "value_kind", "gap_bits", "entry_count", "codebook_size",
+               "bank_index", "unit_size", "segment_count", "segment_codec", "segment_offset", "segment_length",
+               "segment_checksum")
+
+    def __init__(self, names: list[str], columns: dict[str, np.ndarray], dims: np.ndarray):
+        self.names = names
+        self.dims = dims
+        for column in self.COLUMNS:
+            setattr(self, column, columns[column])
+        self._index: dict[str, int] | None = None
+
+    @classmethod
+    def empty_columns(cls, count: int) -> dict[str, np.ndarray]:
+        """Zeroed columns for ``count`` records, of the widths their fields have."""
+        wide = {"dim_start", "entry_count", "unit_size"}
+        columns = {}
+        for column in cls.COLUMNS:
+            shape = (count, 3) if column.startswith("segment_") and column != "segment_count" else (count,)
+            kind = (np.int64 if column in wide or column in ("segment_offset", "segment_length")
+                    else np.uint32 if column in ("codebook_size", "bank_index", "segment_checksum") else np.uint8)
+            columns[column] = np.zeros(shape, kind)
+        return columns
+
+    @classmethod
+    def from_records(cls, records) -> "RecordTable":
+        """The table of parsed ``records`` (their shapes within MAX_ELEMENTS)."""
+        records = list(records)
+        columns = cls.empty_columns(len(records))
+        refs = {"segment_offset": [], "segment_length": []}
+        dims: list[int] = []
+        for i, r in enumerate(records):
+            columns["dtype"][i], columns["rank"][i], columns["dim_start"][i] = r.dtype, len(r.shape), len(dims)
+            dims.extend(r.shape)
+            for column in ("layout", "value_kind", "gap_bits", "entry_count", "codebook_size", "bank_index",
+                           "unit_size"):
+                columns[column][i] = getattr(r, column)
+            columns["segment_count"][i] = len(r.segments)
+            row = list(r.segments.values()) + [SegmentRef(SegmentCodec.BYTES, 0, 0, 0)] * (3 - len(r.segments))
+            columns["segment_codec"][i] = [ref.codec for ref in row]
+            columns["segment_checksum"][i] = [ref.checksum for ref in row]
+            refs["segment_offset"].append([ref.offset for ref in row])
+            refs["segment_length"].append([ref.length for ref in row])
+        for column, values in refs.items():  # an Offset or Length may be any u64 until the layout is checked
+            big = any(v >= 1 << 62 for row in values for v in row)
+            columns[column] = np.array(values, dtype=object if big else np.int64).reshape(len(records), 3)
+        return cls([r.name for r in records], columns, np.array(dims, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = range(len(self))[i]  # negative indices and bounds, as a tuple's
+        return self._record(i, self.layout[i], self.value_kind[i], self.segment_count[i])
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        return f"RecordTable({len(self)} records)"
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, (RecordTable, tuple, list)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    def position(self, name: str) -> int:
+        """The position of the record named ``name`` (KeyError if there is none)."""
+        return self.names_index()[name]
+
+    def names_index(self) -> dict[str, int]:
+        """Name -> position, made once (names that repeat keep their last position)."""
+        if self._index is None:
+            self._index = dict(zip(self.names, range(len(self.names))))
+        return self._index
+
+    def shape(self, i: int) -> tuple[int, ...]:
+        start = int(self.dim_start[i])
+        return tuple(int(d) for d in self.dims[start:start + int(self.rank[i])])
+
+    def shapes(self, positions: np.ndarray) -> list[tuple[int, ...]]:
+        """The shapes of the records at ``positions``, as :meth:`shape` gives each."""
+        dims = self.dims.tolist()
+        return [tuple(dims[start:start + rank]) for start, rank in
+                zip(self.dim_start[positions].tolist(), self.rank[positions].tolist())]
+
+    def nbytes(self) -> np.ndarray:
+        """N x itemsize of every record (int64; N is at most 2**48)."""
+        sizes = np.ones(len(self), np.int64)
+        for d in range(int(self.rank.max(initial=0))):
+            has = self.rank > d
+            sizes[has] *= self.dims[self.dim_start[has] + d].astype(np.int64)
+        return sizes * _ITEMSIZE[self.dtype]
+
+    def _record(self, i: int, layout, value_kind, count) -> Record:
+        layout, value_kind = _LAYOUT[layout], _VALUE_KIND[value_kind]
+        roles = _ROLES[layout, value_kind]
+        segments = {roles[j]: SegmentRef(_CODEC[self.segment_codec[i, j]], int(self.segment_offset[i, j]),
+                                         int(self.segment_length[i, j]), int(self.segment_checksum[i, j]))
+                    for j in range(count)}
+        return Record(self.names[i], _DTYPE[self.dtype[i]], self.shape(i), layout, value_kind,
+                      int(self.gap_bits[i]), int(self.entry_count[i]), int(self.codebook_size[i]),
+                      int(self.bank_index[i]), int(self.unit_size[i]), segments)
+
+
+_DTYPE = {member.value: member for member in DType}
+_LAYOUT = {member.value: member for member in Layout}
+_VALUE_KIND = {member.value: member for member in ValueKind}
+_CODEC = {member.value: member for member in SegmentCodec}
+_ROLES = {(layout, kind): segment_roles(layout, kind) for layout in Layout for kind in ValueKind}
+_ITEMSIZE = np.zeros(256, np.int64)
+for _dtype, _size in DTYPE_SIZE.items():
+    _ITEMSIZE[_dtype] = _size
+
+
 @dataclass(frozen=True)
 class Header:
     version: tuple[int, int]
@@ -104,7 +234,8 @@ class Header:
     alignment: int
     metadata: dict[str, str]
     banks: tuple[Record, ...]
-    tensors: tuple[Record, ...]
+    #: The tensor records, in file order (a Sequence of Records).
+    tensors: RecordTable
 
     @property
     def data_offset(self) -> int:

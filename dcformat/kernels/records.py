@@ -1,0 +1,179 @@
+"""A scanner for a header's tensor records, into columns (format.records.RecordTable).
+
+The header parser in ``container/reader.py`` reads a record a field at a time in Python
+(about 6 us a record); a file may hold a million records. This kernel reads the same
+fields in the same order into arrays, and checks each rule of FORMAT.md's Appendix B that
+a record's own fields decide. It never raises: at the first record it cannot vouch for
+(a broken rule, or a value it does not handle, such as an Offset of 2**62 or more) it
+stops and returns that record's index, and the caller lets the Python parser read the
+header and name the error. Names (UTF-8, duplicates) are the caller's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import kernel
+
+#: Indices into the ``limits`` argument.
+LIMIT_NAME_BYTES, LIMIT_RANK, LIMIT_ELEMENTS, LIMIT_CODEBOOK, LIMIT_GAP_MIN, LIMIT_GAP_MAX = range(6)
+
+#: Values of u64 fields at or above this are left to the Python parser (int64 columns).
+_BIG = 0x40  # top byte: 2**62
+
+
+@kernel
+def _u32(buf, pos):
+    return (np.int64(buf[pos]) | (np.int64(buf[pos + 1]) << 8) | (np.int64(buf[pos + 2]) << 16)
+            | (np.int64(buf[pos + 3]) << 24))
+
+
+@kernel
+def _u64(buf, pos):
+    """The u64 at ``pos``, or -1 if it is 2**62 or more."""
+    if buf[pos + 7] >= _BIG:
+        return np.int64(-1)
+    value = np.int64(0)
+    for k in range(7, -1, -1):
+        value = (value << 8) | np.int64(buf[pos + k])
+    return value
+
+
+@kernel
+def scan_tensor_records(buf, pos, count, limits, dtype_sizes, codec_roles,
+                        bank_dtypes, bank_kernel_ranks, bank_kernels, bank_units,
+                        name_start, name_length, dtype, rank, dim_start, dims, layout, value_kind,
+                        gap_bits, entry_count, codebook_size, bank_index, unit_size,
+                        segment_count, segment_codec, segment_offset, segment_length, segment_checksum):
+    """Scan ``count`` tensor records from ``buf[pos:]``.
+
+    ``dtype_sizes[code]`` is a DType's size, 0 for an unknown code; ``codec_roles[code]``
+    has bit 0 set if the codec may code a bytes segment (codebook, values), bit 1 a
+    stream (gaps, codes, selectors). Layout 0/1 is DENSE/SPARSE; Value_Kind 0/1/2 is
+    RAW/CODEBOOK/BANK. Returns (records scanned, position after the last): fewer than
+    ``count`` records means record number ``records scanned`` is left to the caller.
+    """
+    end = buf.shape[0]
+    next_dim = np.int64(0)
+    for i in range(count):
+        if end - pos < 4:
+            return i, pos
+        length = _u32(buf, pos)
+        pos += 4
+        if length > limits[LIMIT_NAME_BYTES] or end - pos < length:
+            return i, pos
+        name_start[i] = pos
+        name_length[i] = length
+        pos += length
+
+        if end - pos < 2:
+            return i, pos
+        code = buf[pos]
+        r = buf[pos + 1]
+        pos += 2
+        if code >= dtype_sizes.shape[0] or dtype_sizes[code] == 0 or r > limits[LIMIT_RANK] or end - pos < 8 * r:
+            return i, pos
+        itemsize = dtype_sizes[code]
+        dtype[i] = code
+        rank[i] = r
+        dim_start[i] = next_dim
+        product = np.int64(1)
+        zero = False
+        for d in range(r):
+            v = _u64(buf, pos)
+            pos += 8
+            if v < 0 or v > limits[LIMIT_ELEMENTS]:
+                return i, pos
+            dims[next_dim + d] = v
+            if v == 0:
+                zero = True
+            elif product > limits[LIMIT_ELEMENTS] // v:
+                return i, pos
+            else:
+                product *= v
+        next_dim += r
+        size = np.int64(0) if zero else product
+
+        if end - pos < 2:
+            return i, pos
+        lay = buf[pos]
+        kind = buf[pos + 1]
+        pos += 2
+        if lay > 1 or kind > 2:
+            return i, pos
+        layout[i] = lay
+        value_kind[i] = kind
+        gap_bits[i] = 0
+        entry_count[i] = 0
+        codebook_size[i] = 0
+        bank_index[i] = 0
+        unit = np.int64(1)
+        if lay == 1:
+            if end - pos < 9:
+                return i, pos
+            g = buf[pos]
+            entries = _u64(buf, pos + 1)
+            pos += 9
+            if g < limits[LIMIT_GAP_MIN] or g > limits[LIMIT_GAP_MAX] or entries < 0:
+                return i, pos
+            gap_bits[i] = g
+            entry_count[i] = entries
+        if kind == 1:
+            if end - pos < 4:
+                return i, pos
+            k = _u32(buf, pos)
+            pos += 4
+            if k < 1 or k > limits[LIMIT_CODEBOOK]:
+                return i, pos
+            codebook_size[i] = k
+        elif kind == 2:
+            if end - pos < 4:
+                return i, pos
+            b = _u32(buf, pos)
+            pos += 4
+            if b >= bank_dtypes.shape[0] or bank_dtypes[b] != code:
+                return i, pos
+            kr = bank_kernel_ranks[b]
+            if r < kr:
+                return i, pos
+            for d in range(kr):
+                if dims[next_dim - kr + d] != bank_kernels[b, d]:
+                    return i, pos
+            bank_index[i] = b
+            unit = bank_units[b]
+        unit_size[i] = unit
+        units = size // unit
+        if lay == 1 and entry_count[i] > units:
+            return i, pos
+        stored = units if lay == 0 else entry_count[i]
+
+        # segment roles in order: codebook (bytes), gaps (stream), values (bytes) or
+        # codes/selectors (stream)
+        n = 0
+        for role in range(3):
+            if role == 0 and kind != 1:
+                continue
+            if role == 1 and lay != 1:
+                continue
+            if end - pos < 21:
+                return i, pos
+            codec = buf[pos]
+            offset = _u64(buf, pos + 1)
+            seg_length = _u64(buf, pos + 9)
+            checksum = _u32(buf, pos + 17)
+            pos += 21
+            bytes_role = role == 0 or (role == 2 and kind == 0)
+            wanted = 1 if bytes_role else 2
+            if codec >= codec_roles.shape[0] or not (codec_roles[codec] & wanted) or offset < 0 or seg_length < 0:
+                return i, pos
+            if role == 0 and seg_length != codebook_size[i] * itemsize:
+                return i, pos
+            if role == 2 and kind == 0 and seg_length != stored * itemsize:
+                return i, pos
+            segment_codec[i, n] = codec
+            segment_offset[i, n] = offset
+            segment_length[i, n] = seg_length
+            segment_checksum[i, n] = checksum
+            n += 1
+        segment_count[i] = n
+    return count, pos
