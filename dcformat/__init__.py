@@ -11,6 +11,7 @@ from .encodings.model import (
     CodebookValues,
     Dense,
     EncodedTensor,
+    GroupedValues,
     RawValues,
     Sparse,
 )
@@ -23,5 +24,6 @@ __version__ = "0.1.0"
 __all__ = [
     "save", "save_file", "load", "load_file", "load_metadata", "safe_open",
     "EncodedTensor", "Dense", "Sparse", "RawValues", "CodebookValues", "BankValues",
+    "GroupedValues",
     "errors", "DCFormatError", "FormatError", "UsageError", "__version__",
 ]

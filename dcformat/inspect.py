@@ -40,7 +40,8 @@ class TensorSummary:
 
 
 def encoding_name(record: Record) -> str:
-    values = {ValueKind.RAW: "raw", ValueKind.CODEBOOK: "codebook", ValueKind.BANK: "bank"}[record.value_kind]
+    values = {ValueKind.RAW: "raw", ValueKind.CODEBOOK: "codebook", ValueKind.BANK: "bank",
+              ValueKind.GROUPED: f"grouped/{record.group_size}"}[record.value_kind]
     if record.layout == Layout.SPARSE:
         return f"sparse+{values}"
     return values

@@ -116,7 +116,7 @@ class ContainerFile:
         empty = (table.layout[positions[:fits]] == _DENSE) & (table.value_kind[positions[:fits]] == _RAW) \
             & (nbytes[:fits] == 0)
         if self.verify:
-            empty &= table.segment_checksum[positions[:fits], 0] == 0
+            empty &= table.segment_checksum[table.segment_start[positions[:fits]]] == 0
         if given:
             empty &= ~np.fromiter((n in given for n in names[:fits]), bool, fits)
         results: list = [None] * fits
@@ -344,5 +344,5 @@ def _size_proven(record: Record) -> bool:
     """
     if record.layout == C.Layout.SPARSE or record.value_kind == C.ValueKind.RAW:
         return True
-    role = "codes" if record.value_kind == C.ValueKind.CODEBOOK else "selectors"
+    role = "selectors" if record.value_kind == C.ValueKind.BANK else "codes"
     return record.stored_count <= 8 * record.segments[role].length

@@ -136,9 +136,9 @@ def parse_header(data, *, verify: bool = True) -> Header:
     if not (C.MIN_ALIGNMENT <= alignment <= C.MAX_ALIGNMENT) or alignment & (alignment - 1):
         raise InvalidHeader("Alignment", f"{alignment} is not a power of two in [8, 4096]")
     metadata = _parse_metadata(r)
-    banks = _parse_records(r, "bank", C.MAX_BANKS, banks=())
-    tensors = _parse_tensors(r, banks)
-    if r.remaining and version[1] <= C.VERSION_MINOR:
+    banks = _parse_records(r, "bank", C.MAX_BANKS, banks=(), features=required)
+    tensors = _parse_tensors(r, banks, required)
+    if r.remaining and version[1] == C.BASE_VERSION_MINOR:  # Extension bytes: minor 1 and later
         raise InvalidHeader("header", f"{r.remaining} bytes after the last record")
     return Header(version, required, optional, header_size, alignment, metadata, banks, tensors)
 
@@ -161,7 +161,7 @@ def _parse_metadata(r: ByteReader) -> dict[str, str]:
 SCAN_MIN_RECORDS = 256
 
 
-def _parse_tensors(r: ByteReader, banks: tuple[Record, ...]) -> RecordTable:
+def _parse_tensors(r: ByteReader, banks: tuple[Record, ...], features: int = 0) -> RecordTable:
     """The tensor records: scanned into columns by :func:`dcformat.kernels.records.scan_tensor_records`
     when there are many, else (and whenever the scan stops at a record it cannot vouch
     for, or a name is not valid UTF-8 or repeats) read by :func:`_parse_records`, which
@@ -174,25 +174,27 @@ def _parse_tensors(r: ByteReader, banks: tuple[Record, ...]) -> RecordTable:
             if table is not None:
                 return table
             r.pos = start
-    return RecordTable.from_records(_parse_records(r, "tensor", C.MAX_TENSORS, banks=banks))
+    return RecordTable.from_records(_parse_records(r, "tensor", C.MAX_TENSORS, banks=banks, features=features))
 
 
 def _scan_tensors(r: ByteReader, count: int, banks: tuple[Record, ...]) -> RecordTable | None:
     from ..kernels.records import scan_tensor_records  # loaded only for headers of many records
 
     buf = np.frombuffer(r.buf, np.uint8, r.end)
-    columns = RecordTable.empty_columns(count)
+    columns = RecordTable.empty_columns(count, 3 * count)  # at most 3 segments a record (v1.0 kinds)
     name_start, name_length = np.empty(count, np.int64), np.empty(count, np.int64)
     dims = np.empty(min(count * C.MAX_RANK, r.remaining // 8 + 1), np.int64)
     kernels = np.zeros((len(banks), C.MAX_RANK), np.int64)
     for b, bank in enumerate(banks):
         kernels[b, :len(bank.shape) - 1] = bank.shape[1:]
-    scanned, end = scan_tensor_records(
+    scanned, end, segments = scan_tensor_records(
         buf, np.int64(r.pos + 4), count, _SCAN_LIMITS, _SCAN_DTYPE_SIZES, _SCAN_CODEC_ROLES,
         np.array([b.dtype for b in banks], np.int64), np.array([len(b.shape) - 1 for b in banks], np.int64),
         kernels, np.array([nonzero_product(b.shape[1:]) for b in banks], np.int64),
         name_start, name_length, *(columns[c] for c in ("dtype", "rank", "dim_start")), dims,
-        *(columns[c] for c in RecordTable.COLUMNS[3:]))
+        *(columns[c] for c in ("layout", "value_kind", "gap_bits", "entry_count", "codebook_size", "bank_index",
+                                "unit_size", "segment_start", "segment_count")),
+        *(columns[c] for c in RecordTable.SEGMENT_COLUMNS))
     if scanned < count:
         return None
     body = r.buf
@@ -201,6 +203,8 @@ def _scan_tensors(r: ByteReader, count: int, banks: tuple[Record, ...]) -> Recor
     except UnicodeDecodeError:
         return None
     used = int(columns["dim_start"][-1]) + int(columns["rank"][-1]) if count else 0
+    for column in RecordTable.SEGMENT_COLUMNS:
+        columns[column] = columns[column][:segments].copy()
     table = RecordTable(names, columns, dims[:used].copy())
     if len(set(names)) < count:  # a name repeats
         return None
@@ -218,7 +222,9 @@ _SCAN_CODEC_ROLES = np.array([(1 if c in allowed_codecs("values") else 0) | (2 i
                               for c in range(max(C.SegmentCodec) + 1)], np.int64)
 
 
-def _parse_records(r: ByteReader, kind: str, limit: int, banks: tuple[Record, ...]) -> tuple[Record, ...]:
+def _parse_records(r: ByteReader, kind: str, limit: int, banks: tuple[Record, ...],
+                   features: int = 0) -> tuple[Record, ...]:
+    """``kind`` records ("bank" or "tensor"); ``features`` is the file's Required_Features."""
     count = r.u32(kind.capitalize() + "_Count")
     if count > limit:
         raise LimitExceeded(kind.capitalize() + "_Count", count, limit)
@@ -229,14 +235,15 @@ def _parse_records(r: ByteReader, kind: str, limit: int, banks: tuple[Record, ..
     gc.disable()
     try:
         for _ in range(count):
-            records.append(_parse_record(r, kind, banks, names, shapes))
+            records.append(_parse_record(r, kind, banks, names, shapes, features))
     finally:
         if collecting:
             gc.enable()
     return tuple(records)
 
 
-def _parse_record(r: ByteReader, kind: str, banks: tuple[Record, ...], names: set[str], shapes: dict) -> Record:
+def _parse_record(r: ByteReader, kind: str, banks: tuple[Record, ...], names: set[str], shapes: dict,
+                  features: int = 0) -> Record:
     """One record, its fields read in file order and each rule checked as soon as the
     fields it names are read (FORMAT.md, Appendix B). The reads are written out here,
     not made through ByteReader's methods: a header may hold a million records."""
@@ -300,7 +307,7 @@ def _parse_record(r: ByteReader, kind: str, banks: tuple[Record, ...], names: se
     fields: dict = {}
     if layout is not _DENSE or value_kind is not _RAW:
         r.pos = pos
-        _parse_value_fields(r, kind, name, dtype, shape, layout, value_kind, banks, fields)
+        _parse_value_fields(r, kind, name, dtype, shape, layout, value_kind, banks, fields, features)
         pos = r.pos
     unit_size = fields.get("unit_size", 1)
     units = size // unit_size
@@ -319,29 +326,52 @@ def _parse_record(r: ByteReader, kind: str, banks: tuple[Record, ...], names: se
             raise UnknownEncoding("Codec", code, name)
         if codec not in allowed:
             raise InvalidHeader("Codec", f"{role} segment of {name!r} cannot use {codec.name}")
-        expected = stored if role == "values" else fields.get("codebook_size", 0) if role == "codebook" else None
-        if expected is not None and length != expected * itemsize:
-            raise InvalidHeader("Length", f"{role} segment of {name!r} is {length} bytes, "
-                                          f"expected {expected * itemsize}")
+        expected = _expected_length(role, stored, itemsize, value_kind, fields)
+        if expected is not None and length != expected:
+            raise InvalidHeader("Length", f"{role} segment of {name!r} is {length} bytes, expected {expected}")
         segments[role] = SegmentRef(codec, offset, length, checksum)
     r.pos = pos
     return Record(name, dtype, shape, layout, value_kind, segments=segments, **fields)
 
 
+def _expected_length(role: str, stored: int, itemsize: int, value_kind, fields: dict) -> int | None:
+    """The Length a segment must have, when the record's fields fix it (None: a stream)."""
+    if role == "values":
+        return stored * itemsize
+    if role == "codebook":  # a GROUPED record's tables are F32, whatever its dtype
+        return fields["codebook_size"] * (4 if value_kind is _GROUPED else itemsize)
+    if role == "scales":
+        return 4 * fields["scale_count"]
+    if role == "offsets":
+        return 4 * fields["offset_count"]
+    if role == "offset_codes" and not fields["offset_count"]:
+        return 0  # no offsets: no offset codes
+    return None
+
+
 def _parse_value_fields(r: ByteReader, kind: str, name: str, dtype, shape, layout, value_kind,
-                        banks: tuple[Record, ...], fields: dict) -> None:
-    """A SPARSE record's Gap_Bits and Entry_Count, then a CODEBOOK or BANK record's field."""
+                        banks: tuple[Record, ...], fields: dict, features: int = 0) -> None:
+    """A SPARSE record's Gap_Bits and Entry_Count, then a CODEBOOK, BANK or GROUPED
+    record's fields."""
     if layout == C.Layout.SPARSE:
         fields["gap_bits"] = r.u8("Gap_Bits")
         fields["entry_count"] = r.u64("Entry_Count")
         if not C.MIN_GAP_BITS <= fields["gap_bits"] <= C.MAX_GAP_BITS:
             raise InvalidHeader("Gap_Bits", f"{fields['gap_bits']} in {name!r} is not in [1, 16]")
-    if value_kind == C.ValueKind.CODEBOOK:
-        fields["codebook_size"] = r.u32("Codebook_Size")
-        if fields["codebook_size"] > C.MAX_CODEBOOK_SIZE:
-            raise LimitExceeded(f"Codebook_Size of {name!r}", fields["codebook_size"], C.MAX_CODEBOOK_SIZE)
-        if fields["codebook_size"] < 1:
-            raise InvalidHeader("Codebook_Size", f"0 in {name!r}")
+    if value_kind == C.ValueKind.GROUPED:
+        _check_grouped(kind, name, dtype, features)
+    if value_kind in (C.ValueKind.CODEBOOK, C.ValueKind.GROUPED):
+        fields["codebook_size"] = _table_size(r, "Codebook_Size", name, C.MAX_CODEBOOK_SIZE, 1)
+    if value_kind == C.ValueKind.GROUPED:
+        fields["group_size"] = r.u64("Group_Size")
+        if fields["group_size"] < 1:
+            raise InvalidHeader("Group_Size", f"0 in {name!r}")
+        if fields["group_size"] > C.MAX_ELEMENTS:
+            raise LimitExceeded(f"Group_Size of {name!r}", fields["group_size"], C.MAX_ELEMENTS)
+        fields["scale_count"] = _table_size(r, "Scale_Count", name, C.MAX_GROUP_TABLE_SIZE, 1)
+        fields["offset_count"] = _table_size(r, "Offset_Count", name, C.MAX_GROUP_TABLE_SIZE, 0)
+        if fields["offset_count"] and layout == C.Layout.SPARSE:
+            raise InvalidHeader("Offset_Count", f"{fields['offset_count']} in {name!r}: a SPARSE record has no offsets")
     elif value_kind == C.ValueKind.BANK:
         if kind == "bank":
             raise InvalidHeader("Value_Kind", f"bank {name!r} cannot take its values from a bank")
@@ -349,12 +379,31 @@ def _parse_value_fields(r: ByteReader, kind: str, name: str, dtype, shape, layou
         fields["unit_size"] = _check_bank_use(name, dtype, shape, fields["bank_index"], banks)
 
 
+def _table_size(r: ByteReader, field: str, name: str, limit: int, least: int) -> int:
+    size = r.u32(field)
+    if size > limit:
+        raise LimitExceeded(f"{field} of {name!r}", size, limit)
+    if size < least:
+        raise InvalidHeader(field, f"0 in {name!r}")
+    return size
+
+
+def _check_grouped(kind: str, name: str, dtype, features: int) -> None:
+    """What GROUPED values require of their record (FORMAT.md, "GROUPED values")."""
+    if kind == "bank":
+        raise InvalidHeader("Value_Kind", f"bank {name!r} cannot have GROUPED values")
+    if not features & C.FEATURE_GROUPED:
+        raise InvalidHeader("Value_Kind", f"GROUPED values in {name!r} without Required_Features bit 0")
+    if dtype not in C.GROUPED_DTYPES:
+        raise InvalidHeader("DType", f"GROUPED values of {name!r} must be F32, F16 or BF16, not {dtype.name}")
+
+
 _U32 = struct.Struct("<I")
 _SHAPES = [struct.Struct(f"<{rank}Q") for rank in range(C.MAX_RANK + 1)]
 _REF = struct.Struct(C.SEGMENT_REF_FORMAT)
 _DTYPES, _LAYOUTS, _KINDS, _CODECS = ({member.value: member for member in enum}
                                      for enum in (C.DType, C.Layout, C.ValueKind, C.SegmentCodec))
-_DENSE, _SPARSE, _RAW = C.Layout.DENSE, C.Layout.SPARSE, C.ValueKind.RAW
+_DENSE, _SPARSE, _RAW, _GROUPED = C.Layout.DENSE, C.Layout.SPARSE, C.ValueKind.RAW, C.ValueKind.GROUPED
 #: (Layout, Value_Kind) -> the record's segment roles in order, each with the codecs it allows.
 _ROLES = {(layout, kind): tuple((role, allowed_codecs(role)) for role in segment_roles(layout, kind))
           for layout in C.Layout for kind in C.ValueKind}
@@ -448,9 +497,8 @@ def _segment_columns(header: Header):
         return None, None
     if any(ref.offset >= 1 << 62 or ref.length >= 1 << 62 for ref in bank_refs):
         return None, None
-    used = np.arange(3) < table.segment_count[:, None]
-    offsets = np.concatenate((np.array([ref.offset for ref in bank_refs], np.int64), table.segment_offset[used]))
-    lengths = np.concatenate((np.array([ref.length for ref in bank_refs], np.int64), table.segment_length[used]))
+    offsets = np.concatenate((np.array([ref.offset for ref in bank_refs], np.int64), table.segment_offset))
+    lengths = np.concatenate((np.array([ref.length for ref in bank_refs], np.int64), table.segment_length))
     return offsets, lengths
 
 
@@ -460,10 +508,10 @@ def _segment_at(header: Header, j: int) -> tuple[Record, str]:
         if j < len(record.segments):
             return record, list(record.segments)[j]
         j -= len(record.segments)
-    i = int(np.searchsorted(np.cumsum(header.tensors.segment_count, dtype=np.int64), j, side="right"))
-    record = header.tensors[i]
-    j -= int(np.sum(header.tensors.segment_count[:i], dtype=np.int64))
-    return record, list(record.segments)[j]
+    table = header.tensors
+    i = int(np.searchsorted(table.segment_start, j, side="right")) - 1
+    record = table[i]
+    return record, list(record.segments)[j - int(table.segment_start[i])]
 
 
 def iter_segments(header: Header):

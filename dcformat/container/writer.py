@@ -133,12 +133,18 @@ class _Layout:
         header = self._header_bytes()
         self._check_budget(C.align_up(C.PREAMBLE_SIZE + len(header), self.alignment) + self._data_size)
         self.state = WriterState.FINISHED
-        preamble = struct.pack(C.PREAMBLE_FORMAT[:-1], C.MAGIC, C.VERSION_MAJOR, C.VERSION_MINOR,
-                               0, 0, len(header))
+        required = self._required_features()
+        # the lowest minor that defines every feature used: a file of v1.0 records is a v1.0 file
+        minor = max((m for bit, m in C.FEATURE_MINOR.items() if required & bit), default=C.BASE_VERSION_MINOR)
+        preamble = struct.pack(C.PREAMBLE_FORMAT[:-1], C.MAGIC, C.VERSION_MAJOR, minor, required, 0, len(header))
         checksum = crc32(preamble, header)
         data_offset = C.align_up(C.PREAMBLE_SIZE + len(header), self.alignment)
         return b"".join((preamble, struct.pack("<I", checksum), header,
                          bytes(data_offset - C.PREAMBLE_SIZE - len(header))))
+
+    def _required_features(self) -> int:
+        grouped = any(r.value_kind == C.ValueKind.GROUPED for r in self._tensors.values())
+        return C.FEATURE_GROUPED if grouped else 0
 
     def _check_budget(self, file_size: int) -> None:
         """Refuse a file that readers would refuse to decode under their default budget
@@ -318,6 +324,8 @@ def _record_bytes(name: str, record: _PlacedRecord) -> bytes:
         out += struct.pack("<I", f["codebook_size"])
     elif record.value_kind == C.ValueKind.BANK:
         out += struct.pack("<I", f["bank_index"])
+    elif record.value_kind == C.ValueKind.GROUPED:
+        out += struct.pack("<IQII", f["codebook_size"], f["group_size"], f["scale_count"], f["offset_count"])
     for ref in record.segments.values():
         out += struct.pack(C.SEGMENT_REF_FORMAT, ref.codec, ref.offset, ref.length, ref.checksum)
     return bytes(out)

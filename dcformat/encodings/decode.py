@@ -41,6 +41,8 @@ def decode_record(record: Record, segment: SegmentGetter, bank: np.ndarray | Non
     """
     dtype = numpy_dtype(record.dtype)
     _check_output(record, dtype, out)
+    if record.value_kind == ValueKind.GROUPED:
+        return _decode_grouped(record, segment, dtype, out, out_zeroed, threads)
     table = None
     if record.value_kind == ValueKind.CODEBOOK:
         table = storage_view(_codebook(record, segment, dtype)).reshape(-1, 1)
@@ -162,3 +164,71 @@ def _zeroed(record: Record, dtype: np.dtype, out, out_zeroed: bool) -> np.ndarra
     if not out_zeroed:
         out.reshape(-1).view(np.uint8)[:] = 0
     return out
+
+
+# --- GROUPED values (v1.1) ------------------------------------------------------------
+
+
+def _decode_grouped(record: Record, segment: SegmentGetter, dtype: np.dtype, out, out_zeroed: bool,
+                    threads) -> np.ndarray:
+    """A GROUPED record: its codebook's values placed as a CODEBOOK record's would be, in
+    float32, then each group's scaled (and shifted), then rounded to the dtype.
+
+    Tables and per-group codes are checked first, in FORMAT.md's order (codebook, scales,
+    scale codes, offsets, offset codes), then the gaps and codes as for CODEBOOK values.
+    """
+    codebook = _finite_table(record, segment, "codebook", record.codebook_size)
+    scales = _finite_table(record, segment, "scales", record.scale_count)
+    if scales.size and not (scales > 0).all():
+        raise InvalidValue(record.name, "GROUPED scales must be positive")
+    group_scale = scales[_group_codes(record, segment, "scale_codes", record.scale_count, threads)]
+    group_offset = None
+    if record.offset_count:
+        offsets = _finite_table(record, segment, "offsets", record.offset_count)
+        group_offset = offsets[_group_codes(record, segment, "offset_codes", record.offset_count, threads)]
+    as_f32 = record.dtype == DType.F32
+    # the codebook's values, placed: what a CODEBOOK record of dtype F32 decodes to
+    placed = Record(record.name, DType.F32, record.shape, record.layout, ValueKind.CODEBOOK, record.gap_bits,
+                    record.entry_count, record.codebook_size, segments=record.segments)
+    table = storage_view(codebook).reshape(-1, 1)
+    work = out if as_f32 else None
+    if record.layout == Layout.SPARSE:
+        work = _decode_sparse(placed, segment, np.dtype(np.float32), table, work, out_zeroed and as_f32, threads)
+    else:
+        work = _decode_dense(placed, segment, np.dtype(np.float32), table, work, threads)
+    flat = work.reshape(-1)
+    _per_group(flat, record.group_size, group_scale, np.multiply)
+    if group_offset is not None:
+        _per_group(flat, record.group_size, group_offset, np.add)
+    if as_f32:
+        return work
+    out = np.empty(record.shape, dtype) if out is None else out
+    rounded = storage_view(out.reshape(-1))
+    if record.dtype == DType.F16:
+        rounded[...] = flat.astype(np.float16).view(np.uint16)
+    else:  # BF16: round to nearest, ties to even (no NaN can arise from finite tables)
+        bits = flat.view(np.uint32)
+        rounded[...] = ((bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16))
+    return out
+
+
+def _finite_table(record: Record, segment: SegmentGetter, role: str, count: int) -> np.ndarray:
+    table = np.frombuffer(segment(role), dtype="<f4", count=count)
+    if not np.isfinite(table).all():
+        raise InvalidValue(record.name, f"GROUPED {role} must be finite")
+    return table
+
+
+def _group_codes(record: Record, segment: SegmentGetter, role: str, alphabet: int, threads) -> np.ndarray:
+    """The G per-group codes of a table, each proven below its size."""
+    return _codec(record, role).decode(segment(role), record.groups, alphabet, name=_stream_name(record, role),
+                                       range_error=CodeOutOfRange, threads=threads)
+
+
+def _per_group(flat: np.ndarray, group_size: int, factors: np.ndarray, op) -> None:
+    """``flat[u] = op(flat[u], factors[u // group_size])`` in float32, in place."""
+    full = flat.size // group_size
+    op(flat[:full * group_size].reshape(full, group_size), factors[:full, None], out=flat[:full * group_size]
+       .reshape(full, group_size))
+    if full < factors.size:
+        op(flat[full * group_size:], factors[full], out=flat[full * group_size:])

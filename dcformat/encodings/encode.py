@@ -14,20 +14,23 @@ from typing import Mapping
 import numpy as np
 
 from ..format.constants import (
+    GROUPED_DTYPES,
     MAX_BANK_SIZE,
     MAX_CODEBOOK_SIZE,
+    MAX_GROUP_TABLE_SIZE,
     MAX_ELEMENTS,
     MAX_GAP_BITS,
     MAX_RANK,
     MIN_GAP_BITS,
     DType,
     Layout,
+    SegmentCodec,
     ValueKind,
 )
 from ..format.records import nonzero_product
 from ..format.dtypes import dtype_of, numpy_dtype, to_little_endian, wire_dtype
 from ..errors import InvalidSettings, UnsupportedDType
-from .model import BankValues, CodebookValues, Dense, EncodedTensor, RawValues, Sparse
+from .model import BankValues, CodebookValues, Dense, EncodedTensor, GroupedValues, RawValues, Sparse
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,9 @@ def encode_tensor(name: str, tensor, banks: Mapping[str, BankInfo] | None = None
         fields["codebook_size"] = codebook.size
         segments["codebook"] = (0, _bytes_of(codebook))
         alphabet = codebook.size
+    elif isinstance(values, GroupedValues):
+        alphabet = _grouped_tables(name, values, dtype, units, isinstance(enc.layout, Sparse), is_bank, fields,
+                                   segments)
 
     if isinstance(enc.layout, Sparse):
         gaps = _symbols(name, "gaps", enc.layout.gaps, 1 << _gap_bits(name, enc.layout.gap_bits))
@@ -107,12 +113,13 @@ def encode_tensor(name: str, tensor, banks: Mapping[str, BankInfo] | None = None
         _check_count(name, "values", raw.size, stored)
         segments["values"] = (0, _bytes_of(raw))
         value_kind = ValueKind.RAW
-    elif isinstance(values, (CodebookValues, BankValues)):
-        role, stream = ("codes", values.codes) if isinstance(values, CodebookValues) else ("selectors", values.selectors)
+    elif isinstance(values, (CodebookValues, BankValues, GroupedValues)):
+        role, stream = ("selectors", values.selectors) if isinstance(values, BankValues) else ("codes", values.codes)
         symbols = _symbols(name, role, stream, alphabet)
         _check_count(name, role, symbols.size, stored)
         segments[role] = _stream_segment(values, stream, symbols, alphabet)
-        value_kind = ValueKind.CODEBOOK if isinstance(values, CodebookValues) else ValueKind.BANK
+        value_kind = (ValueKind.CODEBOOK if isinstance(values, CodebookValues) else ValueKind.BANK
+                      if isinstance(values, BankValues) else ValueKind.GROUPED)
         if value_kind == ValueKind.BANK:
             fields.update(bank_index=bank_index)
     else:
@@ -120,9 +127,63 @@ def encode_tensor(name: str, tensor, banks: Mapping[str, BankInfo] | None = None
     layout = Layout.SPARSE if isinstance(enc.layout, Sparse) else Layout.DENSE
     if is_bank:
         _check_bank_shape(name, shape)
-    # Reorder into FORMAT.md's segment order: codebook, gaps, then the values stream.
-    order = [r for r in ("codebook", "gaps", "values", "codes", "selectors") if r in segments]
+    # Reorder into FORMAT.md's segment order: the tables, gaps, then the values stream.
+    order = [r for r in ("codebook", "scales", "scale_codes", "offsets", "offset_codes", "gaps", "values", "codes",
+                         "selectors") if r in segments]
     return EncodedRecord(dtype, shape, layout, value_kind, fields, {r: segments[r] for r in order})
+
+
+def _grouped_tables(name: str, values: GroupedValues, dtype: DType, units: int, sparse: bool, is_bank: bool,
+                    fields: dict, segments: dict) -> int:
+    """Check a GROUPED record's tables and per-group codes; fill its fields and table
+    segments; return the codebook's size (the alphabet of its codes)."""
+    if is_bank:
+        raise InvalidSettings(f"bank {name!r} cannot have GROUPED values")
+    if dtype not in GROUPED_DTYPES:
+        raise InvalidSettings(f"GROUPED values of {name!r} need an F32, F16 or BF16 tensor, not {dtype.name}")
+    group_size = int(values.group_size)
+    if not 1 <= group_size <= MAX_ELEMENTS:
+        raise InvalidSettings(f"group_size of {name!r} is {group_size}; allowed 1..{MAX_ELEMENTS}")
+    groups = -(-units // group_size)
+    codebook = _table(name, "codebook", values.codebook, MAX_CODEBOOK_SIZE)
+    scales = _table(name, "scales", values.scales, MAX_GROUP_TABLE_SIZE)
+    if not (scales > 0).all():
+        raise InvalidSettings(f"scales of {name!r} must be positive")
+    segments["codebook"] = (0, _bytes_of(codebook))
+    segments["scales"] = (0, _bytes_of(scales))
+    scale_codes = _symbols(name, "scale_codes", values.scale_codes, scales.size)
+    _check_count(name, "scale_codes", scale_codes.size, groups)
+    segments["scale_codes"] = (values.table_codec.wire_id, values.table_codec.encode(scale_codes, scales.size))
+    offsets = None if values.offsets is None else _table(name, "offsets", values.offsets, MAX_GROUP_TABLE_SIZE)
+    if offsets is None:
+        if values.offset_codes is not None:
+            raise InvalidSettings(f"offset_codes of {name!r} given without offsets")
+        segments["offsets"] = (0, b"")
+        segments["offset_codes"] = (SegmentCodec.PACKED, b"")  # no offsets: both segments empty
+    else:
+        if sparse:
+            raise InvalidSettings(f"GROUPED values of {name!r} with a Sparse layout cannot have offsets")
+        offset_codes = _symbols(name, "offset_codes", [] if values.offset_codes is None else values.offset_codes,
+                                offsets.size)
+        _check_count(name, "offset_codes", offset_codes.size, groups)
+        segments["offsets"] = (0, _bytes_of(offsets))
+        segments["offset_codes"] = (values.table_codec.wire_id, values.table_codec.encode(offset_codes, offsets.size))
+    fields.update(codebook_size=codebook.size, group_size=group_size, scale_count=scales.size,
+                  offset_count=0 if offsets is None else offsets.size)
+    return codebook.size
+
+
+def _table(name: str, what: str, array, limit: int) -> np.ndarray:
+    """A GROUPED table: 1 to ``limit`` finite float32 values."""
+    table = np.asarray(array)
+    if table.dtype != np.float32:
+        raise InvalidSettings(f"{what} of {name!r} must be float32, got {table.dtype}")
+    table = to_little_endian(table.reshape(-1))
+    if not 1 <= table.size <= limit:
+        raise InvalidSettings(f"{what} of {name!r} has {table.size} entries; allowed 1..{limit}")
+    if not np.isfinite(table).all():
+        raise InvalidSettings(f"{what} of {name!r} must be finite")
+    return table
 
 
 def _stream_segment(owner, given, symbols: np.ndarray, alphabet: int, gap_stream: bool = False) -> tuple:

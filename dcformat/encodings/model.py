@@ -4,8 +4,9 @@ A tensor is stored as *units* (elements, or K-element kernels when its values co
 from a bank). Its **layout** says which units are stored: all of them (``Dense``) or
 those reached by relative gaps (``Sparse``). Its **values** say what each stored unit
 holds: the raw value (``RawValues``), a code into a per-tensor codebook
-(``CodebookValues``) or a selector into a file-level kernel bank (``BankValues``).
-Any layout combines with any value kind.
+(``CodebookValues``), a selector into a file-level kernel bank (``BankValues``), or a
+code into a codebook shared by groups of units that each scale it (``GroupedValues``,
+v1.1). Any layout combines with any value kind.
 
 The compression pipeline and the importers build these objects; the container writer
 serialises them; the reader rebuilds them from a file before decoding. They hold plain
@@ -101,13 +102,49 @@ class BankValues:
 
 
 @dataclass(frozen=True, eq=False)
+class GroupedValues:
+    """Each stored unit holds a code into a codebook that groups of units share, each
+    group scaling it (and shifting it) by its own factor (FORMAT.md, "GROUPED values").
+
+    Units fall in groups of ``group_size`` consecutive units in C order (the last may be
+    shorter): a row of a matrix, an output channel of a convolution, or a block of a row.
+    The value of a stored unit of group ``g`` is, in float32 without fused multiply-add,
+    ``codebook[code] * scales[scale_codes[g]] (+ offsets[offset_codes[g]])``, rounded to
+    the tensor's dtype (F32, F16 or BF16). The tables are float32 arrays of finite values,
+    scales positive; the per-group codes make the side information itself a coded stream
+    (a few bits a group). Offsets are for the DENSE layout only; ``offsets=None`` has none.
+    """
+
+    group_size: int
+    codebook: np.ndarray
+    codes: np.ndarray
+    scales: np.ndarray
+    scale_codes: np.ndarray
+    offsets: np.ndarray | None = None
+    offset_codes: np.ndarray | None = None
+    codec: StreamCodec = field(default_factory=_default_codec)
+    #: The codec of the per-group streams (scale and offset codes).
+    table_codec: StreamCodec = field(default_factory=_default_codec)
+    _coded: CodedStream | None = _coded_field()
+
+    @classmethod
+    def coded(cls, group_size: int, codebook: np.ndarray, codes: CodedStream, scales: np.ndarray,
+              scale_codes: np.ndarray, offsets=None, offset_codes=None,
+              table_codec: StreamCodec | None = None) -> "GroupedValues":
+        """Values whose code stream is already coded: the writer stores its payload as is."""
+        extra = {} if table_codec is None else {"table_codec": table_codec}
+        return _with_coded(cls(group_size, codebook, codes.symbols, scales, scale_codes, offsets, offset_codes,
+                               codes.codec, **extra), codes)
+
+
+@dataclass(frozen=True, eq=False)
 class EncodedTensor:
     """One record: dtype (wire name, e.g. ``"F32"``), shape, layout and values."""
 
     dtype: str
     shape: tuple[int, ...]
     layout: Dense | Sparse
-    values: RawValues | CodebookValues | BankValues
+    values: RawValues | CodebookValues | BankValues | GroupedValues
 
     @property
     def size(self) -> int:

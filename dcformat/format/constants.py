@@ -14,10 +14,18 @@ from enum import IntEnum
 #: 8 bytes; byte-swapped or text-mangled copies (CRLF -> LF, 7-bit strip) do not match.
 MAGIC = b"\x89DCF\r\n\x1a\n"
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+#: The newest minor version this package reads and writes (v1.1: GROUPED values).
+VERSION_MINOR = 1
+#: What a writer puts in Version_Minor for a file that uses nothing of a later minor: a
+#: v1.0 reader decodes every such file, byte for byte as before.
+BASE_VERSION_MINOR = 0
 
-#: Required_Features bits known to this version (none: v1.0 defines no features).
-KNOWN_REQUIRED_FEATURES = 0
+#: Required_Features bit 0 (v1.1): some record has GROUPED values.
+FEATURE_GROUPED = 1 << 0
+#: Required_Features bits known to this version.
+KNOWN_REQUIRED_FEATURES = FEATURE_GROUPED
+#: The minor version that defines each required feature bit.
+FEATURE_MINOR = {FEATURE_GROUPED: 1}
 
 # Preamble: Magic, Version_Major, Version_Minor, Required_Features, Optional_Features,
 # Header_Size, Header_Checksum.
@@ -50,6 +58,8 @@ MAX_METADATA_VALUE_BYTES = 16 * 1024 * 1024
 MAX_TENSORS = 1 << 20
 MAX_BANKS = 1024
 MAX_CODEBOOK_SIZE = 1 << 16
+#: Most entries of a GROUPED record's scale or offset table.
+MAX_GROUP_TABLE_SIZE = 1 << 16
 MAX_BANK_SIZE = 1 << 16
 MIN_GAP_BITS = 1
 MAX_GAP_BITS = 16
@@ -118,6 +128,9 @@ class ValueKind(IntEnum):
     RAW = 0
     CODEBOOK = 1
     BANK = 2
+    #: v1.1, Required_Features bit FEATURE_GROUPED: a codebook shared by groups of
+    #: Group_Size consecutive units, each group with a scale (and an offset) of its own.
+    GROUPED = 3
 
 
 class SegmentCodec(IntEnum):
@@ -126,6 +139,11 @@ class SegmentCodec(IntEnum):
     BYTES = 0
     PACKED = 1
     HUFFMAN = 2
+
+
+#: Element types a GROUPED record may have (its tables are F32; values are computed in
+#: float32 and rounded to the element type).
+GROUPED_DTYPES = frozenset({DType.F32, DType.F16, DType.BF16})
 
 
 class ChunkMode(IntEnum):

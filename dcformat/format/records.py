@@ -19,15 +19,28 @@ STREAM_CODECS = frozenset({SegmentCodec.PACKED, SegmentCodec.HUFFMAN})
 BYTES_CODECS = frozenset({SegmentCodec.BYTES})
 
 
+#: The segments a GROUPED record has before its gaps (FORMAT.md, "GROUPED values"): the
+#: shared codebook, the scale table and a scale code per group, the offset table and an
+#: offset code per group (both empty when Offset_Count is 0).
+GROUPED_TABLE_ROLES = ("codebook", "scales", "scale_codes", "offsets", "offset_codes")
+
+
 def segment_roles(layout: Layout, value_kind: ValueKind) -> tuple[str, ...]:
     """The roles of a record's segments, in the order FORMAT.md lists them."""
     roles = []
     if value_kind == ValueKind.CODEBOOK:
         roles.append("codebook")
+    elif value_kind == ValueKind.GROUPED:
+        roles.extend(GROUPED_TABLE_ROLES)
     if layout == Layout.SPARSE:
         roles.append("gaps")
-    roles.append({ValueKind.RAW: "values", ValueKind.CODEBOOK: "codes", ValueKind.BANK: "selectors"}[value_kind])
+    roles.append({ValueKind.RAW: "values", ValueKind.CODEBOOK: "codes", ValueKind.BANK: "selectors",
+                  ValueKind.GROUPED: "codes"}[value_kind])
     return tuple(roles)
+
+
+#: Roles whose segment is stored as bytes (tables and raw values); the others are streams.
+BYTES_ROLES = frozenset({"codebook", "values", "scales", "offsets"})
 
 
 def nonzero_product(shape) -> int:
@@ -40,7 +53,7 @@ def nonzero_product(shape) -> int:
 
 
 def allowed_codecs(role: str) -> frozenset:
-    return BYTES_CODECS if role in ("codebook", "values") else STREAM_CODECS
+    return BYTES_CODECS if role in BYTES_ROLES else STREAM_CODECS
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +80,15 @@ class Record:
     #: Elements per unit: 1, or the bank kernel size for BANK values.
     unit_size: int = 1
     segments: dict[str, SegmentRef] = field(default_factory=dict)
+    #: GROUPED values: units per group, entries of the scale and the offset tables.
+    group_size: int = 0
+    scale_count: int = 0
+    offset_count: int = 0
+
+    @property
+    def groups(self) -> int:
+        """G, the number of groups of a GROUPED record: ceil(units / Group_Size)."""
+        return -(-self.units // self.group_size) if self.group_size else 0
 
     @property
     def size(self) -> int:
@@ -102,57 +124,61 @@ class RecordTable(Sequence):
     """A header's tensor records held as columns, each :class:`Record` made when asked for.
 
     A header may hold a million records (MAX_TENSORS); as objects they would take about
-    500 bytes each, as columns about 110 (plus the name). ``table[i]`` and iteration give
+    500 bytes each, as columns about 100 (plus the name). ``table[i]`` and iteration give
     Records equal to those the parser read; :meth:`position` finds one by name. The columns
-    (numpy arrays, one value per record; segments as (count, 3) arrays, roles in order)
-    serve readers that handle many records at once.
+    (numpy arrays, one value per record) serve readers that handle many records at once;
+    the segments of every record, in file order, are the flat arrays ``segment_codec``,
+    ``segment_offset``, ``segment_length`` and ``segment_checksum``, record i's from
+    ``segment_start[i]``, ``segment_count[i]`` of them, roles in FORMAT.md's order.
     """
 
     COLUMNS = ("dtype", "rank", "dim_start", "layout", "value_kind", "gap_bits", "entry_count", "codebook_size",
-               "bank_index", "unit_size", "segment_count", "segment_codec", "segment_offset", "segment_length",
-               "segment_checksum")
+               "bank_index", "unit_size", "group_size", "scale_count", "offset_count", "segment_start",
+               "segment_count")
+    SEGMENT_COLUMNS = ("segment_codec", "segment_offset", "segment_length", "segment_checksum")
+    _WIDTHS = {"dim_start": np.int64, "entry_count": np.int64, "unit_size": np.int64, "group_size": np.int64,
+               "segment_start": np.int64, "segment_offset": np.int64, "segment_length": np.int64,
+               "codebook_size": np.uint32, "bank_index": np.uint32, "scale_count": np.uint32,
+               "offset_count": np.uint32, "segment_checksum": np.uint32}
 
     def __init__(self, names: list[str], columns: dict[str, np.ndarray], dims: np.ndarray):
         self.names = names
         self.dims = dims
-        for column in self.COLUMNS:
+        for column in self.COLUMNS + self.SEGMENT_COLUMNS:
             setattr(self, column, columns[column])
         self._index: dict[str, int] | None = None
 
     @classmethod
-    def empty_columns(cls, count: int) -> dict[str, np.ndarray]:
-        """Zeroed columns for ``count`` records, of the widths their fields have."""
-        wide = {"dim_start", "entry_count", "unit_size"}
-        columns = {}
-        for column in cls.COLUMNS:
-            shape = (count, 3) if column.startswith("segment_") and column != "segment_count" else (count,)
-            kind = (np.int64 if column in wide or column in ("segment_offset", "segment_length")
-                    else np.uint32 if column in ("codebook_size", "bank_index", "segment_checksum") else np.uint8)
-            columns[column] = np.zeros(shape, kind)
-        return columns
+    def empty_columns(cls, count: int, segments: int) -> dict[str, np.ndarray]:
+        """Zeroed columns for ``count`` records and ``segments`` segments, of the widths
+        their fields have."""
+        return {column: np.zeros(segments if column in cls.SEGMENT_COLUMNS else count,
+                                 cls._WIDTHS.get(column, np.uint8))
+                for column in cls.COLUMNS + cls.SEGMENT_COLUMNS}
 
     @classmethod
     def from_records(cls, records) -> "RecordTable":
         """The table of parsed ``records`` (their shapes within MAX_ELEMENTS)."""
         records = list(records)
-        columns = cls.empty_columns(len(records))
-        refs = {"segment_offset": [], "segment_length": []}
+        refs = [ref for r in records for ref in r.segments.values()]
+        columns = cls.empty_columns(len(records), len(refs))
         dims: list[int] = []
+        start = 0
         for i, r in enumerate(records):
             columns["dtype"][i], columns["rank"][i], columns["dim_start"][i] = r.dtype, len(r.shape), len(dims)
             dims.extend(r.shape)
             for column in ("layout", "value_kind", "gap_bits", "entry_count", "codebook_size", "bank_index",
-                           "unit_size"):
+                           "unit_size", "group_size", "scale_count", "offset_count"):
                 columns[column][i] = getattr(r, column)
-            columns["segment_count"][i] = len(r.segments)
-            row = list(r.segments.values()) + [SegmentRef(SegmentCodec.BYTES, 0, 0, 0)] * (3 - len(r.segments))
-            columns["segment_codec"][i] = [ref.codec for ref in row]
-            columns["segment_checksum"][i] = [ref.checksum for ref in row]
-            refs["segment_offset"].append([ref.offset for ref in row])
-            refs["segment_length"].append([ref.length for ref in row])
-        for column, values in refs.items():  # an Offset or Length may be any u64 until the layout is checked
-            big = any(v >= 1 << 62 for row in values for v in row)
-            columns[column] = np.array(values, dtype=object if big else np.int64).reshape(len(records), 3)
+            columns["segment_start"][i], columns["segment_count"][i] = start, len(r.segments)
+            start += len(r.segments)
+        columns["segment_codec"][:] = [ref.codec for ref in refs]
+        columns["segment_checksum"][:] = [ref.checksum for ref in refs]
+        for column, values in (("segment_offset", [ref.offset for ref in refs]),
+                               ("segment_length", [ref.length for ref in refs])):
+            # an Offset or Length may be any u64 until the data layout is checked
+            big = any(v >= 1 << 62 for v in values)
+            columns[column] = np.array(values, dtype=object if big else np.int64)
         return cls([r.name for r in records], columns, np.array(dims, np.int64))
 
     def __len__(self) -> int:
@@ -162,7 +188,7 @@ class RecordTable(Sequence):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         i = range(len(self))[i]  # negative indices and bounds, as a tuple's
-        return self._record(i, self.layout[i], self.value_kind[i], self.segment_count[i])
+        return self._record(i)
 
     def __iter__(self):
         for i in range(len(self)):
@@ -204,15 +230,17 @@ class RecordTable(Sequence):
             sizes[has] *= self.dims[self.dim_start[has] + d].astype(np.int64)
         return sizes * _ITEMSIZE[self.dtype]
 
-    def _record(self, i: int, layout, value_kind, count) -> Record:
-        layout, value_kind = _LAYOUT[layout], _VALUE_KIND[value_kind]
+    def _record(self, i: int) -> Record:
+        layout, value_kind = _LAYOUT[self.layout[i]], _VALUE_KIND[self.value_kind[i]]
         roles = _ROLES[layout, value_kind]
-        segments = {roles[j]: SegmentRef(_CODEC[self.segment_codec[i, j]], int(self.segment_offset[i, j]),
-                                         int(self.segment_length[i, j]), int(self.segment_checksum[i, j]))
-                    for j in range(count)}
+        start = int(self.segment_start[i])
+        segments = {role: SegmentRef(_CODEC[self.segment_codec[j]], int(self.segment_offset[j]),
+                                     int(self.segment_length[j]), int(self.segment_checksum[j]))
+                    for role, j in zip(roles, range(start, start + int(self.segment_count[i])))}
         return Record(self.names[i], _DTYPE[self.dtype[i]], self.shape(i), layout, value_kind,
                       int(self.gap_bits[i]), int(self.entry_count[i]), int(self.codebook_size[i]),
-                      int(self.bank_index[i]), int(self.unit_size[i]), segments)
+                      int(self.bank_index[i]), int(self.unit_size[i]), segments, int(self.group_size[i]),
+                      int(self.scale_count[i]), int(self.offset_count[i]))
 
 
 _DTYPE = {member.value: member for member in DType}

@@ -43,36 +43,39 @@ def _u64(buf, pos):
 def scan_tensor_records(buf, pos, count, limits, dtype_sizes, codec_roles,
                         bank_dtypes, bank_kernel_ranks, bank_kernels, bank_units,
                         name_start, name_length, dtype, rank, dim_start, dims, layout, value_kind,
-                        gap_bits, entry_count, codebook_size, bank_index, unit_size,
+                        gap_bits, entry_count, codebook_size, bank_index, unit_size, segment_start,
                         segment_count, segment_codec, segment_offset, segment_length, segment_checksum):
     """Scan ``count`` tensor records from ``buf[pos:]``.
 
     ``dtype_sizes[code]`` is a DType's size, 0 for an unknown code; ``codec_roles[code]``
     has bit 0 set if the codec may code a bytes segment (codebook, values), bit 1 a
     stream (gaps, codes, selectors). Layout 0/1 is DENSE/SPARSE; Value_Kind 0/1/2 is
-    RAW/CODEBOOK/BANK. Returns (records scanned, position after the last): fewer than
+    RAW/CODEBOOK/BANK (GROUPED, and any later kind, is left to the caller). Segments go
+    to the flat ``segment_*`` arrays in file order, record i's from ``segment_start[i]``.
+    Returns (records scanned, position after the last, segments written): fewer than
     ``count`` records means record number ``records scanned`` is left to the caller.
     """
     end = buf.shape[0]
     next_dim = np.int64(0)
+    next_segment = np.int64(0)
     for i in range(count):
         if end - pos < 4:
-            return i, pos
+            return i, pos, next_segment
         length = _u32(buf, pos)
         pos += 4
         if length > limits[LIMIT_NAME_BYTES] or end - pos < length:
-            return i, pos
+            return i, pos, next_segment
         name_start[i] = pos
         name_length[i] = length
         pos += length
 
         if end - pos < 2:
-            return i, pos
+            return i, pos, next_segment
         code = buf[pos]
         r = buf[pos + 1]
         pos += 2
         if code >= dtype_sizes.shape[0] or dtype_sizes[code] == 0 or r > limits[LIMIT_RANK] or end - pos < 8 * r:
-            return i, pos
+            return i, pos, next_segment
         itemsize = dtype_sizes[code]
         dtype[i] = code
         rank[i] = r
@@ -83,24 +86,24 @@ def scan_tensor_records(buf, pos, count, limits, dtype_sizes, codec_roles,
             v = _u64(buf, pos)
             pos += 8
             if v < 0 or v > limits[LIMIT_ELEMENTS]:
-                return i, pos
+                return i, pos, next_segment
             dims[next_dim + d] = v
             if v == 0:
                 zero = True
             elif product > limits[LIMIT_ELEMENTS] // v:
-                return i, pos
+                return i, pos, next_segment
             else:
                 product *= v
         next_dim += r
         size = np.int64(0) if zero else product
 
         if end - pos < 2:
-            return i, pos
+            return i, pos, next_segment
         lay = buf[pos]
         kind = buf[pos + 1]
         pos += 2
         if lay > 1 or kind > 2:
-            return i, pos
+            return i, pos, next_segment
         layout[i] = lay
         value_kind[i] = kind
         gap_bits[i] = 0
@@ -110,53 +113,54 @@ def scan_tensor_records(buf, pos, count, limits, dtype_sizes, codec_roles,
         unit = np.int64(1)
         if lay == 1:
             if end - pos < 9:
-                return i, pos
+                return i, pos, next_segment
             g = buf[pos]
             entries = _u64(buf, pos + 1)
             pos += 9
             if g < limits[LIMIT_GAP_MIN] or g > limits[LIMIT_GAP_MAX] or entries < 0:
-                return i, pos
+                return i, pos, next_segment
             gap_bits[i] = g
             entry_count[i] = entries
         if kind == 1:
             if end - pos < 4:
-                return i, pos
+                return i, pos, next_segment
             k = _u32(buf, pos)
             pos += 4
             if k < 1 or k > limits[LIMIT_CODEBOOK]:
-                return i, pos
+                return i, pos, next_segment
             codebook_size[i] = k
         elif kind == 2:
             if end - pos < 4:
-                return i, pos
+                return i, pos, next_segment
             b = _u32(buf, pos)
             pos += 4
             if b >= bank_dtypes.shape[0] or bank_dtypes[b] != code:
-                return i, pos
+                return i, pos, next_segment
             kr = bank_kernel_ranks[b]
             if r < kr:
-                return i, pos
+                return i, pos, next_segment
             for d in range(kr):
                 if dims[next_dim - kr + d] != bank_kernels[b, d]:
-                    return i, pos
+                    return i, pos, next_segment
             bank_index[i] = b
             unit = bank_units[b]
         unit_size[i] = unit
         units = size // unit
         if lay == 1 and entry_count[i] > units:
-            return i, pos
+            return i, pos, next_segment
         stored = units if lay == 0 else entry_count[i]
 
         # segment roles in order: codebook (bytes), gaps (stream), values (bytes) or
         # codes/selectors (stream)
-        n = 0
+        segment_start[i] = next_segment
+        n = next_segment
         for role in range(3):
             if role == 0 and kind != 1:
                 continue
             if role == 1 and lay != 1:
                 continue
             if end - pos < 21:
-                return i, pos
+                return i, pos, next_segment
             codec = buf[pos]
             offset = _u64(buf, pos + 1)
             seg_length = _u64(buf, pos + 9)
@@ -165,15 +169,16 @@ def scan_tensor_records(buf, pos, count, limits, dtype_sizes, codec_roles,
             bytes_role = role == 0 or (role == 2 and kind == 0)
             wanted = 1 if bytes_role else 2
             if codec >= codec_roles.shape[0] or not (codec_roles[codec] & wanted) or offset < 0 or seg_length < 0:
-                return i, pos
+                return i, pos, next_segment
             if role == 0 and seg_length != codebook_size[i] * itemsize:
-                return i, pos
+                return i, pos, next_segment
             if role == 2 and kind == 0 and seg_length != stored * itemsize:
-                return i, pos
-            segment_codec[i, n] = codec
-            segment_offset[i, n] = offset
-            segment_length[i, n] = seg_length
-            segment_checksum[i, n] = checksum
+                return i, pos, next_segment
+            segment_codec[n] = codec
+            segment_offset[n] = offset
+            segment_length[n] = seg_length
+            segment_checksum[n] = checksum
             n += 1
-        segment_count[i] = n
-    return count, pos
+        segment_count[i] = n - next_segment
+        next_segment = n
+    return count, pos, next_segment

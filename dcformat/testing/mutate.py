@@ -102,6 +102,11 @@ def _walk(header) -> tuple[list[Field], list[tuple[int, object]]]:
                 add(f"{label} Codebook_Size", 4)
             elif record.value_kind == C.ValueKind.BANK:
                 add(f"{label} Bank_Index", 4)
+            elif record.value_kind == C.ValueKind.GROUPED:
+                add(f"{label} Codebook_Size", 4)
+                add(f"{label} Group_Size", 8)
+                add(f"{label} Scale_Count", 4)
+                add(f"{label} Offset_Count", 4)
             for role, ref in record.segments.items():
                 add(f"{label} {role} Codec", 1)
                 add(f"{label} {role} Offset", 8)

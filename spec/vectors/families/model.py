@@ -56,7 +56,7 @@ class Model:
     alignment: int = C.DEFAULT_ALIGNMENT
     magic: bytes = C.MAGIC
     major: int = C.VERSION_MAJOR
-    minor: int = C.VERSION_MINOR
+    minor: int = C.BASE_VERSION_MINOR
     required: int = 0
     optional: int = 0
     extension: bytes = b""
