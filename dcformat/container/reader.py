@@ -303,11 +303,13 @@ def _parse_record(r: ByteReader, kind: str, banks: tuple[Record, ...], names: se
     if value_kind is None:
         raise UnknownEncoding("Value_Kind", buf[pos], name)
     pos += 1
+    if value_kind is _GROUPED:  # R34 names DType, Value_Kind and the file's features: checked now
+        _check_grouped(kind, name, dtype, features)
 
     fields: dict = {}
     if layout is not _DENSE or value_kind is not _RAW:
         r.pos = pos
-        _parse_value_fields(r, kind, name, dtype, shape, layout, value_kind, banks, fields, features)
+        _parse_value_fields(r, kind, name, dtype, shape, layout, value_kind, banks, fields)
         pos = r.pos
     unit_size = fields.get("unit_size", 1)
     units = size // unit_size
@@ -350,7 +352,7 @@ def _expected_length(role: str, stored: int, itemsize: int, value_kind, fields: 
 
 
 def _parse_value_fields(r: ByteReader, kind: str, name: str, dtype, shape, layout, value_kind,
-                        banks: tuple[Record, ...], fields: dict, features: int = 0) -> None:
+                        banks: tuple[Record, ...], fields: dict) -> None:
     """A SPARSE record's Gap_Bits and Entry_Count, then a CODEBOOK, BANK or GROUPED
     record's fields."""
     if layout == C.Layout.SPARSE:
@@ -358,8 +360,6 @@ def _parse_value_fields(r: ByteReader, kind: str, name: str, dtype, shape, layou
         fields["entry_count"] = r.u64("Entry_Count")
         if not C.MIN_GAP_BITS <= fields["gap_bits"] <= C.MAX_GAP_BITS:
             raise InvalidHeader("Gap_Bits", f"{fields['gap_bits']} in {name!r} is not in [1, 16]")
-    if value_kind == C.ValueKind.GROUPED:
-        _check_grouped(kind, name, dtype, features)
     if value_kind in (C.ValueKind.CODEBOOK, C.ValueKind.GROUPED):
         fields["codebook_size"] = _table_size(r, "Codebook_Size", name, C.MAX_CODEBOOK_SIZE, 1)
     if value_kind == C.ValueKind.GROUPED:

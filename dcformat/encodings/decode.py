@@ -197,15 +197,17 @@ def _decode_grouped(record: Record, segment: SegmentGetter, dtype: np.dtype, out
     else:
         work = _decode_dense(placed, segment, np.dtype(np.float32), table, work, threads)
     flat = work.reshape(-1)
-    _per_group(flat, record.group_size, group_scale, np.multiply)
-    if group_offset is not None:
-        _per_group(flat, record.group_size, group_offset, np.add)
+    with np.errstate(over="ignore"):  # a product past the float32 range is inf, as FORMAT.md says
+        _per_group(flat, record.group_size, group_scale, np.multiply)
+        if group_offset is not None:
+            _per_group(flat, record.group_size, group_offset, np.add)
     if as_f32:
         return work
     out = np.empty(record.shape, dtype) if out is None else out
     rounded = storage_view(out.reshape(-1))
     if record.dtype == DType.F16:
-        rounded[...] = flat.astype(np.float16).view(np.uint16)
+        with np.errstate(over="ignore"):  # above 65520 rounds to inf
+            rounded[...] = flat.astype(np.float16).view(np.uint16)
     else:  # BF16: round to nearest, ties to even (no NaN can arise from finite tables)
         bits = flat.view(np.uint32)
         rounded[...] = ((bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16))
