@@ -516,7 +516,7 @@ def test_r3_unsupported_version():
 
 
 def test_r4_unknown_required_feature():
-    refuse(build(required=1), errors.UnsupportedFeature)
+    refuse(build(required=1 << 1), errors.UnsupportedFeature)  # v1.1 knows bit 0 (GROUPED) only
     refuse(build(required=1 << 31), errors.UnsupportedFeature)
 
 
@@ -594,7 +594,7 @@ def test_r13_unknown_dtype():
 
 def test_r14_unknown_encodings():
     refuse(build([replace(f32(), layout=2)]), errors.UnknownEncoding)
-    refuse(build([replace(f32(), value_kind=3)]), errors.UnknownEncoding)
+    refuse(build([replace(f32(), value_kind=4)]), errors.UnknownEncoding)  # 3 is GROUPED (v1.1)
     refuse(build([Rec("t", U8, (1,), [Seg(3, b"\0")])]), errors.UnknownEncoding)
     stream = huff([(HUFF_CHUNK, [0, 1])], [1, 1], 2)
     stream.entries[0][0] = 2

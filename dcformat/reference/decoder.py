@@ -96,6 +96,14 @@ from ..errors import (
     UnsupportedVersion,
     UsageError,
 )
+from .grouped import (
+    GroupedFields,
+    check_grouped_record,
+    parse_grouped_parameters,
+    read_group_tables,
+    table_segments,
+    unit_value,
+)
 from .primitives import ByteReader
 from .streams import check_symbol_range, decode_stream
 
@@ -119,7 +127,7 @@ NUMPY_DTYPES = {
 }
 
 #: Segment roles whose codec must be BYTES; the others hold streams.
-BYTES_SEGMENTS = ("codebook", "values")
+BYTES_SEGMENTS = ("codebook", "values", "scales", "offsets")
 
 
 @dataclass
@@ -290,6 +298,7 @@ class Record:
     units: int  # U
     stored: int  # S
     segments: tuple[SegmentRef, ...]
+    grouped: GroupedFields | None = None  # GROUPED only: Group_Size, Scale_Count, Offset_Count
 
     @property
     def label(self) -> str:
@@ -341,7 +350,7 @@ def parse_header(data: bytes, preamble: Preamble) -> Header:
     banks: list[Record] = []
     bank_names: set[str] = set()
     for index in range(bank_count):
-        banks.append(parse_record(reader, "bank", index, bank_names, banks))
+        banks.append(parse_record(reader, "bank", index, bank_names, banks, preamble.required_features))
 
     tensor_count = reader.read_u32("Tensor_Count")
     if tensor_count > MAX_TENSORS:
@@ -349,7 +358,8 @@ def parse_header(data: bytes, preamble: Preamble) -> Header:
     tensors: list[Record] = []
     tensor_names: set[str] = set()
     for index in range(tensor_count):
-        tensors.append(parse_record(reader, "tensor", index, tensor_names, banks))
+        tensors.append(parse_record(reader, "tensor", index, tensor_names, banks,
+                                    preamble.required_features))
 
     # "Extension: bytes after the last tensor record, up to Header_Size. A file whose
     # Version_Minor is not greater than the reader's own (for a 1.0 reader: 0) must have
@@ -401,10 +411,11 @@ def read_string(reader: ByteReader, field: str, max_bytes: int) -> str:
 
 
 def parse_record(reader: ByteReader, kind: str, index: int, taken_names: set[str],
-                 banks: list[Record]) -> Record:
+                 banks: list[Record], required_features: int) -> Record:
     """Spec, "Records": one bank or tensor record, each rule checked once its fields
     are read. ``taken_names`` holds the names of the records of the same kind before
-    this one (this one's is added); ``banks`` are the bank records."""
+    this one (this one's is added); ``banks`` are the bank records;
+    ``required_features`` is the file's Required_Features (R34)."""
     where = f"{kind} {index}"
 
     # Name: "a String of at most 4,096 bytes else LimitExceeded"; "Names must be
@@ -456,6 +467,8 @@ def parse_record(reader: ByteReader, kind: str, index: int, taken_names: set[str
     value_kind = ValueKind(value_kind_code)
     if kind == "bank" and value_kind == ValueKind.BANK:
         raise InvalidHeader(f"{label} Value_Kind", "a bank cannot take its values from a bank")
+    if value_kind == ValueKind.GROUPED:  # R34: its fields (and the file's) are all read
+        check_grouped_record(label, kind, dtype, required_features)
 
     # Layout parameters: "none for DENSE. For SPARSE: Gap_Bits, Entry_Count".
     gap_bits = entry_count = None
@@ -468,8 +481,8 @@ def parse_record(reader: ByteReader, kind: str, index: int, taken_names: set[str
         entry_count = reader.read_u64(f"{label} Entry_Count")  # checked against U below
 
     # Value parameters: "none for RAW. For CODEBOOK, Codebook_Size (u32) ... For BANK,
-    # Bank_Index (u32)".
-    codebook_size = bank_index = bank_size = None
+    # Bank_Index (u32)"; for GROUPED, "GROUPED values".
+    codebook_size = bank_index = bank_size = grouped = None
     unit_elements = 1  # "For RAW and CODEBOOK a unit is an element: K = 1, U = N."
     if value_kind == ValueKind.CODEBOOK:
         codebook_size = reader.read_u32(f"{label} Codebook_Size")
@@ -488,6 +501,8 @@ def parse_record(reader: ByteReader, kind: str, index: int, taken_names: set[str
         check_bank_fits(label, dtype, shape, bank)
         bank_size = bank.shape[0]
         unit_elements = product(bank.shape[1:])
+    elif value_kind == ValueKind.GROUPED:
+        codebook_size, grouped = parse_grouped_parameters(reader, label, layout)
 
     # "K = k_1 * ... * k_r and U = N / K."
     units = elements // unit_elements
@@ -498,11 +513,11 @@ def parse_record(reader: ByteReader, kind: str, index: int, taken_names: set[str
     stored = units if layout == Layout.DENSE else entry_count
 
     segments = tuple(
-        parse_segment_ref(reader, kind, name, role, dtype, count)
-        for role, count in segment_table(layout, value_kind, codebook_size, stored)
+        parse_segment_ref(reader, kind, name, role, length)
+        for role, length in segment_table(layout, value_kind, codebook_size, stored, DTYPE_SIZE[dtype], grouped)
     )
     return Record(kind, name, dtype, shape, elements, layout, value_kind, gap_bits, entry_count,
-                  codebook_size, bank_index, bank_size, unit_elements, units, stored, segments)
+                  codebook_size, bank_index, bank_size, unit_elements, units, stored, segments, grouped)
 
 
 def check_bank_shape(label: str, shape: tuple[int, ...]) -> None:
@@ -533,27 +548,32 @@ def check_bank_fits(label: str, dtype: DType, shape: tuple[int, ...], bank: Reco
                                               f"{bank.name!r}'s kernel shape {kernel_shape}")
 
 
-def segment_table(layout: Layout, value_kind: ValueKind, codebook_size: int | None,
-                  stored: int) -> list[tuple[str, int]]:
-    """The record's segments, in order, with their counts ("present only where the
-    condition holds"). Stream alphabets are attached when the streams are decoded."""
-    table = []
+def segment_table(layout: Layout, value_kind: ValueKind, codebook_size: int | None, stored: int,
+                  itemsize: int, grouped: GroupedFields | None) -> list[tuple[str, int | None]]:
+    """The record's segments, in order ("present only where the condition holds"), each
+    with the Length its fields fix: "A BYTES segment's Length must equal its count times
+    the DType's size" (a GROUPED record's tables: R37); None for a stream, whose count
+    and alphabet are attached when it is decoded."""
+    table: list[tuple[str, int | None]] = []
     if value_kind == ValueKind.CODEBOOK:
-        table.append(("codebook", codebook_size))  # C values
+        table.append(("codebook", codebook_size * itemsize))  # C values
+    if value_kind == ValueKind.GROUPED:
+        table.extend(table_segments(codebook_size, grouped))
     if layout == Layout.SPARSE:
-        table.append(("gaps", stored))  # M symbols
+        table.append(("gaps", None))  # M symbols
     if value_kind == ValueKind.RAW:
-        table.append(("values", stored))  # S values
-    if value_kind == ValueKind.CODEBOOK:
-        table.append(("codes", stored))  # S symbols
+        table.append(("values", stored * itemsize))  # S values
+    if value_kind in (ValueKind.CODEBOOK, ValueKind.GROUPED):
+        table.append(("codes", None))  # S symbols
     if value_kind == ValueKind.BANK:
-        table.append(("selectors", stored))  # S symbols
+        table.append(("selectors", None))  # S symbols
     return table
 
 
-def parse_segment_ref(reader: ByteReader, kind: str, name: str, role: str, dtype: DType,
-                      count: int) -> SegmentRef:
-    """One Segment_Ref: Codec, Offset, Length, Checksum."""
+def parse_segment_ref(reader: ByteReader, kind: str, name: str, role: str,
+                      expected_length: int | None) -> SegmentRef:
+    """One Segment_Ref: Codec, Offset, Length, Checksum; ``expected_length`` is the
+    Length the record's fields fix (None: any)."""
     where = f"{kind} {name!r} {role} segment"
     codec = reader.read_u8(f"{where} Codec")
     # "a code not in the table is UnknownEncoding"; "A codebook or values segment must
@@ -567,10 +587,9 @@ def parse_segment_ref(reader: ByteReader, kind: str, name: str, role: str, dtype
     length = reader.read_u64(f"{where} Length")
     checksum = reader.read_u32(f"{where} Checksum")
     # "A BYTES segment's Length must equal its count times the DType's size else
-    # InvalidHeader."
-    if codec == SegmentCodec.BYTES and length != count * DTYPE_SIZE[dtype]:
-        raise InvalidHeader(f"{where} Length", f"{length} bytes for {count} values of "
-                                               f"{DTYPE_SIZE[dtype]} bytes")
+    # InvalidHeader" (R20); a GROUPED record's table segments: R37.
+    if expected_length is not None and length != expected_length:
+        raise InvalidHeader(f"{where} Length", f"{length} bytes, must be {expected_length}")
     return SegmentRef(role, codec, offset, length, checksum)
 
 
@@ -680,17 +699,28 @@ def decode_record(data: bytes, header: Header, record: Record, bank_bytes: list[
     output = bytearray(record.elements * record.itemsize)
 
     # 3. "Read the values of the S stored units", reading the segments in their order.
-    codebook = positions = None
+    codebook = positions = tables = None
     if record.value_kind == ValueKind.CODEBOOK:
         codebook = read_codebook(payloads["codebook"], record)
+    if record.value_kind == ValueKind.GROUPED:
+        tables = read_group_tables(payloads, record)
     if record.layout == Layout.SPARSE:
         positions = read_positions(payloads["gaps"], record)
+    if positions is None:  # "DENSE: unit j is value j."
+        positions = list(range(record.stored))
     if record.value_kind == ValueKind.RAW:
         values = read_raw_values(payloads["values"], record)
     elif record.value_kind == ValueKind.CODEBOOK:
         codes = read_symbols(payloads["codes"], record, "codes", record.codebook_size)
         # "CODEBOOK: value j is codebook[code_j]."
         values = [codebook[code] for code in codes]
+    elif record.value_kind == ValueKind.GROUPED:
+        codes = read_symbols(payloads["codes"], record, "codes", record.codebook_size)
+        # "GROUPED: value j is computed from codebook[code_j] and the scale (and offset) of
+        # the group of the unit it goes to, g = u div Group_Size".
+        group_size = record.grouped.group_size
+        values = [unit_value(tables, code, unit // group_size, record.dtype)
+                  for code, unit in zip(codes, positions, strict=True)]
     else:
         selectors = read_symbols(payloads["selectors"], record, "selectors", record.bank_size)
         # "BANK: value j is kernel selector_j of the bank (the bank record's decoded
@@ -699,8 +729,6 @@ def decode_record(data: bytes, header: Header, record: Record, bank_bytes: list[
         values = [kernels[selector] for selector in selectors]
 
     # 4. "Place them. DENSE: unit j is value j. SPARSE: entry j goes to unit p_j."
-    if positions is None:
-        positions = list(range(record.stored))
     place_entries(output, values, positions, record.unit_elements * record.itemsize)
     return bytes(output)
 

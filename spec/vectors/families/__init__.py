@@ -29,4 +29,5 @@ FAMILIES = (
     "banks",           # R30 (selectors); banks
     "budget",          # R33
     "order",           # Appendix B, "Order of checks"
+    "grouped",         # R34-R39 (v1.1); GROUPED values, their rounding and their order of checks
 )

@@ -15,7 +15,7 @@ import struct
 import ml_dtypes
 import numpy as np
 
-from dcformat import BankValues, CodebookValues, EncodedTensor, Sparse
+from dcformat import BankValues, CodebookValues, EncodedTensor, GroupedValues, Sparse
 from dcformat.container.writer import ContainerWriter
 from dcformat.format import constants as C
 from dcformat.format.dtypes import dtype_of, numpy_dtype
@@ -124,6 +124,8 @@ def expected_tensor(tensor, banks: dict[str, np.ndarray]) -> np.ndarray:
     dtype = numpy_dtype(tensor.dtype)
     n = math.prod(tensor.shape)
     values = tensor.values
+    if isinstance(values, GroupedValues):
+        return grouped_expected(tensor)
     if isinstance(values, BankValues):
         bank = banks[values.bank]
         k = math.prod(bank.shape[1:])
@@ -141,6 +143,25 @@ def expected_tensor(tensor, banks: dict[str, np.ndarray]) -> np.ndarray:
     else:
         out[...] = rows
     return out.reshape(-1).view(dtype).reshape(tensor.shape)
+
+
+def grouped_expected(tensor: EncodedTensor) -> np.ndarray:
+    """A GROUPED record's tensor (FORMAT.md, "GROUPED values"), by numpy float32 array
+    arithmetic (one rounding an operation) and numpy's (ml_dtypes') casts to F16 and BF16."""
+    values = tensor.values
+    n = math.prod(tensor.shape)
+    units = np.arange(n) if not isinstance(tensor.layout, Sparse) else \
+        np.cumsum(np.asarray(tensor.layout.gaps, dtype=np.int64) + 1) - 1
+    group = units // values.group_size
+    codes = np.asarray(values.codes, dtype=np.int64).reshape(-1)
+    scales = np.asarray(values.scales, np.float32)[np.asarray(values.scale_codes, dtype=np.int64)]
+    out = np.zeros(n, np.float32)
+    with np.errstate(over="ignore"):
+        v = np.asarray(values.codebook, np.float32)[codes] * scales[group]
+        if values.offsets is not None:
+            v = v + np.asarray(values.offsets, np.float32)[np.asarray(values.offset_codes, dtype=np.int64)][group]
+        out[units] = v
+        return out.astype(numpy_dtype(tensor.dtype)).reshape(tensor.shape)
 
 
 def build(tensors: dict, metadata: dict | None = None, banks: dict | None = None,

@@ -43,6 +43,9 @@ class Rec:
     codebook_size: int | None = None
     bank_index: int | None = None
     rank: int | None = None  # None: len(shape)
+    group_size: int | None = None    # GROUPED: with codebook_size, scale_count, offset_count
+    scale_count: int | None = None
+    offset_count: int | None = None
 
     def seg(self, role: str) -> Seg:
         return next(s for s in self.segs if s.role == role)
@@ -71,9 +74,11 @@ class Model:
         return next(r for r in self.banks if r.name == name.encode())
 
 
-_ROLES = {(layout, kind): roles for layout in (0, 1) for kind in (0, 1, 2)
-          for roles in [[r for r, keep in (("codebook", kind == 1), ("gaps", layout == 1),
-                                            ("values", kind == 0), ("codes", kind == 1),
+_ROLES = {(layout, kind): roles for layout in (0, 1) for kind in (0, 1, 2, 3)
+          for roles in [[r for r, keep in (("codebook", kind in (1, 3)), ("scales", kind == 3),
+                                            ("scale_codes", kind == 3), ("offsets", kind == 3),
+                                            ("offset_codes", kind == 3), ("gaps", layout == 1),
+                                            ("values", kind == 0), ("codes", kind in (1, 3)),
                                             ("selectors", kind == 2)) if keep]]}
 
 
@@ -102,6 +107,8 @@ def parse(data: bytes) -> Model:
             rec.codebook_size = take("I")
         elif rec.value_kind == C.ValueKind.BANK:
             rec.bank_index = take("I")
+        elif rec.value_kind == C.ValueKind.GROUPED:
+            rec.codebook_size, rec.group_size, rec.scale_count, rec.offset_count = take("IQII")
         for role in _ROLES[rec.layout, rec.value_kind]:
             codec, offset, length, crc = take("BQQI")
             rec.segs.append(Seg(role, codec, b"", offset, length, crc))
@@ -164,6 +171,9 @@ def serialize(m: Model) -> tuple[bytes, dict]:
                 put((kind, i, "codebook_size"), "I", rec.codebook_size)
             if rec.bank_index is not None:
                 put((kind, i, "bank_index"), "I", rec.bank_index)
+            for key, fmt in (("group_size", "Q"), ("scale_count", "I"), ("offset_count", "I")):
+                if getattr(rec, key) is not None:
+                    put((kind, i, key), fmt, getattr(rec, key))
             for seg in rec.segs:
                 length = len(seg.payload) if seg.length is None else seg.length
                 crc = zlib.crc32(seg.payload) if seg.checksum is None else seg.checksum
