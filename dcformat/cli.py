@@ -283,7 +283,7 @@ def _settings(args):
     overrides = {k: v for k, v in (("sparsity", args.sparsity), ("quality", args.quality),
                                    ("code_bits", args.code_bits), ("gap_bits", args.gap_bits),
                                    ("init", args.init), ("max_rel_error", args.max_rel_error),
-                                   ("min_sqnr_db", args.min_sqnr)) if v is not None}
+                                   ("min_sqnr_db", args.min_sqnr), ("groups", args.groups)) if v is not None}
     if args.bits_per_param is not None or args.max_rel_error is not None or args.min_sqnr is not None:
         overrides.setdefault("quantizer", "ecq")
         overrides.setdefault("code_bits", args.code_bits or 12)
@@ -302,7 +302,7 @@ def _settings(args):
 _LOSSY = (("sparsity", "--sparsity"), ("quality", "--quality"), ("code_bits", "--code-bits"),
           ("gap_bits", "--gap-bits"), ("init", "--init"), ("no_huffman", "--no-huffman"),
           ("bits_per_param", "--bits-per-param"), ("max_rel_error", "--max-rel-error"),
-          ("min_sqnr", "--min-sqnr"), ("rd_weights", "--rd-weights"))
+          ("min_sqnr", "--min-sqnr"), ("rd_weights", "--rd-weights"), ("groups", "--groups"))
 
 
 def _given(args, dest: str) -> bool:
@@ -410,6 +410,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--min-sqnr", type=float, help="least SQNR in dB of each compressed tensor (ecq)")
     p.add_argument("--rd-weights", help="JSON object of tensor name -> rd_weight factor steering --bits-per-param "
                                         "(e.g. from dcformat.training.sensitivity)")
+    p.add_argument("--groups", choices=("tensor", "rows"),
+                   help="ecq: one codebook per tensor, or shared by its rows (output channels), each row scaled "
+                        "by its RMS (format v1.1: GROUPED values)")
     p.add_argument("--prototxt", help="Caffe prototxt of a 2016 .net file")
     p.add_argument("--safe-global", action="append", metavar="MODULE.NAME",
                    help="let a trusted PyTorch checkpoint's pickle use this class or function (torch's "

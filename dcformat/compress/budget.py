@@ -53,6 +53,8 @@ RECORD_FIELDS = _U8 + _U8 + _U8 + _U8
 SPARSE_FIELDS = _U8 + _U64
 #: Codebook_Size or Bank_Index.
 VALUE_FIELDS = _U32
+#: GROUPED values: Codebook_Size, Group_Size, Scale_Count, Offset_Count.
+GROUPED_FIELDS = _U32 + _U64 + _U32 + _U32
 #: Table_Size and Chunk_Count of a Huffman stream.
 HUFFMAN_FIELDS = _U32 + _U32
 
@@ -75,7 +77,8 @@ def header_bytes(metadata: Mapping[str, str] | None) -> int:
 def record_bytes(name: str, rank: int, layout: C.Layout, value_kind: C.ValueKind, segments: int) -> int:
     """One record of the header (FORMAT.md "Records")."""
     return (string_bytes(name) + RECORD_FIELDS + _U64 * rank + (SPARSE_FIELDS if layout == C.Layout.SPARSE else 0)
-            + (VALUE_FIELDS if value_kind != C.ValueKind.RAW else 0) + segments * C.SEGMENT_REF_SIZE)
+            + (GROUPED_FIELDS if value_kind == C.ValueKind.GROUPED else VALUE_FIELDS if value_kind != C.ValueKind.RAW
+               else 0) + segments * C.SEGMENT_REF_SIZE)
 
 
 def padded(length: float, alignment: int = C.DEFAULT_ALIGNMENT) -> float:

@@ -22,18 +22,18 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from ..encodings.model import CodebookValues, Dense, EncodedTensor, RawValues
+from ..encodings.model import CodebookValues, Dense, EncodedTensor, GroupedValues, RawValues
 from ..encodings.sparse import SparseEntries, build_sparse, gaps_to_positions, positions_to_gaps, smallest_sparse
 from ..errors import InvalidSettings, UnsupportedDType, UsageError
 from ..format.constants import DEFAULT_ALIGNMENT, PREAMBLE_SIZE
 from ..kernels.kmeans import coded_squared_error
 from ..streams.choose import CodedStream, code_stream
-from . import budget
+from . import budget, grouped
 from ._dtypes import COMPRESSIBLE, numpy_dtype, scale_exponent, wire_name, work_dtype
 from .ecq import SPARSE_GAP_BITS, SPARSE_TRY_ZERO_SHARE, ZERO_SNAP_ERROR_SHARE
 from .kmeans import assign, kmeans_1d
 from .prune import prune_mask
-from .report import CODEBOOK, EXACT, SPARSE_CODEBOOK, TensorReport, error_measures
+from .report import CODEBOOK, EXACT, GROUPED_ROWS, SPARSE_CODEBOOK, SPARSE_GROUPED_ROWS, TensorReport, error_measures
 from .settings import CompressionSettings, TensorSettings
 
 
@@ -133,8 +133,13 @@ def _candidate(array: np.ndarray, settings: TensorSettings, name: str):
         raise _NonFinite
     if scale_exponent(work):
         raise InvalidSettings(f"tensor {name!r}: values too large or small for the ecq quantizer; use kmeans")
-    return Candidate(name, work, settings, 8 * numpy_dtype(wire).itemsize, shape=tuple(int(d) for d in array.shape),
-                     wire=wire)
+    shape = tuple(int(d) for d in array.shape)
+    scales = None
+    if settings.groups == "rows" and grouped.applies(shape) and wire in ("F32", "F16", "BF16"):
+        scales = grouped.row_scales(work, shape[0])
+        work = grouped.normalized(work, scales)
+    return Candidate(name, work, settings, 32 if scales is not None else 8 * numpy_dtype(wire).itemsize,
+                     shape=shape, wire=wire, scales=scales)
 
 
 def _compress_ecq(cand, step: float | None) -> tuple[EncodedTensor, TensorReport]:
@@ -143,7 +148,8 @@ def _compress_ecq(cand, step: float | None) -> tuple[EncodedTensor, TensorReport
 
     h, p = final_plan(cand, step)
     dtype = numpy_dtype(cand.wire)
-    cb = p.codebook.astype(dtype).astype(np.float64) + 0.0
+    book_dtype = np.dtype(np.float32) if cand.scales is not None else dtype
+    cb = p.codebook.astype(book_dtype).astype(np.float64) + 0.0
     code_of_bin = p.code_of_bin
     if cb.size > 1 and not np.all(cb[1:] > cb[:-1]):  # neighbours that round to one value
         cb, inverse = np.unique(cb, return_inverse=True)
@@ -155,14 +161,24 @@ def _compress_ecq(cand, step: float | None) -> tuple[EncodedTensor, TensorReport
     dense = code_stream(codes, cb.size, huffman=cand.settings.huffman)
     sparse = _sparse_if_smaller(codes, cb, dense, cand.settings.huffman)
     if sparse is None:
-        layout, values = Dense(), CodebookValues.coded(cb.astype(dtype), dense)
+        layout, values = Dense(), CodebookValues.coded(cb.astype(book_dtype), dense)
         kept, entries, fillers, gap_bits, kind = n, n, 0, None, CODEBOOK
     else:
-        layout, values = sparse.layout, sparse.codebook_values(cb.astype(dtype))
+        layout, values = sparse.layout, sparse.codebook_values(cb.astype(book_dtype))
         kept, entries, fillers, gap_bits = sparse.kept, sparse.entries, sparse.fillers, sparse.gap_bits
         kind = SPARSE_CODEBOOK
+    energy = cand.energy
+    if cand.scales is not None:  # the same codes, each row scaled back by the reader
+        scales = cand.scales
+        values = GroupedValues.coded(scales.row, cb.astype(np.float32), dense if sparse is None else sparse.coded,
+                                     scales.table, scales.codes)
+        kind = GROUPED_ROWS if sparse is None else SPARSE_GROUPED_ROWS
+        original = cand.x * scales.per_row.repeat(scales.row)  # the tensor's own values (x / s * s, exact)
+        decoded = grouped.scaled_back(cb[codes], scales).astype(dtype).astype(np.float64)
+        error = float(np.sum(np.square(original - decoded)))
+        energy = float(np.sum(np.square(original)))
     encoded = EncodedTensor(dtype=cand.wire, shape=cand.shape, layout=layout, values=values)
-    rel, sqnr = error_measures(cand.energy, error)
+    rel, sqnr = error_measures(energy, error)
     report = TensorReport(name=cand.name, shape=cand.shape, dtype=cand.wire, kind=kind, elements=n,
                           kept=kept, entries=entries, fillers=fillers, gap_bits=gap_bits,
                           code_bits=int(max(cb.size - 1, 1)).bit_length(),
@@ -486,6 +502,10 @@ def reconstruct(encoded: EncodedTensor) -> np.ndarray:
     dtype = numpy_dtype(encoded.dtype)
     n = encoded.size
     vals = encoded.values
+    if isinstance(vals, GroupedValues):  # its float32 arithmetic is the format's: decode it as a reader does
+        from ..numpy import load, save
+
+        return load(save({"t": encoded}))["t"]
     if isinstance(vals, CodebookValues):
         codebook = np.asarray(vals.codebook).astype(dtype, copy=False)
         codes = np.asarray(vals.codes, dtype=np.int64)

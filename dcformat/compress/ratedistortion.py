@@ -82,6 +82,9 @@ class Candidate:
     #: The planning histogram as (delta0, lo, cumulative counts, sums, squares): what
     #: :meth:`cost` reads once :meth:`summarize` has dropped the values.
     grid: tuple | None = None
+    #: Row scales (``groups="rows"``): ``x`` is then every row divided by its scale, the
+    #: codebook is float32 and the record holds GROUPED values (:mod:`.grouped`).
+    scales: object = None
     _memo: dict = field(default_factory=dict)  # step -> predicted bytes
 
     def __post_init__(self):
@@ -215,8 +218,8 @@ class Candidate:
         error = float(np.sum(np.maximum(q[alive] - s[alive] ** 2 / counts, 0.0)))
         zero_code = int(np.count_nonzero(alive[:zero])) if zero is not None and alive[zero] else None
         centroid = float(s[zero] / n[zero]) if zero_code is not None else 0.0
-        # centroids that round to one value of the tensor's dtype share a code (as in the encode)
-        values = (s[alive] / counts).astype(numpy_dtype(self.wire))
+        # centroids that round to one value of the codebook's dtype share a code (as in the encode)
+        values = (s[alive] / counts).astype(np.float32 if self.scales is not None else numpy_dtype(self.wire))
         merged, inverse = np.unique(values, return_inverse=True)
         if merged.size < counts.size:
             counts = np.bincount(inverse.ravel(), weights=counts)
@@ -235,6 +238,9 @@ class Candidate:
                 if sparse[0] + sparse[1] < codes:
                     layout, (gaps, codes) = C.Layout.SPARSE, sparse
         segments = [cb_bytes, codes] if gaps is None else [cb_bytes, gaps, codes]
+        if self.scales is not None:  # and the scale table, the scale codes, no offsets
+            return (budget.record_bytes(self.name, len(self.shape), layout, C.ValueKind.GROUPED, len(segments) + 4)
+                    + sum(budget.padded(b) for b in segments) + self.scales.side_bytes(self.settings.huffman))
         return (budget.record_bytes(self.name, len(self.shape), layout, C.ValueKind.CODEBOOK, len(segments))
                 + sum(budget.padded(b) for b in segments))
 

@@ -9,6 +9,9 @@ from dataclasses import asdict, dataclass
 EXACT = "exact"
 CODEBOOK = "codebook"
 SPARSE_CODEBOOK = "sparse codebook"
+#: One codebook shared by the rows, each scaled (GROUPED values).
+GROUPED_ROWS = "codebook, row scales"
+SPARSE_GROUPED_ROWS = "sparse codebook, row scales"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields, replace
 from ..errors import InvalidSettings
 
 INITS = ("linear", "density", "random")
+GROUPS = ("tensor", "rows")
 QUANTIZERS = ("kmeans", "ecq")
 KINDS = ("conv", "fc")
 MIN_BITS = 1
@@ -108,6 +109,11 @@ class TensorSettings:
     rd_weight : float
         Weight of this tensor's relative squared error in the global bit allocation
         (> 0; 4 spends about one bit more per weight than 1).
+    groups : {"tensor", "rows"}
+        ``ecq`` only. ``tensor``: one codebook for the tensor. ``rows``: one codebook
+        shared by the rows (output channels) of a tensor of two or more dimensions, each
+        row scaled by its own RMS (GROUPED values, format v1.1;
+        :mod:`dcformat.compress.grouped`); tensors without such rows keep one codebook.
 
     Examples
     --------
@@ -130,6 +136,7 @@ class TensorSettings:
     max_rel_error: float | None = None
     min_sqnr_db: float | None = None
     rd_weight: float = 1.0
+    groups: str = "tensor"
 
     def __post_init__(self):
         if self.sparsity is not None and self.quality is not None:
@@ -169,6 +176,8 @@ class TensorSettings:
         if w <= 0.0:
             raise InvalidSettings(f"rd_weight must be > 0, got {w!r}")
         object.__setattr__(self, "rd_weight", w)
+        if self.groups not in GROUPS:
+            raise InvalidSettings(f"groups must be one of {list(GROUPS)}, got {self.groups!r}")
 
     @property
     def max_relative_error(self) -> float | None:
