@@ -322,6 +322,11 @@ def _check_options(args) -> None:
                       ("max_rel_error", "min_sqnr", "are the same bound (rel. error = 10**(-dB/20))")):
         if _given(args, a) and _given(args, b):
             raise UsageError(f"--{a.replace('_', '-')} and --{b.replace('_', '-')} {why}; pass one of them")
+    ecq = (args.bits_per_param is not None or args.max_rel_error is not None or args.min_sqnr is not None
+           or args.preset == "rd" or args.settings)
+    if args.groups == "rows" and not ecq:
+        raise UsageError("--groups rows shares the ecq quantizer's codebook across a tensor's rows; add "
+                         "--bits-per-param, --max-rel-error, --min-sqnr or --preset rd")
     if args.prototxt and Path(args.input).suffix.lower() != ".net":
         raise UsageError(f"--prototxt describes a 2016 .net file, and {args.input} is not one; drop --prototxt")
     from .convert import TORCH_SUFFIXES

@@ -100,5 +100,7 @@ def test_the_cli_takes_groups_rows(tmp_path):
     assert [r.value_kind for r in header.tensors] == [C.ValueKind.GROUPED] * 2
     assert cli_main(["compress", str(src), "-o", str(tmp_path / "x.dcf"), "--preset", "lossless",
                      "--groups", "rows", "-q"]) == 2  # lossless and a lossy option contradict
+    assert cli_main(["compress", str(src), "-o", str(tmp_path / "y.dcf"), "--groups", "rows", "-q"]) == 2  # no ecq
+    assert not (tmp_path / "x.dcf").exists() and not (tmp_path / "y.dcf").exists()
     settings = json.loads(CompressionSettings.preset("default").to_json())
     assert settings["default"]["groups"] == "tensor"
