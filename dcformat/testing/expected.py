@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ..encodings.model import BankValues, CodebookValues, Dense, EncodedTensor, RawValues, Sparse
+from ..encodings.model import BankValues, CodebookValues, Dense, EncodedTensor, GroupedValues, RawValues, Sparse
 from .elements import WIRE_NUMPY_DTYPES, _wire_name
 
 __all__ = ["expected_tensors", "expected_banks", "expected_array"]
@@ -72,6 +72,9 @@ def expected_array(tensor, banks: dict[str, np.ndarray] | None = None) -> np.nda
     elif isinstance(values, RawValues):
         unit = 1
         rows = _bits_of(values.values, name).reshape(-1, 1)
+    elif isinstance(values, GroupedValues):
+        unit = 1
+        rows = _bits_of(grouped_values(tensor), name).reshape(-1, 1)
     else:
         raise TypeError(f"unknown values {values!r}")
 
@@ -86,6 +89,28 @@ def expected_array(tensor, banks: dict[str, np.ndarray] | None = None) -> np.nda
     else:
         raise TypeError(f"unknown layout {tensor.layout!r}")
     return out.view(dtype).reshape(shape)
+
+
+def grouped_values(tensor: EncodedTensor) -> np.ndarray:
+    """The stored values of a GROUPED tensor, in its dtype: numpy float32 arrays, one
+    rounded operation at a time (product, then sum), then numpy's (ml_dtypes') cast to
+    F16/BF16, which rounds to nearest even (FORMAT.md, "GROUPED values")."""
+    values = tensor.values
+    units = math.prod(int(d) for d in tensor.shape)
+    if isinstance(tensor.layout, Sparse):
+        positions = np.cumsum(np.asarray(tensor.layout.gaps, dtype=np.int64).reshape(-1) + 1) - 1
+    else:
+        positions = np.arange(units, dtype=np.int64)
+    group = positions // int(values.group_size)
+    codebook = np.asarray(values.codebook, dtype=np.float32)
+    stored = codebook[np.asarray(values.codes, dtype=np.int64).reshape(-1)]
+    scale = np.asarray(values.scales, dtype=np.float32)[np.asarray(values.scale_codes, dtype=np.int64)]
+    with np.errstate(over="ignore"):
+        stored = stored * scale[group]
+        if values.offsets is not None:
+            offset = np.asarray(values.offsets, dtype=np.float32)[np.asarray(values.offset_codes, dtype=np.int64)]
+            stored = stored + offset[group]
+        return stored.astype(WIRE_NUMPY_DTYPES[tensor.dtype])
 
 
 def expected_banks(spec) -> dict[str, np.ndarray]:

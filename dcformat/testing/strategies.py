@@ -16,7 +16,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ..encodings.model import BankValues, CodebookValues, Dense, EncodedTensor, RawValues, Sparse
+from ..encodings.model import BankValues, CodebookValues, Dense, EncodedTensor, GroupedValues, RawValues, Sparse
 from ..streams import HuffmanCodec, PackedCodec
 from .elements import (
     _EXPLICIT_LIMIT,
@@ -39,7 +39,9 @@ __all__ = [
 #: Layout names accepted by :func:`encoded_tensors` and :func:`containers`.
 LAYOUTS: tuple[str, ...] = ("dense", "sparse")
 #: Value-kind names accepted by :func:`encoded_tensors` and :func:`containers`.
-VALUE_KINDS: tuple[str, ...] = ("raw", "codebook", "bank")
+VALUE_KINDS: tuple[str, ...] = ("raw", "codebook", "bank", "grouped")
+#: The dtypes GROUPED values may have (FORMAT.md, "GROUPED values").
+GROUPED_DTYPES: tuple[str, ...] = ("F32", "F16", "BF16")
 
 
 # --- streams ------------------------------------------------------------------------
@@ -232,8 +234,9 @@ def encoded_tensors(dtypes=DTYPE_NAMES, shapes=None, *, layouts=LAYOUTS, values=
         As for :func:`arrays`. For BANK values the dtype is the bank's and the shape
         is drawn outer dimensions followed by the bank's kernel shape.
     layouts : sequence of {"dense", "sparse"}
-    values : sequence of {"raw", "codebook", "bank"}
-        ``"bank"`` needs ``banks``.
+    values : sequence of {"raw", "codebook", "bank", "grouped"}
+        ``"bank"`` needs ``banks``. ``"grouped"`` (v1.1) is drawn only for the F32, F16
+        and BF16 of ``dtypes`` (all three when ``dtypes`` is a strategy).
     banks : mapping of str to array or EncodedTensor, optional
         The banks (shape ``(L, *kernel)``) that BANK-valued tensors may select from;
         pass the same mapping to :func:`dcformat.save`. To draw banks and tensors
@@ -279,9 +282,10 @@ def encoded_tensors(dtypes=DTYPE_NAMES, shapes=None, *, layouts=LAYOUTS, values=
     if banks:
         from .expected import expected_array  # the decoded rows a selector picks
         bank_arrays = {name: expected_array(bank) for name, bank in banks.items()}
-    kinds = [v for v in values if v != "bank" or bank_arrays]
+    grouped_names = _grouped_names(dtypes)
+    kinds = [v for v in values if (v != "bank" or bank_arrays) and (v != "grouped" or grouped_names)]
     if not kinds:
-        raise ValueError("BANK values need a non-empty banks mapping")
+        raise ValueError("BANK values need a non-empty banks mapping; GROUPED values an F32, F16 or BF16 dtype")
     dtype_strategy = _as_strategy(dtypes, "dtypes")
     shape_strategy = _default_shapes() if shapes is None else (
         shapes if isinstance(shapes, st.SearchStrategy) else st.just(tuple(shapes)))
@@ -298,6 +302,9 @@ def encoded_tensors(dtypes=DTYPE_NAMES, shapes=None, *, layouts=LAYOUTS, values=
             outer = draw(st.one_of(hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5),
                                    st.tuples(st.integers(0, 600))))
             shape, unit = tuple(outer) + kernel, math.prod(kernel)
+        elif kind == "grouped":
+            name = draw(st.sampled_from(grouped_names))
+            shape, unit = tuple(int(d) for d in draw(shape_strategy)), 1
         else:
             name = draw(dtype_strategy)
             shape, unit = tuple(int(d) for d in draw(shape_strategy)), 1
@@ -327,6 +334,9 @@ def encoded_tensors(dtypes=DTYPE_NAMES, shapes=None, *, layouts=LAYOUTS, values=
                 codebook[zero] = 0
                 codes[is_filler] = zero
             value = CodebookValues(codebook.view(dtype), codes, draw(codec_strategy))
+        elif kind == "grouped":
+            value = _grouped_values(draw, units, is_filler, zero_fillers, isinstance(layout, Sparse),
+                                    min(max_codebook_size, 4096), codec_strategy)
         else:
             size = bank.shape[0]
             selectors = draw(symbol_streams(stored, size)).copy()
@@ -340,6 +350,61 @@ def encoded_tensors(dtypes=DTYPE_NAMES, shapes=None, *, layouts=LAYOUTS, values=
         return EncodedTensor(name, shape, layout, value)
 
     return _tensors()
+
+
+def _grouped_names(dtypes) -> list[str]:
+    if isinstance(dtypes, st.SearchStrategy):
+        return list(GROUPED_DTYPES)
+    return [d for d in ([dtypes] if isinstance(dtypes, str) else dtypes) if d in GROUPED_DTYPES]
+
+
+def _f32_tables(special: list[float]) -> st.SearchStrategy[float]:
+    """Finite float32 values: any, small integers (whose products with powers of two land
+    on the halfway points of F16 and BF16), and ``special`` ones."""
+    return st.one_of(st.floats(width=32, allow_nan=False, allow_infinity=False),
+                     st.integers(-4096, 4096).map(float), st.sampled_from(special))
+
+
+#: Scales: any positive finite float32, powers of two (exact products: ties), and 2^100
+#: (products past the float32 range).
+_SCALES = st.one_of(st.floats(min_value=0.0, exclude_min=True, width=32, allow_infinity=False),
+                    st.sampled_from([2.0 ** e for e in (-24, -14, -11, -8, -7, 0, 1, 100)]))
+_CODEBOOK_VALUES = _f32_tables([0.0, -0.0, 65520.0, 3.0e38, -3.0e38, 2.0 ** -14])
+_OFFSET_VALUES = _f32_tables([0.0, -0.0, 1.0, -1.0, 3.0e38])
+
+
+def _group_sizes(units: int) -> st.SearchStrategy[int]:
+    """1, U (one group), any (often leaving a shorter last group), and more than U."""
+    most = max(units, 1)
+    return st.one_of(st.just(1), st.just(most), st.integers(1, most), st.integers(1, 4 * most + 4),
+                     st.just(1 << 48))
+
+
+def _grouped_values(draw, units: int, is_filler, zero_fillers: bool, sparse: bool, max_codebook_size: int,
+                    codec_strategy) -> GroupedValues:
+    """GROUPED values for ``units`` units, ``is_filler.size`` of them stored: finite tables,
+    positive scales, offsets only for a DENSE layout."""
+    group_size = draw(_group_sizes(units))
+    groups = -(-units // group_size)
+
+    def table(elements, most: int) -> np.ndarray:
+        size = draw(st.one_of(st.integers(1, min(8, most)), st.integers(1, most)))
+        return np.array(draw(st.lists(elements, min_size=size, max_size=size)), dtype=np.float32)
+
+    codebook = table(_CODEBOOK_VALUES, max_codebook_size)
+    codes = draw(symbol_streams(is_filler.size, codebook.size)).copy()
+    if zero_fillers:
+        zero = draw(st.integers(0, codebook.size - 1))
+        codebook[zero] = 0
+        codes[is_filler] = zero
+    scales = table(_SCALES, 300)
+    scale_codes = draw(symbol_streams(groups, scales.size))
+    offsets = offset_codes = None
+    if not sparse and draw(st.booleans()):
+        offsets = table(_OFFSET_VALUES, 300)
+        offset_codes = draw(symbol_streams(groups, offsets.size))
+    return GroupedValues(group_size, codebook, codes, scales, scale_codes, offsets, offset_codes,
+                         draw(codec_strategy), draw(codec_strategy))
 
 
 def _untidy(draw, layout, value):
@@ -360,6 +425,12 @@ def _untidy(draw, layout, value):
         value = RawValues(values(value.values))
     elif isinstance(value, CodebookValues):
         value = CodebookValues(values(value.codebook), symbols(value.codes), value.codec)
+    elif isinstance(value, GroupedValues):  # tables stay float32 (native order), strided
+        strided = (lambda t: None if t is None else np.repeat(t, 2)[::2])
+        value = GroupedValues(value.group_size, strided(value.codebook), symbols(value.codes),
+                              strided(value.scales), symbols(value.scale_codes), strided(value.offsets),
+                              None if value.offset_codes is None else symbols(value.offset_codes),
+                              value.codec, value.table_codec)
     else:
         value = BankValues(value.bank, symbols(value.selectors), value.codec)
     return layout, value
