@@ -20,19 +20,21 @@ What it leaves out
 How it is checked
     ``tests/test_reference.py`` decodes files built byte by byte from the spec (with a
     writer of its own, a few lines per structure) and mutates them to break each
-    rejection rule R1-R33 in turn, asserting the exact error class. Property tests
+    rejection rule R1-R33 in turn, asserting the exact error class (GROUPED's R34-R39
+    through the conformance vectors and tests/test_grouped.py). Property tests
     hold it and the fast reader (:func:`dcformat.load`, :class:`dcformat.safe_open`)
     to identical results, the same arrays or the same error class, and it must decode
     or refuse every conformance vector in ``spec/vectors/`` as ``MANIFEST.json`` says.
 
 Order of checks
     It raises at the first failure, in the order a reader meets the rules: preamble
-    (R1-R6), header checksum (R7), header fields as they are read (R8-R16, R20: a rule
+    (R1-R6), header checksum (R7), header fields as they are read (R8-R16, R20, R34-R37: a rule
     is checked as soon as the fields it names have been read), data-section layout
     (R18 placement, then the file's end R19/R18, then padding R17), then record by
     record, banks first, in header order: decode budget (R33), every segment's checksum
-    (R21), then each segment's content in segment order (codebook R32; gaps R22-R29
-    then R31; values R32; codes or selectors R22-R29 then R30). Inside a Huffman stream:
+    (R21), then each segment's content in segment order (codebook R32; GROUPED tables
+    and per-group codes R38/R39, see :mod:`.grouped`; gaps R22-R29 then R31; values R32;
+    codes or selectors R22-R29 then R30). Inside a Huffman stream:
     the table, then the whole chunk table's bytes (R25) before any entry, each entry in
     turn, each chunk in turn, then Start_Position (R29).
 
