@@ -46,7 +46,7 @@ def empty_records_file(count: int) -> bytes:
     rows = np.empty(count, dtype=[("len", "S4"), ("name", "S8"), ("fixed", f"S{len(fixed)}"), ("ref", f"S{len(ref)}")])
     rows["len"], rows["name"], rows["fixed"], rows["ref"] = name, names, fixed, ref
     header = struct.pack("<IIII", C.DEFAULT_ALIGNMENT, 0, 0, count) + rows.tobytes()
-    preamble = struct.pack(C.PREAMBLE_FORMAT[:-1], C.MAGIC, C.VERSION_MAJOR, C.VERSION_MINOR, 0, 0, len(header))
+    preamble = struct.pack(C.PREAMBLE_FORMAT[:-1], C.MAGIC, C.VERSION_MAJOR, C.BASE_VERSION_MINOR, 0, 0, len(header))
     head = preamble + struct.pack("<I", crc32(preamble, header)) + header
     return head + bytes(C.align_up(len(head), C.DEFAULT_ALIGNMENT) - len(head))
 
