@@ -203,7 +203,8 @@ def pitch_metrics(probabilities: np.ndarray, f0: np.ndarray, reference_probabili
 
     rpa: share of frames within 50 cents of f0 (raw pitch accuracy); cents: mean |error|
     to f0; agree: share within 10 cents of the reference's pitch; dcents: mean |cents|
-    to the reference's pitch; cos, cos_min: mean and least cosine of the 360-bin outputs.
+    to the reference's pitch; cos, cos_min: mean and least cosine of the 360-bin outputs; cos_gap:
+    mean of 1 - cos.
     """
     est = decode(probabilities)
     to_reference = cents_error(est, decode(reference_probabilities))
@@ -212,7 +213,8 @@ def pitch_metrics(probabilities: np.ndarray, f0: np.ndarray, reference_probabili
     p, q = probabilities.astype(np.float64), reference_probabilities.astype(np.float64)
     cos = (p * q).sum(1) / (np.linalg.norm(p, axis=1) * np.linalg.norm(q, axis=1))
     return dict(rpa=float(np.mean(err <= 50.0)), cents=float(err.mean()), agree=float(np.mean(to_reference <= 10.0)),
-                dcents=float(to_reference.mean()), cos=float(cos.mean()), cos_min=float(cos.min()))
+                dcents=float(to_reference.mean()), cos=float(cos.mean()), cos_min=float(cos.min()),
+                cos_gap=float(np.mean(1.0 - cos)))
 
 
 def main(argv=None) -> int:
