@@ -141,7 +141,10 @@ def cmd_compress(args) -> int:
                          f"its values; to compress it with other settings, `dcformat decompress` it first")
     dst = args.output_path = _output_path(args.input, args.output, ".dcf")
     _refuse_clobber(src, dst, args.force)
-    reports, skipped = compress_checkpoint(src, dst, _settings(args), prototxt=args.prototxt,
+    settings = _settings(args)
+    if args.model:
+        settings = _calibrated(args, src, settings)
+    reports, skipped = compress_checkpoint(src, dst, settings, prototxt=args.prototxt,
                                            overwrite=args.force, progress=not args.quiet,
                                            safe_globals=args.safe_global or ())
     if skipped and not args.quiet:
@@ -161,6 +164,22 @@ def cmd_compress(args) -> int:
     if not args.quiet:
         _warn_below_floor(reports, args.preset)
     return 0
+
+
+def _calibrated(args, src: Path, settings):
+    """``settings`` with rd_weights measured on the ``--model`` built from ``src``, on the
+    ``--calibration`` inputs (dcformat.training.calibrate)."""
+    from dataclasses import replace
+
+    from .convert import read_checkpoint
+    from .training import calibrate
+
+    checkpoint = read_checkpoint(src, prototxt=args.prototxt, safe_globals=args.safe_global or ())
+    module = calibrate.build_module(args.model, checkpoint.tensors)
+    del checkpoint
+    batches = calibrate.calibration_batches(args.calibration, args.calibration_samples)
+    weights = calibrate.calibrated_rd_weights(module, batches, progress=not args.quiet)
+    return replace(settings, rd_weights=weights)
 
 
 def _warn_below_floor(reports, preset: str | None) -> None:
@@ -302,7 +321,7 @@ def _settings(args):
 _LOSSY = (("sparsity", "--sparsity"), ("quality", "--quality"), ("code_bits", "--code-bits"),
           ("gap_bits", "--gap-bits"), ("init", "--init"), ("no_huffman", "--no-huffman"),
           ("bits_per_param", "--bits-per-param"), ("max_rel_error", "--max-rel-error"),
-          ("min_sqnr", "--min-sqnr"), ("rd_weights", "--rd-weights"), ("groups", "--groups"))
+          ("min_sqnr", "--min-sqnr"), ("rd_weights", "--rd-weights"), ("groups", "--groups"), ("model", "--model"))
 
 
 def _given(args, dest: str) -> bool:
@@ -324,6 +343,13 @@ def _check_options(args) -> None:
             raise UsageError(f"--{a.replace('_', '-')} and --{b.replace('_', '-')} {why}; pass one of them")
     ecq = (args.bits_per_param is not None or args.max_rel_error is not None or args.min_sqnr is not None
            or args.preset == "rd" or args.settings)
+    if bool(args.model) != bool(args.calibration):
+        raise UsageError("--model and --calibration go together: the model built by --model is run on the "
+                         "--calibration inputs (an .npy file of samples, or noise:C,H,W)")
+    if args.model and args.rd_weights:
+        raise UsageError("--model measures the rd weights that --rd-weights would give; pass one of them")
+    if args.model and args.bits_per_param is None:
+        raise UsageError("--model/--calibration steer a size budget, and there is none; add --bits-per-param")
     if args.groups == "rows" and not ecq:
         raise UsageError("--groups rows shares the ecq quantizer's codebook across a tensor's rows; add "
                          "--bits-per-param, --max-rel-error, --min-sqnr or --preset rd")
@@ -415,6 +441,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--min-sqnr", type=float, help="least SQNR in dB of each compressed tensor (ecq)")
     p.add_argument("--rd-weights", help="JSON object of tensor name -> rd_weight factor steering --bits-per-param "
                                         "(e.g. from dcformat.training.sensitivity)")
+    p.add_argument("--model", metavar="MODULE:CALLABLE",
+                   help="a callable (MODULE:NAME or FILE.py:NAME; its code is run) returning the torch module the "
+                        "checkpoint's tensors load into; with --calibration, the bit budget is steered by how much "
+                        "the module's output depends on each tensor")
+    p.add_argument("--calibration", metavar="FILE.npy|noise:C,H,W",
+                   help="inputs for --model: an .npy array of samples (images as floats, token ids as ints) or "
+                        "Gaussian noise of a shape; never the data you measure quality on")
+    p.add_argument("--calibration-samples", type=int, default=256, metavar="N",
+                   help="use at most N calibration samples (default 256)")
     p.add_argument("--groups", choices=("tensor", "rows"),
                    help="ecq: one codebook per tensor, or shared by its rows (output channels), each row scaled "
                         "by its RMS (format v1.1: GROUPED values)")
