@@ -142,11 +142,19 @@ def cmd_compress(args) -> int:
     dst = args.output_path = _output_path(args.input, args.output, ".dcf")
     _refuse_clobber(src, dst, args.force)
     settings = _settings(args)
+    module = batches = None
     if args.model:
-        settings = _calibrated(args, src, settings)
-    reports, skipped = compress_checkpoint(src, dst, settings, prototxt=args.prototxt,
-                                           overwrite=args.force, progress=not args.quiet,
-                                           safe_globals=args.safe_global or ())
+        settings, module, batches = _calibrated(args, src, settings)
+    if args.gptq:
+        from .training import gptq
+
+        reports, skipped = gptq.compress_checkpoint(src, dst, settings, module, batches, prototxt=args.prototxt,
+                                                    overwrite=args.force, progress=not args.quiet,
+                                                    safe_globals=args.safe_global or ())
+    else:
+        reports, skipped = compress_checkpoint(src, dst, settings, prototxt=args.prototxt,
+                                               overwrite=args.force, progress=not args.quiet,
+                                               safe_globals=args.safe_global or ())
     if skipped and not args.quiet:
         print(f"dcformat: note: {_count(len(skipped), 'value')} of the checkpoint, neither tensors nor JSON "
               f"values, {'is' if len(skipped) == 1 else 'are'} not stored: {_some(skipped)}", file=sys.stderr)
@@ -168,7 +176,7 @@ def cmd_compress(args) -> int:
 
 def _calibrated(args, src: Path, settings):
     """``settings`` with rd_weights measured on the ``--model`` built from ``src``, on the
-    ``--calibration`` inputs (dcformat.training.calibrate)."""
+    ``--calibration`` inputs (dcformat.training.calibrate); and that module and those inputs."""
     from dataclasses import replace
 
     from .convert import read_checkpoint
@@ -179,7 +187,7 @@ def _calibrated(args, src: Path, settings):
     del checkpoint
     batches = calibrate.calibration_batches(args.calibration, args.calibration_samples)
     weights = calibrate.calibrated_rd_weights(module, batches, progress=not args.quiet)
-    return replace(settings, rd_weights=weights)
+    return replace(settings, rd_weights=weights), module, batches
 
 
 def _warn_below_floor(reports, preset: str | None) -> None:
@@ -348,6 +356,9 @@ def _check_options(args) -> None:
                          "--calibration inputs (an .npy file of samples, or noise:C,H,W)")
     if args.model and args.rd_weights:
         raise UsageError("--model measures the rd weights that --rd-weights would give; pass one of them")
+    if args.gptq and not (args.model and args.calibration):
+        raise UsageError("--gptq chooses the codes from the layers' inputs, which --model run on --calibration "
+                         "gives; add --model and --calibration")
     if args.model and args.bits_per_param is None:
         raise UsageError("--model/--calibration steer a size budget, and there is none; add --bits-per-param")
     if args.groups == "rows" and not ecq:
@@ -450,6 +461,10 @@ def _parser() -> argparse.ArgumentParser:
                         "Gaussian noise of a shape; never the data you measure quality on")
     p.add_argument("--calibration-samples", type=int, default=256, metavar="N",
                    help="use at most N calibration samples (default 256)")
+    p.add_argument("--gptq", action="store_true",
+                   help="with --model and --calibration: choose the codes of each conv and linear weight by GPTQ "
+                        "(each column's rounding error compensated on the next, through the layer's input "
+                        "statistics), same codebooks and budget")
     p.add_argument("--groups", choices=("tensor", "rows"),
                    help="ecq: one codebook per tensor, or shared by its rows (output channels), each row scaled "
                         "by its RMS (format v1.1: GROUPED values)")

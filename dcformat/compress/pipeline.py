@@ -18,7 +18,7 @@ clusters to leave room for it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -105,12 +105,20 @@ def compress_tensor(array: np.ndarray, settings: TensorSettings,
         raise InvalidSettings(f"tensor {name!r} has NaN or infinite values; keep it exact") from None
 
 
+#: An assignment function: (the tensor's values as the ecq quantizer sees them, flat in C
+#: order; its ascending codebook, float64) -> one code (uint16) per value.
+Assign = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
 def _compress(array: np.ndarray, settings: TensorSettings, name: str,
-              step: float | None = None) -> tuple[EncodedTensor, TensorReport]:
+              step: float | None = None, assign: Assign | None = None) -> tuple[EncodedTensor, TensorReport]:
     if not isinstance(settings, TensorSettings):
         raise InvalidSettings(f"settings must be TensorSettings, got {type(settings).__name__}")
     if settings.quantizer == "ecq":
-        return _compress_ecq(_candidate(array, settings, name), step)
+        return _compress_ecq(_candidate(array, settings, name), step, assign)
+    if assign is not None:
+        raise InvalidSettings(f"tensor {name!r}: an assign function picks codes in the ecq quantizer's codebook, "
+                              f"and this tensor uses {settings.quantizer!r}; use quantizer 'ecq' for it")
     bound = settings.max_relative_error
     while True:
         encoded, report = _compress_kmeans(array, settings, name)
@@ -142,7 +150,7 @@ def _candidate(array: np.ndarray, settings: TensorSettings, name: str):
                      shape=shape, wire=wire, scales=scales)
 
 
-def _compress_ecq(cand, step: float | None) -> tuple[EncodedTensor, TensorReport]:
+def _compress_ecq(cand, step: float | None, assign: Assign | None = None) -> tuple[EncodedTensor, TensorReport]:
     from . import ecq
     from .ratedistortion import final_plan
 
@@ -156,6 +164,9 @@ def _compress_ecq(cand, step: float | None) -> tuple[EncodedTensor, TensorReport
         code_of_bin = inverse[code_of_bin]
     p.code_of_bin = code_of_bin
     codes, error = ecq.emit(cand.x, h, p, cb)
+    if assign is not None:  # the caller's codes in the same codebook, their true error
+        codes = _assigned(cand, assign, cb)
+        error = _squared_error(cand.x, cb, codes, 0)
     n = codes.size
     cb, error = _exact_zero_code(cand.x, cb, codes, error)
     dense = code_stream(codes, cb.size, huffman=cand.settings.huffman)
@@ -184,6 +195,18 @@ def _compress_ecq(cand, step: float | None) -> tuple[EncodedTensor, TensorReport
                           code_bits=int(max(cb.size - 1, 1)).bit_length(),
                           codebook_size=int(cb.size), rel_rms_error=rel, sqnr_db=sqnr)
     return encoded, report
+
+
+def _assigned(cand, assign: Assign, cb: np.ndarray) -> np.ndarray:
+    """``assign(cand.x, cb)``, checked: one code per value, each inside the codebook."""
+    codes = np.asarray(assign(cand.x, cb))
+    if codes.shape != cand.x.shape or codes.dtype.kind not in "iu":
+        raise UsageError(f"tensor {cand.name!r}: the assign function returned {codes.dtype} codes of shape "
+                         f"{codes.shape}, expected integers of shape {cand.x.shape}")
+    if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= cb.size):
+        raise UsageError(f"tensor {cand.name!r}: the assign function returned a code outside the codebook "
+                         f"of {cb.size} entries")
+    return np.ascontiguousarray(codes, dtype=np.uint16)
 
 
 def _exact_zero_code(x: np.ndarray, cb: np.ndarray, codes: np.ndarray, error: float):
@@ -289,7 +312,8 @@ def _compress_kmeans(array: np.ndarray, settings: TensorSettings, name: str) -> 
 
 
 def compress_tensors(tensors: Mapping[str, np.ndarray], settings: CompressionSettings | None = None, *,
-                     progress: bool = False, metadata: Mapping[str, str] | None = None
+                     progress: bool = False, metadata: Mapping[str, str] | None = None,
+                     assign: Mapping[str, Assign] | None = None
                      ) -> tuple[dict[str, np.ndarray | EncodedTensor], list[TensorReport]]:
     """Compress a state dict of numpy arrays.
 
@@ -304,6 +328,8 @@ def compress_tensors(tensors: Mapping[str, np.ndarray], settings: CompressionSet
     metadata : mapping of str to str, optional
         The metadata the file will carry, which a ``bits_per_param`` budget counts
         (see :func:`iter_compress`).
+    assign : mapping of str to callable, optional
+        Tensor name -> function choosing that tensor's codes (see :func:`iter_compress`).
 
     Returns
     -------
@@ -329,14 +355,16 @@ def compress_tensors(tensors: Mapping[str, np.ndarray], settings: CompressionSet
     """
     out: dict[str, np.ndarray | EncodedTensor] = {}
     reports: list[TensorReport] = []
-    for name, value, report in iter_compress(tensors, settings, progress=progress, metadata=metadata):
+    for name, value, report in iter_compress(tensors, settings, progress=progress, metadata=metadata,
+                                             assign=assign):
         out[name] = value
         reports.append(report)
     return out, reports
 
 
 def iter_compress(tensors: Mapping[str, np.ndarray], settings: CompressionSettings | None = None, *,
-                  progress: bool = False, metadata: Mapping[str, str] | None = None
+                  progress: bool = False, metadata: Mapping[str, str] | None = None,
+                  assign: Mapping[str, Assign] | None = None
                   ) -> Iterator[tuple[str, np.ndarray | EncodedTensor, TensorReport]]:
     """Compress tensors one at a time: yield ``(name, value, report)`` in the input's order.
 
@@ -359,6 +387,15 @@ def iter_compress(tensors: Mapping[str, np.ndarray], settings: CompressionSettin
     counted too; by default the ``metadata`` attribute of ``tensors`` when it has one
     (the sources of :func:`dcformat.convert.open_checkpoint` do), else none.
 
+    ``assign`` maps a tensor's name to ``f(x, codebook) -> codes`` for an ``ecq`` tensor
+    (any other quantizer named there raises :class:`~dcformat.errors.InvalidSettings`):
+    the step, the plan and the codebook stay the quantizer's, only the codes are ``f``'s
+    (``x`` the tensor's values flat in C order, divided by their row scales with
+    ``groups="rows"``; ``codebook`` ascending, float64; one integer code per value),
+    instead of each value's own cell. The report gives the error of those codes, and a
+    budget counts the bytes they take. Error-compensating assignment
+    (:mod:`dcformat.training.gptq`) plugs in here; tensors not named are unchanged.
+
     Examples
     --------
     >>> w = {"fc.weight": np.linspace(-1, 1, 8192, dtype=np.float32).reshape(64, 128)}
@@ -369,10 +406,10 @@ def iter_compress(tensors: Mapping[str, np.ndarray], settings: CompressionSettin
         settings = CompressionSettings()
     if not isinstance(settings, CompressionSettings):
         raise InvalidSettings(f"settings must be CompressionSettings, got {type(settings).__name__}")
-    return _iter_compress(tensors, settings, progress, metadata)
+    return _iter_compress(tensors, settings, progress, metadata, assign or {})
 
 
-def _iter_compress(tensors: Mapping, settings: CompressionSettings, progress: bool, metadata):
+def _iter_compress(tensors: Mapping, settings: CompressionSettings, progress: bool, metadata, assign: Mapping):
     from tqdm.auto import tqdm
 
     alloc = None
@@ -384,34 +421,34 @@ def _iter_compress(tensors: Mapping, settings: CompressionSettings, progress: bo
             bar.set_postfix_str(name, refresh=False)
         array = _array(name, tensors[name])
         if alloc is not None and name in alloc:
-            item = (name, *_compress_on_budget(name, array, settings, alloc))
+            item = (name, *_compress_on_budget(name, array, settings, alloc, assign.get(name)))
         else:
-            item = (name, *_compress_entry(name, array, settings))
+            item = (name, *_compress_entry(name, array, settings, assign.get(name)))
         del array
         yield item
         del item  # the caller has it: keeping it here would hold two tensors while the next loads
 
 
-def _compress_entry(name: str, array: np.ndarray,
-                    settings: CompressionSettings) -> tuple[np.ndarray | EncodedTensor, TensorReport]:
+def _compress_entry(name: str, array: np.ndarray, settings: CompressionSettings,
+                    assign: Assign | None = None) -> tuple[np.ndarray | EncodedTensor, TensorReport]:
     shape = tuple(int(d) for d in array.shape)
     wire = wire_name(array.dtype)
     reason = settings.exact_reason(name, shape, wire)
     if reason is None:
         try:
-            return _compress(array, settings.settings_for(name, shape, wire), name)
+            return _compress(array, settings.settings_for(name, shape, wire), name, assign=assign)
         except _NonFinite:
             reason = "non-finite values"
     return array, _exact_report(name, array, reason)
 
 
 def _compress_on_budget(name: str, array: np.ndarray, settings: CompressionSettings,
-                        alloc) -> tuple[EncodedTensor, TensorReport]:
+                        alloc, assign: Assign | None = None) -> tuple[EncodedTensor, TensorReport]:
     """An ``ecq`` tensor at the step ``alloc`` gives it, its stored size reported back."""
     ts = settings.settings_for(name, tuple(int(d) for d in array.shape), wire_name(array.dtype))
 
     def encode(step: float):
-        encoded, report = _compress(array, ts, name, step)
+        encoded, report = _compress(array, ts, name, step, assign)
         return (encoded, report), budget.stored_cost(name, encoded).total
 
     return alloc.encode(name, encode)
