@@ -139,18 +139,20 @@ def compress_checkpoint(src, dst, settings=None, *, prototxt=None, overwrite: bo
     return reports, checkpoint.skipped
 
 
-def compress_into(writer, checkpoint: Checkpoint, settings=None, *, progress: bool = False) -> list:
+def compress_into(writer, checkpoint: Checkpoint, settings=None, *, progress: bool = False, assign=None) -> list:
     """Compress ``checkpoint``'s arrays into ``writer`` (:func:`~dcformat.compress.pipeline.iter_compress`).
 
     Tensors are added in the checkpoint's order; already-encoded ones (a ``.net`` file's
     weights) pass through unchanged. Each value is dropped once it is added, so with a
     :class:`~dcformat.container.writer.StreamingWriter` and a lazy ``tensors`` mapping
-    one tensor is held at a time. Returns a report per array tensor.
+    one tensor is held at a time. ``assign`` is :func:`~dcformat.compress.pipeline.iter_compress`'s
+    (codes chosen by the caller, e.g. :mod:`dcformat.training.gptq`). Returns a report per array tensor.
     """
     from ..compress.pipeline import iter_compress
 
     # the file's metadata is part of what a bits-per-parameter budget counts
-    compressed = iter_compress(checkpoint.arrays(), settings, progress=progress, metadata=writer.metadata)
+    compressed = iter_compress(checkpoint.arrays(), settings, progress=progress, metadata=writer.metadata,
+                               assign=assign)
     reports = []
     for name in checkpoint.tensors:
         if name in checkpoint.encoded:

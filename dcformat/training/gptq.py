@@ -277,25 +277,13 @@ def compress_checkpoint(src, dst, settings, module: torch.nn.Module, batches, *,
                         act_order: bool = False) -> tuple[list, list[str]]:
     """:func:`dcformat.convert.compress_checkpoint` with GPTQ codes for ``module``'s layers
     (``module`` holds ``src``'s tensors: :func:`dcformat.training.calibrate.build_module`)."""
-    from ..compress.pipeline import iter_compress
     from ..container.writer import StreamingWriter
-    from ..convert import open_checkpoint
+    from ..convert import compress_into, open_checkpoint
 
     hessians = layer_hessians(module, batches, progress=progress)
     with open_checkpoint(src, prototxt=prototxt, safe_globals=safe_globals) as checkpoint, \
             StreamingWriter(dst, checkpoint.metadata, overwrite=overwrite) as writer:
-        arrays = checkpoint.arrays()
-        assign = assigners(_ecq_only(hessians, arrays, settings), damp=damp, act_order=act_order)
-        compressed = iter_compress(arrays, settings, progress=progress, metadata=writer.metadata, assign=assign)
-        reports = []
-        for name in checkpoint.tensors:  # as dcformat.convert.compress_into
-            if name in checkpoint.encoded:
-                writer.add_tensor(name, checkpoint.tensors[name])
-                continue
-            _, value, report = next(compressed)
-            writer.add_tensor(name, value)
-            reports.append(report)
-            del value
-        next(compressed, None)
+        assign = assigners(_ecq_only(hessians, checkpoint.arrays(), settings), damp=damp, act_order=act_order)
+        reports = compress_into(writer, checkpoint, settings, progress=progress, assign=assign)
     return reports, checkpoint.skipped
 
