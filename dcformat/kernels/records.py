@@ -16,7 +16,7 @@ import numpy as np
 from .config import kernel
 
 #: Indices into the ``limits`` argument.
-LIMIT_NAME_BYTES, LIMIT_RANK, LIMIT_ELEMENTS, LIMIT_CODEBOOK, LIMIT_GAP_MIN, LIMIT_GAP_MAX = range(6)
+LIMIT_NAME_BYTES, LIMIT_RANK, LIMIT_ELEMENTS, LIMIT_CODEBOOK, LIMIT_GAP_MIN, LIMIT_GAP_MAX, LIMIT_GROUP_TABLE = range(7)
 
 #: Values of u64 fields at or above this are left to the Python parser (int64 columns).
 _BIG = 0x40  # top byte: 2**62
@@ -40,24 +40,31 @@ def _u64(buf, pos):
 
 
 @kernel
-def scan_tensor_records(buf, pos, count, limits, dtype_sizes, codec_roles,
+def scan_tensor_records(buf, pos, count, limits, dtype_sizes, codec_roles, features, grouped_dtypes,
                         bank_dtypes, bank_kernel_ranks, bank_kernels, bank_units,
                         name_start, name_length, dtype, rank, dim_start, dims, layout, value_kind,
-                        gap_bits, entry_count, codebook_size, bank_index, unit_size, segment_start,
+                        gap_bits, entry_count, codebook_size, bank_index, unit_size, group_size, scale_count,
+                        offset_count, segment_start,
                         segment_count, segment_codec, segment_offset, segment_length, segment_checksum):
     """Scan ``count`` tensor records from ``buf[pos:]``.
 
     ``dtype_sizes[code]`` is a DType's size, 0 for an unknown code; ``codec_roles[code]``
     has bit 0 set if the codec may code a bytes segment (codebook, values), bit 1 a
     stream (gaps, codes, selectors). Layout 0/1 is DENSE/SPARSE; Value_Kind 0/1/2 is
-    RAW/CODEBOOK/BANK (GROUPED, and any later kind, is left to the caller). Segments go
-    to the flat ``segment_*`` arrays in file order, record i's from ``segment_start[i]``.
+    RAW/CODEBOOK/BANK/GROUPED (any later kind is left to the caller); GROUPED needs bit 0
+    of ``features`` (the file's Required_Features) and a dtype ``grouped_dtypes`` marks.
+    Segments go to the flat ``segment_*`` arrays in file order, record i's from
+    ``segment_start[i]``; the caller sizes them for every segment the header can hold.
     Returns (records scanned, position after the last, segments written): fewer than
     ``count`` records means record number ``records scanned`` is left to the caller.
     """
     end = buf.shape[0]
     next_dim = np.int64(0)
     next_segment = np.int64(0)
+    # a record's segment roles in order: 1 a bytes segment, 2 a stream; the Length it must
+    # have (-1: a stream's, any)
+    wants = np.empty(8, np.int64)
+    expects = np.empty(8, np.int64)
     for i in range(count):
         if end - pos < 4:
             return i, pos, next_segment
@@ -102,7 +109,7 @@ def scan_tensor_records(buf, pos, count, limits, dtype_sizes, codec_roles,
         lay = buf[pos]
         kind = buf[pos + 1]
         pos += 2
-        if lay > 1 or kind > 2:
+        if lay > 1 or kind > 3:
             return i, pos, next_segment
         layout[i] = lay
         value_kind[i] = kind
@@ -110,6 +117,9 @@ def scan_tensor_records(buf, pos, count, limits, dtype_sizes, codec_roles,
         entry_count[i] = 0
         codebook_size[i] = 0
         bank_index[i] = 0
+        group_size[i] = 0
+        scale_count[i] = 0
+        offset_count[i] = 0
         unit = np.int64(1)
         if lay == 1:
             if end - pos < 9:
@@ -144,35 +154,59 @@ def scan_tensor_records(buf, pos, count, limits, dtype_sizes, codec_roles,
                     return i, pos, next_segment
             bank_index[i] = b
             unit = bank_units[b]
+        elif kind == 3:
+            if not (features & 1) or not grouped_dtypes[code] or end - pos < 20:
+                return i, pos, next_segment
+            k = _u32(buf, pos)
+            groups = _u64(buf, pos + 4)
+            ks = _u32(buf, pos + 12)
+            ko = _u32(buf, pos + 16)
+            pos += 20
+            if k < 1 or k > limits[LIMIT_CODEBOOK] or groups < 1 or groups > limits[LIMIT_ELEMENTS]:
+                return i, pos, next_segment
+            if ks < 1 or ks > limits[LIMIT_GROUP_TABLE] or ko > limits[LIMIT_GROUP_TABLE] or (ko > 0 and lay == 1):
+                return i, pos, next_segment
+            codebook_size[i] = k
+            group_size[i] = groups
+            scale_count[i] = ks
+            offset_count[i] = ko
         unit_size[i] = unit
         units = size // unit
         if lay == 1 and entry_count[i] > units:
             return i, pos, next_segment
         stored = units if lay == 0 else entry_count[i]
 
-        # segment roles in order: codebook (bytes), gaps (stream), values (bytes) or
-        # codes/selectors (stream)
+        roles = 0
+        if kind == 1:  # codebook
+            wants[0], expects[0], roles = 1, codebook_size[i] * itemsize, 1
+        elif kind == 3:  # codebook, scales, scale codes, offsets, offset codes (tables in F32)
+            wants[0], expects[0] = 1, 4 * codebook_size[i]
+            wants[1], expects[1] = 1, 4 * np.int64(scale_count[i])
+            wants[2], expects[2] = 2, -1
+            wants[3], expects[3] = 1, 4 * np.int64(offset_count[i])
+            wants[4], expects[4] = 2, -1 if offset_count[i] > 0 else 0
+            roles = 5
+        if lay == 1:  # gaps
+            wants[roles], expects[roles] = 2, -1
+            roles += 1
+        if kind == 0:  # values
+            wants[roles], expects[roles] = 1, stored * itemsize
+        else:  # codes or selectors
+            wants[roles], expects[roles] = 2, -1
+        roles += 1
         segment_start[i] = next_segment
         n = next_segment
-        for role in range(3):
-            if role == 0 and kind != 1:
-                continue
-            if role == 1 and lay != 1:
-                continue
-            if end - pos < 21:
+        for role in range(roles):
+            if end - pos < 21 or n >= segment_codec.shape[0]:
                 return i, pos, next_segment
             codec = buf[pos]
             offset = _u64(buf, pos + 1)
             seg_length = _u64(buf, pos + 9)
             checksum = _u32(buf, pos + 17)
             pos += 21
-            bytes_role = role == 0 or (role == 2 and kind == 0)
-            wanted = 1 if bytes_role else 2
-            if codec >= codec_roles.shape[0] or not (codec_roles[codec] & wanted) or offset < 0 or seg_length < 0:
+            if codec >= codec_roles.shape[0] or not (codec_roles[codec] & wants[role]) or offset < 0 or seg_length < 0:
                 return i, pos, next_segment
-            if role == 0 and seg_length != codebook_size[i] * itemsize:
-                return i, pos, next_segment
-            if role == 2 and kind == 0 and seg_length != stored * itemsize:
+            if expects[role] >= 0 and seg_length != expects[role]:
                 return i, pos, next_segment
             segment_codec[n] = codec
             segment_offset[n] = offset
