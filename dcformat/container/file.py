@@ -106,9 +106,8 @@ class ContainerFile:
         nbytes = table.nbytes()[positions]
         # what is decoded here: neither given nor charged before (decoded before, it is
         # decoded again, free)
-        free = self._charged[positions]
-        if given:
-            free = free | np.fromiter((n in given for n in names), bool, len(names))
+        is_given = np.fromiter((n in given for n in names), bool, len(names)) if given else None
+        free = self._charged[positions] if is_given is None else self._charged[positions] | is_given
         fits = self._charge_in_order(names, positions, nbytes, free)
 
         # A DENSE RAW record of no elements (checksum 0) needs nothing read: made here, at
@@ -117,8 +116,8 @@ class ContainerFile:
             & (nbytes[:fits] == 0)
         if self.verify:
             empty &= table.segment_checksum[table.segment_start[positions[:fits]]] == 0
-        if given:
-            empty &= ~np.fromiter((n in given for n in names[:fits]), bool, fits)
+        if is_given is not None:
+            empty &= ~is_given[:fits]
         results: list = [None] * fits
         for k, shape, code in zip(np.flatnonzero(empty).tolist(), table.shapes(positions[:fits][empty]),
                                   table.dtype[positions[:fits][empty]].tolist()):

@@ -205,14 +205,13 @@ def _scan_tensors(r: ByteReader, count: int, banks: tuple[Record, ...], features
         names = [str(body[a:a + n], "utf-8") for a, n in zip(name_start.tolist(), name_length.tolist())]
     except UnicodeDecodeError:
         return None
+    if len(set(names)) < count:  # a name repeats
+        return None
     used = int(columns["dim_start"][-1]) + int(columns["rank"][-1]) if count else 0
     for column in RecordTable.SEGMENT_COLUMNS:
         columns[column] = columns[column][:segments].copy()
-    table = RecordTable(names, columns, dims[:used].copy())
-    if len(set(names)) < count:  # a name repeats
-        return None
     r.pos = int(end)
-    return table
+    return RecordTable(names, columns, dims[:used].copy())
 
 
 _SCAN_LIMITS = np.array([C.MAX_NAME_BYTES, C.MAX_RANK, C.MAX_ELEMENTS, C.MAX_CODEBOOK_SIZE, C.MIN_GAP_BITS,
