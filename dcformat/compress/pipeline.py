@@ -172,17 +172,18 @@ def _compress_ecq(cand, step: float | None, assign: Assign | None = None) -> tup
     dense = code_stream(codes, cb.size, huffman=cand.settings.huffman)
     sparse = _sparse_if_smaller(codes, cb, dense, cand.settings.huffman)
     if sparse is None:
-        layout, values = Dense(), CodebookValues.coded(cb.astype(book_dtype), dense)
+        layout, stream = Dense(), dense
         kept, entries, fillers, gap_bits, kind = n, n, 0, None, CODEBOOK
     else:
-        layout, values = sparse.layout, sparse.codebook_values(cb.astype(book_dtype))
+        layout, stream = sparse.layout, sparse.coded
         kept, entries, fillers, gap_bits = sparse.kept, sparse.entries, sparse.fillers, sparse.gap_bits
         kind = SPARSE_CODEBOOK
     energy = cand.energy
-    if cand.scales is not None:  # the same codes, each row scaled back by the reader
+    if cand.scales is None:
+        values = CodebookValues.coded(cb.astype(book_dtype), stream)
+    else:  # the same codes, each row scaled back by the reader
         scales = cand.scales
-        values = GroupedValues.coded(scales.row, cb.astype(np.float32), dense if sparse is None else sparse.coded,
-                                     scales.table, scales.codes)
+        values = GroupedValues.coded(scales.row, cb.astype(book_dtype), stream, scales.table, scales.codes)
         kind = GROUPED_ROWS if sparse is None else SPARSE_GROUPED_ROWS
         original = cand.x * scales.per_row.repeat(scales.row)  # the tensor's own values (x / s * s, exact)
         decoded = grouped.scaled_back(cb[codes], scales).astype(dtype).astype(np.float64)

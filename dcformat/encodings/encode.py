@@ -151,9 +151,8 @@ def _grouped_tables(name: str, values: GroupedValues, dtype: DType, units: int, 
         raise InvalidSettings(f"scales of {name!r} must be positive")
     segments["codebook"] = (0, _bytes_of(codebook))
     segments["scales"] = (0, _bytes_of(scales))
-    scale_codes = _symbols(name, "scale_codes", values.scale_codes, scales.size)
-    _check_count(name, "scale_codes", scale_codes.size, groups)
-    segments["scale_codes"] = (values.table_codec.wire_id, values.table_codec.encode(scale_codes, scales.size))
+    segments["scale_codes"] = _group_stream(name, "scale_codes", values.scale_codes, scales.size, groups,
+                                            values.table_codec)
     offsets = None if values.offsets is None else _table(name, "offsets", values.offsets, MAX_GROUP_TABLE_SIZE)
     if offsets is None:
         if values.offset_codes is not None:
@@ -163,14 +162,20 @@ def _grouped_tables(name: str, values: GroupedValues, dtype: DType, units: int, 
     else:
         if sparse:
             raise InvalidSettings(f"GROUPED values of {name!r} with a Sparse layout cannot have offsets")
-        offset_codes = _symbols(name, "offset_codes", [] if values.offset_codes is None else values.offset_codes,
-                                offsets.size)
-        _check_count(name, "offset_codes", offset_codes.size, groups)
         segments["offsets"] = (0, _bytes_of(offsets))
-        segments["offset_codes"] = (values.table_codec.wire_id, values.table_codec.encode(offset_codes, offsets.size))
+        segments["offset_codes"] = _group_stream(name, "offset_codes",
+                                                 [] if values.offset_codes is None else values.offset_codes,
+                                                 offsets.size, groups, values.table_codec)
     fields.update(codebook_size=codebook.size, group_size=group_size, scale_count=scales.size,
                   offset_count=0 if offsets is None else offsets.size)
     return codebook.size
+
+
+def _group_stream(name: str, role: str, codes, alphabet: int, groups: int, codec) -> tuple:
+    """(wire id, payload) of a GROUPED record's per-group codes: one per group, each below ``alphabet``."""
+    symbols = _symbols(name, role, codes, alphabet)
+    _check_count(name, role, symbols.size, groups)
+    return codec.wire_id, codec.encode(symbols, alphabet)
 
 
 def _table(name: str, what: str, array, limit: int) -> np.ndarray:
