@@ -540,19 +540,10 @@ def operating_points(chosen, rows, weights, sentences, sensitivity, dst, sizes) 
 
 
 def provenance(args) -> str:
-    """The command and the commit (and whether this script differs from it)."""
-    here = Path(__file__).resolve()
+    """The command and the commit (and whether this script or its sentences differ from it)."""
+    from runinfo import command_and_commit
 
-    def git(*a):
-        try:
-            return subprocess.run(["git", *a], cwd=here.parent, capture_output=True, text=True, timeout=30).stdout.strip()
-        except Exception:  # no git, or not a checkout
-            return ""
-
-    cmd = "python benchmarks/" + here.name + "".join(f" {a}" for a in sys.argv[1:])
-    commit = git("rev-parse", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", str(here), str(SENTENCES), str(HELD_OUT))
-    return f"command: {cmd}\ncommit: {commit}" + (" (with uncommitted changes to the script or sentences)" if dirty else "") + "\n"
+    return command_and_commit(__file__, [Path(__file__).resolve(), SENTENCES, HELD_OUT], "the script or sentences")
 
 
 def write(rows, chosen, operating, stem, fp32_bytes, params, n, args, elapsed):

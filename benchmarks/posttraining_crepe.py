@@ -50,7 +50,6 @@ import argparse
 import io
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -404,18 +403,9 @@ def write_table(buf, rows: list[dict]) -> None:
 
 
 def provenance() -> str:
-    here = Path(__file__).resolve()
+    from runinfo import command_and_commit
 
-    def git(*a):
-        try:
-            return subprocess.run(["git", *a], cwd=here.parent, capture_output=True, text=True, timeout=30).stdout.strip()
-        except Exception:  # no git, or not a checkout
-            return ""
-
-    cmd = "python benchmarks/" + here.name + "".join(f" {a}" for a in sys.argv[1:])
-    dirty = git("status", "--porcelain", "--", str(here), str(HERE / "crepe_model.py"))
-    return (f"command: {cmd}\ncommit: {git('rev-parse', 'HEAD') or 'unknown'}"
-            + (" (with uncommitted changes to the script)" if dirty else "") + "\n")
+    return command_and_commit(__file__, [Path(__file__).resolve(), HERE / "crepe_model.py"])
 
 
 def report(bench: Bench, rows, at_target, at_peer, per_tensor, exact_note, sensitivity, sens_s, elapsed) -> str:
