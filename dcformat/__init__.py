@@ -12,6 +12,7 @@ from .encodings.model import (
     Dense,
     EncodedTensor,
     GroupedValues,
+    PlaneValues,
     RawValues,
     Sparse,
 )
@@ -24,6 +25,6 @@ __version__ = "0.1.0"
 __all__ = [
     "save", "save_file", "load", "load_file", "load_metadata", "safe_open",
     "EncodedTensor", "Dense", "Sparse", "RawValues", "CodebookValues", "BankValues",
-    "GroupedValues",
+    "GroupedValues", "PlaneValues",
     "errors", "DCFormatError", "FormatError", "UsageError", "__version__",
 ]

@@ -114,8 +114,9 @@ class ContainerFile:
         # once; the other tensors are decoded on the threads.
         empty = (table.layout[positions[:fits]] == _DENSE) & (table.value_kind[positions[:fits]] == _RAW) \
             & (nbytes[:fits] == 0)
-        if self.verify:
-            empty &= table.segment_checksum[table.segment_start[positions[:fits]]] == 0
+        if self.verify and empty.any():  # a DENSE RAW record has its values segment (others may have none)
+            first_segment = table.segment_start[positions[:fits][empty]]
+            empty[empty] = table.segment_checksum[first_segment] == 0
         if is_given is not None:
             empty &= ~is_given[:fits]
         results: list = [None] * fits
@@ -343,5 +344,7 @@ def _size_proven(record: Record) -> bool:
     """
     if record.layout == C.Layout.SPARSE or record.value_kind == C.ValueKind.RAW:
         return True
+    if record.value_kind == C.ValueKind.PLANES:  # every block's every plane: a bit a symbol
+        return record.stored_count <= 8 * record.payload_bytes
     role = "selectors" if record.value_kind == C.ValueKind.BANK else "codes"
     return record.stored_count <= 8 * record.segments[role].length

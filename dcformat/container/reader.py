@@ -37,8 +37,8 @@ from ..errors import (
 from ..format import constants as C
 from .checksum import crc32
 from .source import as_source
-from ..format.records import (Header, Record, RecordTable, SegmentRef, allowed_codecs, nonzero_product,
-                              segment_roles)
+from ..format.records import (STREAM_CODECS, Header, Record, RecordTable, SegmentRef, allowed_codecs,
+                              nonzero_product, segment_roles)
 
 
 class ByteReader:
@@ -309,6 +309,8 @@ def _parse_record(r: ByteReader, kind: str, banks: tuple[Record, ...], names: se
     pos += 1
     if value_kind is _GROUPED:  # R34 names DType, Value_Kind and the file's features: checked now
         _check_grouped(kind, name, dtype, features)
+    elif value_kind is _PLANES:  # R40, likewise
+        _check_planes(kind, name, dtype, features)
 
     fields: dict = {}
     if layout is not _DENSE or value_kind is not _RAW:
@@ -322,7 +324,9 @@ def _parse_record(r: ByteReader, kind: str, banks: tuple[Record, ...], names: se
     stored = units if layout is _DENSE else fields["entry_count"]
 
     segments, itemsize = {}, C.DTYPE_SIZE[dtype]
-    for role, allowed in _ROLES[layout, value_kind]:
+    roles = _ROLES[layout, value_kind] if value_kind is not _PLANES else _plane_roles(
+        name, dtype, layout, stored, fields["block_size"], end - pos)
+    for role, allowed in roles:
         if end - pos < _REF.size:
             raise TruncatedError(f"{role} Segment_Ref of {name!r}", _REF.size, end - pos)
         code, offset, length, checksum = _REF.unpack_from(buf, pos)
@@ -376,11 +380,38 @@ def _parse_value_fields(r: ByteReader, kind: str, name: str, dtype, shape, layou
         fields["offset_count"] = _table_size(r, "Offset_Count", name, C.MAX_GROUP_TABLE_SIZE, 0)
         if fields["offset_count"] and layout == C.Layout.SPARSE:
             raise InvalidHeader("Offset_Count", f"{fields['offset_count']} in {name!r}: a SPARSE record has no offsets")
+    elif value_kind == C.ValueKind.PLANES:
+        fields["block_size"] = r.u64("Block_Size")
+        if fields["block_size"] < 1:
+            raise InvalidHeader("Block_Size", f"0 in {name!r}")
+        if fields["block_size"] > C.MAX_PLANE_BLOCK:
+            raise LimitExceeded(f"Block_Size of {name!r}", fields["block_size"], C.MAX_PLANE_BLOCK)
     elif value_kind == C.ValueKind.BANK:
         if kind == "bank":
             raise InvalidHeader("Value_Kind", f"bank {name!r} cannot take its values from a bank")
         fields["bank_index"] = r.u32("Bank_Index")
         fields["unit_size"] = _check_bank_use(name, dtype, shape, fields["bank_index"], banks)
+
+
+def _plane_roles(name: str, dtype, layout, stored: int, block_size: int, room: int) -> tuple:
+    """A PLANES record's segment roles; all its Segment_Refs must fit in the ``room`` left
+    in the header (R43), checked before any is read, so that Block_Size cannot make a
+    reader list more segments than the header holds."""
+    blocks = -(-stored // block_size)
+    count = (layout is _SPARSE) + blocks * len(C.plane_widths(dtype))
+    if count * _REF.size > room:
+        raise TruncatedError(f"Segment_Refs of {name!r} ({count} segments)", count * _REF.size, room)
+    return tuple((role, STREAM_CODECS) for role in segment_roles(layout, _PLANES, dtype, blocks))
+
+
+def _check_planes(kind: str, name: str, dtype, features: int) -> None:
+    """What PLANES values require of their record (FORMAT.md, "PLANES values")."""
+    if kind == "bank":
+        raise InvalidHeader("Value_Kind", f"bank {name!r} cannot have PLANES values")
+    if not features & C.FEATURE_PLANES:
+        raise InvalidHeader("Value_Kind", f"PLANES values in {name!r} without Required_Features bit 1")
+    if dtype not in C.PLANES_DTYPES:
+        raise InvalidHeader("DType", f"PLANES values of {name!r} must be a float type, not {dtype.name}")
 
 
 def _table_size(r: ByteReader, field: str, name: str, limit: int, least: int) -> int:
@@ -408,9 +439,11 @@ _REF = struct.Struct(C.SEGMENT_REF_FORMAT)
 _DTYPES, _LAYOUTS, _KINDS, _CODECS = ({member.value: member for member in enum}
                                      for enum in (C.DType, C.Layout, C.ValueKind, C.SegmentCodec))
 _DENSE, _SPARSE, _RAW, _GROUPED = C.Layout.DENSE, C.Layout.SPARSE, C.ValueKind.RAW, C.ValueKind.GROUPED
-#: (Layout, Value_Kind) -> the record's segment roles in order, each with the codecs it allows.
+_PLANES = C.ValueKind.PLANES
+#: (Layout, Value_Kind) -> the record's segment roles in order, each with the codecs it allows
+#: (a PLANES record's depend on its fields: :func:`_plane_roles`).
 _ROLES = {(layout, kind): tuple((role, allowed_codecs(role)) for role in segment_roles(layout, kind))
-          for layout in C.Layout for kind in C.ValueKind}
+          for layout in C.Layout for kind in C.ValueKind if kind is not C.ValueKind.PLANES}
 
 
 def _enum(enum, code: int, field: str, name: str):

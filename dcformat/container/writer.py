@@ -143,8 +143,9 @@ class _Layout:
                          bytes(data_offset - C.PREAMBLE_SIZE - len(header))))
 
     def _required_features(self) -> int:
-        grouped = any(r.value_kind == C.ValueKind.GROUPED for r in self._tensors.values())
-        return C.FEATURE_GROUPED if grouped else 0
+        kinds = {r.value_kind for r in self._tensors.values()}
+        return ((C.FEATURE_GROUPED if C.ValueKind.GROUPED in kinds else 0)
+                | (C.FEATURE_PLANES if C.ValueKind.PLANES in kinds else 0))
 
     def _check_budget(self, file_size: int) -> None:
         """Refuse a file that readers would refuse to decode under their default budget
@@ -326,6 +327,8 @@ def _record_bytes(name: str, record: _PlacedRecord) -> bytes:
         out += struct.pack("<I", f["bank_index"])
     elif record.value_kind == C.ValueKind.GROUPED:
         out += struct.pack("<IQII", f["codebook_size"], f["group_size"], f["scale_count"], f["offset_count"])
+    elif record.value_kind == C.ValueKind.PLANES:
+        out += struct.pack("<Q", f["block_size"])
     for ref in record.segments.values():
         out += struct.pack(C.SEGMENT_REF_FORMAT, ref.codec, ref.offset, ref.length, ref.checksum)
     return bytes(out)

@@ -15,10 +15,12 @@ from typing import Callable
 import numpy as np
 
 from ..errors import CodeOutOfRange, FormatError, InvalidValue, SelectorOutOfRange, UsageError
-from ..format.constants import DType, Layout, ValueKind
+from .. import threads as _threads
+from ..format.constants import FLOAT_LAYOUT, DType, Layout, ValueKind, plane_widths
 from ..format.dtypes import numpy_dtype, storage_view
-from ..format.records import Record
+from ..format.records import Record, plane_names
 from ..kernels import placement
+from ..kernels import planes as plane_kernels
 from ..streams import codec_for_wire_id
 from ..streams.base import gap_positions
 
@@ -43,6 +45,8 @@ def decode_record(record: Record, segment: SegmentGetter, bank: np.ndarray | Non
     _check_output(record, dtype, out)
     if record.value_kind == ValueKind.GROUPED:
         return _decode_grouped(record, segment, dtype, out, out_zeroed, threads)
+    if record.value_kind == ValueKind.PLANES:
+        return _decode_planes(record, segment, dtype, out, out_zeroed, threads)
     table = None
     if record.value_kind == ValueKind.CODEBOOK:
         table = storage_view(_codebook(record, segment, dtype)).reshape(-1, 1)
@@ -163,6 +167,63 @@ def _zeroed(record: Record, dtype: np.dtype, out, out_zeroed: bool) -> np.ndarra
         return np.zeros(record.shape, dtype=dtype)
     if not out_zeroed:
         out.reshape(-1).view(np.uint8)[:] = 0
+    return out
+
+
+# --- PLANES values (v1.2) -------------------------------------------------------------
+
+
+#: Blocks of a PLANES record are decoded on every core once the record holds this many
+#: units; a smaller one decodes on the calling thread.
+PLANES_PARALLEL_MIN = 1 << 20
+
+
+def _decode_planes(record: Record, segment: SegmentGetter, dtype: np.dtype, out, out_zeroed: bool,
+                   threads) -> np.ndarray:
+    """A PLANES record: each block's planes decoded and joined into its stored values, in
+    place for DENSE, then placed by the gaps for SPARSE (which come first in the order of
+    checks, as for RAW values)."""
+    stored = record.stored_count
+    positions = None
+    if record.layout == Layout.SPARSE:
+        gaps = _codec(record, "gaps").decode(segment("gaps"), record.entry_count, 1 << record.gap_bits,
+                                              gap_stream=True, name=_stream_name(record, "gaps"), threads=threads)
+        positions = gap_positions(gaps, record.units, record.name)
+    widths = plane_widths(record.dtype)
+    total, exponent_bits, _ = FLOAT_LAYOUT[record.dtype]
+    widths_array = np.array(widths, np.int64)
+    names = plane_names(record.dtype)
+    block = record.block_size
+    # Streams are checked before anything of the size S is allocated: each codec bounds its
+    # count by its payload (a bit a symbol), so every block's planes prove S in turn.
+    if positions is None:
+        out = np.empty(record.shape, dtype) if out is None else out
+        values = storage_view(out.reshape(-1))
+    else:
+        values = np.empty(stored, dtype=storage_view(np.empty(0, dtype)).dtype)
+    blocks = record.blocks
+    inner = 1 if blocks > 1 else threads
+
+    def run(b: int) -> None:
+        start = b * block
+        count = min(block, stored - start)
+        symbols = np.empty((len(widths), count), np.uint16)
+        for k, (plane, width) in enumerate(zip(names, widths)):
+            role = f"{plane}[{b}]"
+            _codec(record, role).decode(segment(role), count, 1 << width, out=symbols[k],
+                                        name=_stream_name(record, role), threads=inner)
+        plane_kernels.join(symbols, total, exponent_bits, widths_array, values[start:start + count])
+
+    parallel = _threads.threads_for(stored, threads, PLANES_PARALLEL_MIN)
+    if blocks > 1 and parallel > 1:
+        _threads.run(run, range(blocks), parallel)
+    else:
+        for b in range(blocks):
+            run(b)
+    if positions is None:
+        return out
+    out = _zeroed(record, dtype, out, out_zeroed)
+    placement.scatter(values, positions, storage_view(out.reshape(-1)))
     return out
 
 

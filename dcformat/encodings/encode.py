@@ -15,6 +15,10 @@ import numpy as np
 
 from ..format.constants import (
     GROUPED_DTYPES,
+    MAX_PLANE_BLOCK,
+    PLANES_DTYPES,
+    FLOAT_LAYOUT,
+    plane_widths,
     MAX_BANK_SIZE,
     MAX_CODEBOOK_SIZE,
     MAX_GROUP_TABLE_SIZE,
@@ -27,10 +31,13 @@ from ..format.constants import (
     SegmentCodec,
     ValueKind,
 )
-from ..format.records import nonzero_product
+from ..format.records import nonzero_product, plane_roles
 from ..format.dtypes import dtype_of, numpy_dtype, to_little_endian, wire_dtype
 from ..errors import InvalidSettings, UnsupportedDType
-from .model import BankValues, CodebookValues, Dense, EncodedTensor, GroupedValues, RawValues, Sparse
+from .. import threads as _threads
+from ..kernels import planes as plane_kernels
+from ..streams.base import StreamCodec
+from .model import BankValues, CodebookValues, Dense, EncodedTensor, GroupedValues, PlaneValues, RawValues, Sparse
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,13 @@ def encode_tensor(name: str, tensor, banks: Mapping[str, BankInfo] | None = None
         _check_count(name, "values", raw.size, stored)
         segments["values"] = (0, _bytes_of(raw))
         value_kind = ValueKind.RAW
+    elif isinstance(values, PlaneValues):
+        if is_bank:
+            raise InvalidSettings(f"bank {name!r} cannot have PLANES values")
+        raw = _typed(name, "values", values.values, dtype)
+        _check_count(name, "values", raw.size, stored)
+        fields["block_size"] = _plane_blocks(name, values, dtype, raw, segments)
+        value_kind = ValueKind.PLANES
     elif isinstance(values, (CodebookValues, BankValues, GroupedValues)):
         role, stream = ("selectors", values.selectors) if isinstance(values, BankValues) else ("codes", values.codes)
         symbols = _symbols(name, role, stream, alphabet)
@@ -130,6 +144,7 @@ def encode_tensor(name: str, tensor, banks: Mapping[str, BankInfo] | None = None
     # Reorder into FORMAT.md's segment order: the tables, gaps, then the values stream.
     order = [r for r in ("codebook", "scales", "scale_codes", "offsets", "offset_codes", "gaps", "values", "codes",
                          "selectors") if r in segments]
+    order += [r for r in segments if r not in order]  # a PLANES record's planes, already in order
     return EncodedRecord(dtype, shape, layout, value_kind, fields, {r: segments[r] for r in order})
 
 
@@ -169,6 +184,38 @@ def _grouped_tables(name: str, values: GroupedValues, dtype: DType, units: int, 
     fields.update(codebook_size=codebook.size, group_size=group_size, scale_count=scales.size,
                   offset_count=0 if offsets is None else offsets.size)
     return codebook.size
+
+
+def _plane_blocks(name: str, values: PlaneValues, dtype: DType, raw: np.ndarray, segments: dict) -> int:
+    """Split a PLANES record's values into blocks of planes, code each plane (blocks on
+    every core), fill ``segments`` in FORMAT.md's order; return the Block_Size."""
+    if dtype not in PLANES_DTYPES:
+        raise InvalidSettings(f"PLANES values of {name!r} need a float tensor, not {dtype.name}")
+    block = values.block_size
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or not 1 <= block <= MAX_PLANE_BLOCK:
+        raise InvalidSettings(f"block_size of {name!r} is {block!r}; allowed 1..{MAX_PLANE_BLOCK}")
+    widths = plane_widths(dtype)
+    codecs = values.codec if isinstance(values.codec, (tuple, list)) else (values.codec,) * len(widths)
+    if len(codecs) != len(widths) or not all(isinstance(c, StreamCodec) for c in codecs):
+        raise InvalidSettings(f"codec of {name!r} must be a stream codec or {len(widths)} of them, one a plane")
+    block = int(block)
+    total, exponent_bits, _ = FLOAT_LAYOUT[dtype]
+    bits = raw.view(f"<u{raw.dtype.itemsize}")
+    widths_array = np.array(widths, np.int64)
+
+    def code(start: int) -> list[tuple]:
+        part = bits[start:start + block]
+        symbols = np.empty((len(widths), part.size), np.uint16)
+        plane_kernels.split(part, total, exponent_bits, widths_array, symbols)
+        return [(c.wire_id, c.encode(symbols[k], 1 << w)) for k, (c, w) in enumerate(zip(codecs, widths))]
+
+    starts = range(0, raw.size, block)
+    coded = _threads.run(code, starts) if len(starts) > 1 else [code(s) for s in starts]
+    roles = iter(plane_roles(dtype, len(starts)))
+    for planes in coded:
+        for payload in planes:
+            segments[next(roles)] = payload
+    return block
 
 
 def _group_stream(name: str, role: str, codes, alphabet: int, groups: int, codec) -> tuple:

@@ -6,7 +6,8 @@ those reached by relative gaps (``Sparse``). Its **values** say what each stored
 holds: the raw value (``RawValues``), a code into a per-tensor codebook
 (``CodebookValues``), a selector into a file-level kernel bank (``BankValues``), or a
 code into a codebook shared by groups of units that each scale it (``GroupedValues``,
-v1.1). Any layout combines with any value kind.
+v1.1), or the raw value split into bit planes, each an entropy-coded stream
+(``PlaneValues``, v1.2: lossless floats). Any layout combines with any value kind.
 
 The compression pipeline and the importers build these objects; the container writer
 serialises them; the reader rebuilds them from a file before decoding. They hold plain
@@ -137,6 +138,29 @@ class GroupedValues:
                                codes.codec, **extra), codes)
 
 
+#: Stored units per block of a PLANES record written by default: each block's planes have
+#: Huffman tables of their own, so a tensor whose statistics drift (the rows of an
+#: embedding) is coded as it goes (ZipNN's 256 KB chunks do the same), while a table per
+#: plane costs well under 1 % of a block.
+PLANE_BLOCK_UNITS = 1 << 18
+
+
+@dataclass(frozen=True, eq=False)
+class PlaneValues:
+    """Each stored unit holds its value, losslessly, split into bit planes (FORMAT.md,
+    "PLANES values"): the exponent, then the sign and mantissa 8 bits at a time from the
+    top; each plane of each block of ``block_size`` units is its own stream.
+
+    ``values`` are the tensor's values in its dtype (a float type). ``codec`` codes every
+    plane, or is a sequence of codecs, one per plane (exponent first). The default,
+    Huffman with raw fallback per chunk, stores a plane raw where coding would not pay.
+    """
+
+    values: np.ndarray
+    block_size: int = PLANE_BLOCK_UNITS
+    codec: StreamCodec | tuple = field(default_factory=_default_codec)
+
+
 @dataclass(frozen=True, eq=False)
 class EncodedTensor:
     """One record: dtype (wire name, e.g. ``"F32"``), shape, layout and values."""
@@ -144,7 +168,7 @@ class EncodedTensor:
     dtype: str
     shape: tuple[int, ...]
     layout: Dense | Sparse
-    values: RawValues | CodebookValues | BankValues | GroupedValues
+    values: RawValues | CodebookValues | BankValues | GroupedValues | PlaneValues
 
     @property
     def size(self) -> int:

@@ -14,18 +14,21 @@ from enum import IntEnum
 #: 8 bytes; byte-swapped or text-mangled copies (CRLF -> LF, 7-bit strip) do not match.
 MAGIC = b"\x89DCF\r\n\x1a\n"
 VERSION_MAJOR = 1
-#: The newest minor version this package reads and writes (v1.1: GROUPED values).
-VERSION_MINOR = 1
+#: The newest minor version this package reads and writes (v1.1: GROUPED values; v1.2:
+#: PLANES values).
+VERSION_MINOR = 2
 #: What a writer puts in Version_Minor for a file that uses nothing of a later minor: a
 #: v1.0 reader decodes every such file, byte for byte as before.
 BASE_VERSION_MINOR = 0
 
 #: Required_Features bit 0 (v1.1): some record has GROUPED values.
 FEATURE_GROUPED = 1 << 0
+#: Required_Features bit 1 (v1.2): some record has PLANES values.
+FEATURE_PLANES = 1 << 1
 #: Required_Features bits known to this version.
-KNOWN_REQUIRED_FEATURES = FEATURE_GROUPED
+KNOWN_REQUIRED_FEATURES = FEATURE_GROUPED | FEATURE_PLANES
 #: The minor version that defines each required feature bit.
-FEATURE_MINOR = {FEATURE_GROUPED: 1}
+FEATURE_MINOR = {FEATURE_GROUPED: 1, FEATURE_PLANES: 2}
 
 # Preamble: Magic, Version_Major, Version_Minor, Required_Features, Optional_Features,
 # Header_Size, Header_Checksum.
@@ -131,6 +134,9 @@ class ValueKind(IntEnum):
     #: v1.1, Required_Features bit FEATURE_GROUPED: a codebook shared by groups of
     #: Group_Size consecutive units, each group with a scale (and an offset) of its own.
     GROUPED = 3
+    #: v1.2, Required_Features bit FEATURE_PLANES: raw float values split into bit planes
+    #: (the exponent, then the sign and mantissa a byte at a time), each an integer stream.
+    PLANES = 4
 
 
 class SegmentCodec(IntEnum):
@@ -144,6 +150,27 @@ class SegmentCodec(IntEnum):
 #: Element types a GROUPED record may have (its tables are F32; values are computed in
 #: float32 and rounded to the element type).
 GROUPED_DTYPES = frozenset({DType.F32, DType.F16, DType.BF16})
+
+
+#: The bits of each float dtype a PLANES record splits (FORMAT.md, "PLANES values"):
+#: (element bits W, exponent bits E, mantissa bits M), the sign being the top bit.
+FLOAT_LAYOUT = {
+    DType.F16: (16, 5, 10), DType.BF16: (16, 8, 7), DType.F32: (32, 8, 23), DType.F64: (64, 11, 52),
+    DType.F8_E4M3: (8, 4, 3), DType.F8_E5M2: (8, 5, 2),
+}
+#: Element types a PLANES record may have.
+PLANES_DTYPES = frozenset(FLOAT_LAYOUT)
+#: Largest Block_Size of a PLANES record (units per block).
+MAX_PLANE_BLOCK = MAX_ELEMENTS
+
+
+def plane_widths(dtype: DType) -> tuple[int, ...]:
+    """The bit widths of a PLANES record's planes, in segment order: the exponent, then the
+    sign and mantissa (``W - E`` bits, the sign on top) cut into 8-bit fields from the top,
+    the last one holding what is left (BF16: 8, 8; F32: 8, 8, 8, 8; F16: 5, 8, 3)."""
+    total, exponent, _ = FLOAT_LAYOUT[dtype]
+    rest = total - exponent
+    return (exponent,) + (8,) * (rest // 8) + ((rest % 8,) if rest % 8 else ())
 
 
 class ChunkMode(IntEnum):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .constants import DTYPE_SIZE, PREAMBLE_SIZE, DType, Layout, SegmentCodec, ValueKind, align_up
+from .constants import DTYPE_SIZE, PREAMBLE_SIZE, DType, Layout, SegmentCodec, ValueKind, align_up, plane_widths
 
 #: Segment roles in on-disk order, with the codecs each role allows.
 STREAM_CODECS = frozenset({SegmentCodec.PACKED, SegmentCodec.HUFFMAN})
@@ -25,8 +25,25 @@ BYTES_CODECS = frozenset({SegmentCodec.BYTES})
 GROUPED_TABLE_ROLES = ("codebook", "scales", "scale_codes", "offsets", "offset_codes")
 
 
-def segment_roles(layout: Layout, value_kind: ValueKind) -> tuple[str, ...]:
-    """The roles of a record's segments, in the order FORMAT.md lists them."""
+def plane_names(dtype: DType) -> tuple[str, ...]:
+    """A PLANES record's planes of ``dtype``, in order: "exponent", "mantissa1", ... (the
+    sign is the top bit of "mantissa1")."""
+    return ("exponent",) + tuple(f"mantissa{k}" for k in range(1, len(plane_widths(dtype))))
+
+
+def plane_roles(dtype: DType, blocks: int) -> tuple[str, ...]:
+    """The plane segments of a PLANES record of ``blocks`` blocks: every plane of block 0,
+    then of block 1, ..., named "exponent[b]", "mantissa1[b]", ..."""
+    names = plane_names(dtype)
+    return tuple(f"{plane}[{b}]" for b in range(blocks) for plane in names)
+
+
+def segment_roles(layout: Layout, value_kind: ValueKind, dtype: DType | None = None,
+                  blocks: int = 0) -> tuple[str, ...]:
+    """The roles of a record's segments, in the order FORMAT.md lists them (a PLANES
+    record's depend on its ``dtype`` and its number of ``blocks``)."""
+    if value_kind == ValueKind.PLANES:
+        return (("gaps",) if layout == Layout.SPARSE else ()) + plane_roles(dtype, blocks)
     roles = []
     if value_kind == ValueKind.CODEBOOK:
         roles.append("codebook")
@@ -40,7 +57,7 @@ def segment_roles(layout: Layout, value_kind: ValueKind) -> tuple[str, ...]:
 
 
 #: Roles whose segment is stored as bytes (tables and raw values); the others are streams.
-BYTES_ROLES = frozenset({"codebook", "values", "scales", "offsets"})
+BYTES_ROLES = frozenset({"codebook", "values", "scales", "offsets"})  # a PLANES record's are all streams
 
 
 def nonzero_product(shape) -> int:
@@ -84,6 +101,13 @@ class Record:
     group_size: int = 0
     scale_count: int = 0
     offset_count: int = 0
+    #: PLANES values: stored units per block.
+    block_size: int = 0
+
+    @property
+    def blocks(self) -> int:
+        """B, the number of blocks of a PLANES record: ceil(S / Block_Size)."""
+        return -(-self.stored_count // self.block_size) if self.block_size else 0
 
     @property
     def groups(self) -> int:
@@ -133,10 +157,11 @@ class RecordTable(Sequence):
     """
 
     COLUMNS = ("dtype", "rank", "dim_start", "layout", "value_kind", "gap_bits", "entry_count", "codebook_size",
-               "bank_index", "unit_size", "group_size", "scale_count", "offset_count", "segment_start",
-               "segment_count")
+               "bank_index", "unit_size", "group_size", "scale_count", "offset_count", "block_size",
+               "segment_start", "segment_count")
     SEGMENT_COLUMNS = ("segment_codec", "segment_offset", "segment_length", "segment_checksum")
     _WIDTHS = {"dim_start": np.int64, "entry_count": np.int64, "unit_size": np.int64, "group_size": np.int64,
+               "block_size": np.int64,
                "segment_start": np.int64, "segment_offset": np.int64, "segment_length": np.int64,
                "codebook_size": np.uint32, "bank_index": np.uint32, "scale_count": np.uint32,
                "offset_count": np.uint32, "segment_checksum": np.uint32}
@@ -168,7 +193,7 @@ class RecordTable(Sequence):
             columns["dtype"][i], columns["rank"][i], columns["dim_start"][i] = r.dtype, len(r.shape), len(dims)
             dims.extend(r.shape)
             for column in ("layout", "value_kind", "gap_bits", "entry_count", "codebook_size", "bank_index",
-                           "unit_size", "group_size", "scale_count", "offset_count"):
+                           "unit_size", "group_size", "scale_count", "offset_count", "block_size"):
                 columns[column][i] = getattr(r, column)
             columns["segment_start"][i], columns["segment_count"][i] = start, len(r.segments)
             start += len(r.segments)
@@ -232,22 +257,29 @@ class RecordTable(Sequence):
 
     def _record(self, i: int) -> Record:
         layout, value_kind = _LAYOUT[self.layout[i]], _VALUE_KIND[self.value_kind[i]]
-        roles = _ROLES[layout, value_kind]
+        count = int(self.segment_count[i])
+        dtype = _DTYPE[self.dtype[i]]
+        if value_kind == ValueKind.PLANES:
+            roles = segment_roles(layout, value_kind, dtype, (count - (layout == Layout.SPARSE))
+                                  // len(plane_widths(dtype)))
+        else:
+            roles = _ROLES[layout, value_kind]
         start = int(self.segment_start[i])
         segments = {role: SegmentRef(_CODEC[self.segment_codec[j]], int(self.segment_offset[j]),
                                      int(self.segment_length[j]), int(self.segment_checksum[j]))
-                    for role, j in zip(roles, range(start, start + int(self.segment_count[i])))}
-        return Record(self.names[i], _DTYPE[self.dtype[i]], self.shape(i), layout, value_kind,
+                    for role, j in zip(roles, range(start, start + count))}
+        return Record(self.names[i], dtype, self.shape(i), layout, value_kind,
                       int(self.gap_bits[i]), int(self.entry_count[i]), int(self.codebook_size[i]),
                       int(self.bank_index[i]), int(self.unit_size[i]), segments, int(self.group_size[i]),
-                      int(self.scale_count[i]), int(self.offset_count[i]))
+                      int(self.scale_count[i]), int(self.offset_count[i]), int(self.block_size[i]))
 
 
 _DTYPE = {member.value: member for member in DType}
 _LAYOUT = {member.value: member for member in Layout}
 _VALUE_KIND = {member.value: member for member in ValueKind}
 _CODEC = {member.value: member for member in SegmentCodec}
-_ROLES = {(layout, kind): segment_roles(layout, kind) for layout in Layout for kind in ValueKind}
+_ROLES = {(layout, kind): segment_roles(layout, kind) for layout in Layout for kind in ValueKind
+          if kind != ValueKind.PLANES}
 _ITEMSIZE = np.zeros(256, np.int64)
 for _dtype, _size in DTYPE_SIZE.items():
     _ITEMSIZE[_dtype] = _size

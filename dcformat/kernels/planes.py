@@ -1,0 +1,49 @@
+"""Kernels that split float bits into PLANES symbols and join them back (FORMAT.md,
+"PLANES values").
+
+Values travel as unsigned integers of their element width (``dtypes.storage_view``). A
+value of ``W`` bits has its exponent (``E`` bits above the ``M`` mantissa bits) as plane
+0, and its sign and mantissa as ``t = sign << M | mantissa``, ``W - E`` bits cut into the
+planes that follow from the top (``widths[1:]``). Both directions are bit-exact for every
+pattern: NaN payloads, -0.0, subnormals and infinities are just bits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import kernel
+
+
+@kernel
+def split(bits, total, exponent_bits, widths, out):
+    """``out[k, i]`` = plane k's symbol of value ``bits[i]`` (``out`` is uint16, one row a plane)."""
+    mantissa_bits = total - exponent_bits
+    mantissa_bits -= 1  # M: the sign is t's top bit
+    exponent_mask = np.uint64((1 << exponent_bits) - 1)
+    mantissa_mask = np.uint64((1 << mantissa_bits) - 1)
+    planes = widths.shape[0]
+    for i in range(bits.shape[0]):
+        x = np.uint64(bits[i])
+        out[0, i] = np.uint16((x >> np.uint64(mantissa_bits)) & exponent_mask)
+        t = ((x >> np.uint64(total - 1)) << np.uint64(mantissa_bits)) | (x & mantissa_mask)
+        shift = total - exponent_bits
+        for k in range(1, planes):
+            shift -= widths[k]
+            out[k, i] = np.uint16((t >> np.uint64(shift)) & np.uint64((1 << widths[k]) - 1))
+
+
+@kernel
+def join(planes, total, exponent_bits, widths, out):
+    """The inverse of :func:`split`: ``out[i]`` from the symbols ``planes[k, i]``, each
+    already proven below ``2**widths[k]`` (its stream's alphabet)."""
+    mantissa_bits = total - exponent_bits - 1
+    mantissa_mask = np.uint64((1 << mantissa_bits) - 1)
+    count = planes.shape[0]
+    for i in range(out.shape[0]):
+        t = np.uint64(0)
+        for k in range(1, count):
+            t = (t << np.uint64(widths[k])) | np.uint64(planes[k, i])
+        x = (((t >> np.uint64(mantissa_bits)) << np.uint64(total - 1))
+             | (np.uint64(planes[0, i]) << np.uint64(mantissa_bits)) | (t & mantissa_mask))
+        out[i] = x
