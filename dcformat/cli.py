@@ -322,6 +322,8 @@ def _settings(args):
     _check_settings(args, settings)
     if args.rd_weights:
         settings = replace(settings, rd_weights=_rd_weights(Path(args.rd_weights)))
+    if args.exact is not None:
+        settings = replace(settings, exact=args.exact)
     return settings
 
 
@@ -468,6 +470,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--groups", choices=("tensor", "rows"),
                    help="ecq: one codebook per tensor, or shared by its rows (output channels), each row scaled "
                         "by its RMS (format v1.1: GROUPED values)")
+    p.add_argument("--exact", choices=("planes", "raw"),
+                   help="how tensors kept exact are stored: planes (default; float tensors as entropy-coded "
+                        "exponent and mantissa planes where smaller, bit-exact, format v1.2) or raw (as they are)")
     p.add_argument("--prototxt", help="Caffe prototxt of a 2016 .net file")
     p.add_argument("--safe-global", action="append", metavar="MODULE.NAME",
                    help="let a trusted PyTorch checkpoint's pickle use this class or function (torch's "

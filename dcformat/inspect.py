@@ -41,7 +41,7 @@ class TensorSummary:
 
 def encoding_name(record: Record) -> str:
     values = {ValueKind.RAW: "raw", ValueKind.CODEBOOK: "codebook", ValueKind.BANK: "bank",
-              ValueKind.GROUPED: f"grouped/{record.group_size}"}[record.value_kind]
+              ValueKind.GROUPED: f"grouped/{record.group_size}", ValueKind.PLANES: "planes"}[record.value_kind]
     if record.layout == Layout.SPARSE:
         return f"sparse+{values}"
     return values

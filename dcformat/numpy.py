@@ -9,15 +9,25 @@ import numpy as np
 from .container.file import ContainerFile
 from .container.source import open_source
 from .container.writer import ContainerWriter, StreamingWriter
+from .encodings.lossless import exact_tensor
+from .errors import UsageError
+
+#: What ``save``/``save_file`` may do to the arrays they are given: None stores them RAW,
+#: as safetensors does (a v1.0 file); "lossless" stores each float array as PLANES values
+#: where that is smaller (v1.2), bit-exact.
+COMPRESS_MODES = (None, "lossless")
 
 
 def save(tensors: Mapping, metadata: Mapping[str, str] | None = None, *,
-         banks: Mapping | None = None) -> bytes:
+         banks: Mapping | None = None, compress: str | None = None) -> bytes:
     """Encode ``tensors`` into the bytes of a ``.dcf`` file.
 
     Values are numpy arrays (stored exactly, as safetensors would) or
     :class:`~dcformat.encodings.model.EncodedTensor` objects from the compression
     pipeline. ``banks`` maps bank names to kernel banks of shape (L, *kernel).
+    ``compress="lossless"`` stores each float array (bf16, fp16, fp32, fp64, fp8) as
+    entropy-coded bit planes where that is smaller, every bit kept (NaN payloads, -0.0);
+    ``None`` stores the arrays as they are.
 
     Examples
     --------
@@ -27,20 +37,21 @@ def save(tensors: Mapping, metadata: Mapping[str, str] | None = None, *,
     array([ 1.5, -0. ], dtype=float16)
     """
     writer = ContainerWriter(metadata)
-    _add_all(writer, tensors, banks)
+    _add_all(writer, tensors, banks, compress)
     return writer.to_bytes()
 
 
 def save_file(tensors: Mapping, path, metadata: Mapping[str, str] | None = None, *,
-              banks: Mapping | None = None, overwrite: bool = False) -> None:
+              banks: Mapping | None = None, overwrite: bool = False, compress: str | None = None) -> None:
     """Write ``tensors`` to ``path`` atomically; an existing file is kept unless ``overwrite``.
 
-    The bytes are those of :func:`save`. Each tensor is encoded and written out before
+    The bytes are those of :func:`save` (``compress`` as there). Each tensor is encoded and written out before
     the next is read, so a lazy mapping (values loaded when indexed) is held one tensor
     at a time; see :class:`~dcformat.container.writer.StreamingWriter`.
     """
+    _check_compress(compress)
     with StreamingWriter(path, metadata, overwrite=overwrite) as writer:
-        _add_all(writer, tensors, banks)
+        _add_all(writer, tensors, banks, compress)
 
 
 def load(data: bytes, *, verify: bool = True, decode_budget: int | None = None,
@@ -80,8 +91,15 @@ def load_metadata(path) -> dict[str, str]:
         source.close()
 
 
-def _add_all(writer, tensors: Mapping, banks: Mapping | None) -> None:
+def _check_compress(compress) -> None:
+    if compress not in COMPRESS_MODES:
+        raise UsageError(f"compress must be None or 'lossless', got {compress!r}")
+
+
+def _add_all(writer, tensors: Mapping, banks: Mapping | None, compress: str | None = None) -> None:
+    _check_compress(compress)
     for name, bank in (banks or {}).items():
         writer.add_bank(name, bank)
     for name in tensors:  # indexed one at a time, so that a lazy mapping loads one at a time
-        writer.add_tensor(name, tensors[name])
+        value = tensors[name]
+        writer.add_tensor(name, value if compress is None else exact_tensor(name, value))

@@ -57,9 +57,9 @@ def test_compress_paper_prints_a_row_per_layer_and_a_total(capsys, lenet, tmp_pa
             {*WEIGHTS, "ip1.bias", "ip2.bias", "ip3.bias"}}
     assert set(WEIGHTS) <= set(rows)
     # fc layers of at least min_elements are pruned to ~10 % and shared on 5 bits; ip3 (1000
-    # elements) is below the preset's min_elements and stays raw.
+    # elements) is below the preset's min_elements and stays exact, as float planes (smaller than raw).
     assert "sparse+codebook" in rows["ip1.weight"] and "sparse+codebook" in rows["ip2.weight"]
-    assert "raw" in rows["ip3.weight"]
+    assert "planes" in rows["ip3.weight"]
     ratio = float(re.search(r"\s([\d.]+)x(\s|$)", rows["ip1.weight"]).group(1))
     assert ratio > 20
     total = next(line for line in out.splitlines() if line.startswith("total"))

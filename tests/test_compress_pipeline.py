@@ -24,7 +24,7 @@ from dcformat.compress import (
     prune_mask,
     reconstruct,
 )
-from dcformat.encodings.model import CodebookValues, Dense, EncodedTensor, RawValues, Sparse
+from dcformat.encodings.model import CodebookValues, Dense, EncodedTensor, PlaneValues, RawValues, Sparse
 from dcformat.errors import InvalidSettings, UnsupportedDType, UsageError
 from dcformat.streams import HuffmanCodec, PackedCodec
 
@@ -228,8 +228,14 @@ def test_compress_tensors_selects_and_reports():
     for name, reason in [("fc.bias", "fewer than 2 dimensions"), ("tiny.weight", "fewer than 100 elements"),
                          ("steps", "not floating"), ("norm.weight", "keep pattern"),
                          ("bad.weight", "non-finite values")]:
-        assert by[name].kind == EXACT and by[name].reason == reason and out[name] is sd[name]
+        assert by[name].kind == EXACT and by[name].reason == reason
         assert by[name].rel_rms_error == 0 and by[name].sqnr_db == math.inf
+        # stored as given, or (a float tensor whose planes are smaller) as PLANES of the same bits
+        kept = out[name] if out[name] is sd[name] else out[name].values.values.reshape(sd[name].shape)
+        assert kept.tobytes() == sd[name].tobytes()
+    assert isinstance(out["norm.weight"].values, PlaneValues) and out["steps"] is sd["steps"]
+    exact = CompressionSettings.from_dict(dict(s.to_dict(), exact="raw"))
+    assert compress_tensors(sd, exact)[0]["norm.weight"] is sd["norm.weight"]
     assert by["steps"].dtype == "I64" and by["steps"].kept == 10000
     for name in ("conv.weight", "fc.weight"):
         assert isinstance(out[name], EncodedTensor)
@@ -243,7 +249,8 @@ def test_compress_tensors_defaults_and_progress(capsys):
     assert reports[0].kind == CODEBOOK and reports[0].code_bits == 8
     assert "compressing" in capsys.readouterr().err
     out, reports = compress_tensors(sd, CompressionSettings.preset("lossless"))
-    assert out["w"] is sd["w"] and reports[0].kind == EXACT
+    assert isinstance(out["w"].values, PlaneValues) and reports[0].kind == EXACT
+    assert dcformat.load(dcformat.save(out))["w"].tobytes() == sd["w"].tobytes()
     with pytest.raises(UsageError):
         compress_tensors({"w": [[1.0]]})
     with pytest.raises(InvalidSettings):

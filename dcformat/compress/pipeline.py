@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
-from ..encodings.model import CodebookValues, Dense, EncodedTensor, GroupedValues, RawValues
+from ..encodings.lossless import exact_tensor
+from ..encodings.model import CodebookValues, Dense, EncodedTensor, GroupedValues, PlaneValues, RawValues
 from ..encodings.sparse import SparseEntries, build_sparse, gaps_to_positions, positions_to_gaps, smallest_sparse
 from ..errors import InvalidSettings, UnsupportedDType, UsageError
 from ..format.constants import DEFAULT_ALIGNMENT, PREAMBLE_SIZE
@@ -336,8 +337,10 @@ def compress_tensors(tensors: Mapping[str, np.ndarray], settings: CompressionSet
     -------
     (dict, list of TensorReport)
         The dict has the input's names in the input's order: an ``EncodedTensor`` for
-        each compressed tensor, the input array itself for each tensor kept exact
-        (non-floating, too small, matched by a keep rule, or with NaN or infinity).
+        each compressed tensor; for each tensor kept exact (non-floating, too small,
+        matched by a keep rule, or with NaN or infinity) the input array itself, or, for
+        a float tensor whose bit planes store fewer bytes (``settings.exact``, default
+        "planes"), an ``EncodedTensor`` of PLANES values that decodes to it bit for bit.
 
     See Also
     --------
@@ -440,7 +443,7 @@ def _compress_entry(name: str, array: np.ndarray, settings: CompressionSettings,
             return _compress(array, settings.settings_for(name, shape, wire), name, assign=assign)
         except _NonFinite:
             reason = "non-finite values"
-    return array, _exact_report(name, array, reason)
+    return exact_tensor(name, array, settings.exact), _exact_report(name, array, reason)
 
 
 def _compress_on_budget(name: str, array: np.ndarray, settings: CompressionSettings,
@@ -526,7 +529,7 @@ def _budget_entry(name: str, array: np.ndarray, settings: CompressionSettings):
             return budget.stored_cost(name, _compress(array, ts, name)[0])
         except _NonFinite:
             pass
-    return budget.stored_cost(name, array)
+    return budget.stored_cost(name, exact_tensor(name, array, settings.exact))
 
 
 def reconstruct(encoded: EncodedTensor) -> np.ndarray:
@@ -550,7 +553,7 @@ def reconstruct(encoded: EncodedTensor) -> np.ndarray:
         if codes.size and (codes.min() < 0 or codes.max() >= codebook.size):
             raise UsageError("a code is outside the codebook")
         stored = codebook[codes]
-    elif isinstance(vals, RawValues):
+    elif isinstance(vals, (RawValues, PlaneValues)):
         stored = np.asarray(vals.values).astype(dtype, copy=False).ravel()
     else:
         raise UsageError(f"reconstruct cannot decode {type(vals).__name__} without its bank")

@@ -19,6 +19,7 @@ import math
 import re
 from dataclasses import dataclass, field, fields, replace
 
+from ..encodings.lossless import EXACT_ENCODINGS
 from ..errors import InvalidSettings
 
 INITS = ("linear", "density", "random")
@@ -301,6 +302,11 @@ class CompressionSettings:
         They steer the ``bits_per_param`` allocation: a tensor weighted ``w`` ends at
         ``10 log10 w`` dB more SQNR than one weighted 1. Stored as sorted
         ``(name, factor)`` pairs so settings stay hashable and comparable.
+    exact : {"planes", "raw"}
+        How tensors kept exact are stored: "planes" (default) stores each float tensor
+        as entropy-coded bit planes where that is smaller than its raw bytes, bit-exact
+        (a v1.2 file); "raw" stores every exact tensor as it is (a file v1.0 readers
+        decode, unless other settings need a later version).
 
     Examples
     --------
@@ -319,6 +325,7 @@ class CompressionSettings:
     min_elements: int = 4096
     bits_per_param: float | None = None
     rd_weights: tuple[tuple[str, float], ...] = ()
+    exact: str = "planes"
 
     def __post_init__(self):
         if self.default is not None and not isinstance(self.default, TensorSettings):
@@ -340,6 +347,8 @@ class CompressionSettings:
                 raise InvalidSettings(f"bits_per_param must be > 0, got {b!r}")
             object.__setattr__(self, "bits_per_param", b)
         object.__setattr__(self, "rd_weights", _check_rd_weights(self.rd_weights))
+        if self.exact not in EXACT_ENCODINGS:
+            raise InvalidSettings(f"exact must be one of {list(EXACT_ENCODINGS)}, got {self.exact!r}")
 
     def exact_reason(self, name: str, shape: tuple[int, ...], dtype: str | None) -> str | None:
         """Why the tensor is kept exact, or None when it is compressed.
@@ -379,7 +388,7 @@ class CompressionSettings:
         return {"default": None if self.default is None else self.default.to_dict(),
                 "rules": [r.to_dict() for r in self.rules],
                 "keep": list(self.keep), "min_elements": self.min_elements,
-                "bits_per_param": self.bits_per_param, "rd_weights": dict(self.rd_weights)}
+                "bits_per_param": self.bits_per_param, "rd_weights": dict(self.rd_weights), "exact": self.exact}
 
     @classmethod
     def from_dict(cls, data: dict) -> "CompressionSettings":

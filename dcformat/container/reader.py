@@ -513,11 +513,17 @@ def check_data_layout(header: Header, data) -> None:
         raise TruncatedError("data section", file_end, source.size)
     if source.size > file_end:
         raise InvalidLayout(f"{source.size - file_end} bytes after the last segment")
-    padding = _PaddingCheck(source)
-    padding.add(C.PREAMBLE_SIZE + header.header_size, data_offset, None, "after the header")
-    for j in np.flatnonzero(offsets > before).tolist():  # only where there is padding
+
+    def where(j: int) -> str:  # only asked for the error's message: building Records costs
         record, role = _segment_at(header, j)
-        padding.add(data_offset + int(before[j]), data_offset + int(offsets[j]), record, role)
+        return f"before {role} of {record.name!r}"
+
+    padding = _PaddingCheck(source, where)
+    padding.add(C.PREAMBLE_SIZE + header.header_size, data_offset, "after the header")
+    padded = np.flatnonzero(offsets > before)
+    for j, start, stop in zip(padded.tolist(), (data_offset + before[padded]).tolist(),
+                              (data_offset + offsets[padded]).tolist()):  # only where there is padding
+        padding.add(start, stop, j)
     padding.flush()
 
 
@@ -568,25 +574,26 @@ class _PaddingCheck:
 
     NEAR, WINDOW = 4096, 1 << 20
 
-    def __init__(self, source):
+    def __init__(self, source, where):
         self.source = source
-        self.pending: list = []  # (start, stop, record, role)
+        self.where = where  # segment index -> where its padding is, for the message
+        self.pending: list = []  # (start, stop, segment index or a description)
 
-    def add(self, start: int, stop: int, record, role: str) -> None:
+    def add(self, start: int, stop: int, segment) -> None:
         if stop <= start:
             return
         if self.pending and (start - self.pending[-1][1] > self.NEAR or stop - self.pending[0][0] > self.WINDOW):
             self.flush()
-        self.pending.append((start, stop, record, role))
+        self.pending.append((start, stop, segment))
 
     def flush(self) -> None:
         if not self.pending:
             return
         base = self.pending[0][0]
         window = self.source.read(base, self.pending[-1][1] - base, "padding")
-        for start, stop, record, role in self.pending:
+        for start, stop, segment in self.pending:
             if window[start - base:stop - base].tobytes().count(0) != stop - start:
-                raise NonZeroPadding("padding " + (role if record is None else f"before {role} of {record.name!r}"))
+                raise NonZeroPadding("padding " + (segment if isinstance(segment, str) else self.where(segment)))
         self.pending = []
 
 

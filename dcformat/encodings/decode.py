@@ -191,7 +191,6 @@ def _decode_planes(record: Record, segment: SegmentGetter, dtype: np.dtype, out,
         positions = gap_positions(gaps, record.units, record.name)
     widths = plane_widths(record.dtype)
     total, exponent_bits, _ = FLOAT_LAYOUT[record.dtype]
-    widths_array = np.array(widths, np.int64)
     names = plane_names(record.dtype)
     block = record.block_size
     # Streams are checked before anything of the size S is allocated: each codec bounds its
@@ -203,16 +202,24 @@ def _decode_planes(record: Record, segment: SegmentGetter, dtype: np.dtype, out,
         values = np.empty(stored, dtype=storage_view(np.empty(0, dtype)).dtype)
     blocks = record.blocks
     inner = 1 if blocks > 1 else threads
+    mantissa_bits = total - exponent_bits - 1
+    # the exponent plane decodes through a table straight into the output's bits, then
+    # each mantissa plane is merged in (from the payload's own bytes when stored raw)
+    exponents = (np.arange(1 << exponent_bits, dtype=np.uint64) << np.uint64(mantissa_bits)).astype(values.dtype)
+    shifts = np.cumsum(widths[:0:-1])[::-1] - np.array(widths[1:])  # each mantissa plane's place in t
 
     def run(b: int) -> None:
         start = b * block
         count = min(block, stored - start)
-        symbols = np.empty((len(widths), count), np.uint16)
-        for k, (plane, width) in enumerate(zip(names, widths)):
+        part = values[start:start + count]
+        role = f"exponent[{b}]"
+        _codec(record, role).decode_gather(segment(role), count, exponents, out=part,
+                                           name=_stream_name(record, role), threads=inner)
+        for plane, width, shift in zip(names[1:], widths[1:], shifts.tolist()):
             role = f"{plane}[{b}]"
-            _codec(record, role).decode(segment(role), count, 1 << width, out=symbols[k],
-                                        name=_stream_name(record, role), threads=inner)
-        plane_kernels.join(symbols, total, exponent_bits, widths_array, values[start:start + count])
+            symbols = _codec(record, role).decode_narrow(segment(role), count, 1 << width,
+                                                         name=_stream_name(record, role), threads=inner)
+            plane_kernels.merge(part, symbols, shift, mantissa_bits, total)
 
     parallel = _threads.threads_for(stored, threads, PLANES_PARALLEL_MIN)
     if blocks > 1 and parallel > 1:

@@ -14,6 +14,8 @@ from typing import Mapping
 import numpy as np
 
 from ..format.constants import (
+    CHUNK_ENTRY_SIZE,
+    DEFAULT_CHUNK_SYMBOLS,
     GROUPED_DTYPES,
     MAX_PLANE_BLOCK,
     PLANES_DTYPES,
@@ -37,6 +39,8 @@ from ..errors import InvalidSettings, UnsupportedDType
 from .. import threads as _threads
 from ..kernels import planes as plane_kernels
 from ..streams.base import StreamCodec
+from ..streams.huffman import HuffmanCodec
+from ..streams.packed import PackedCodec
 from .model import BankValues, CodebookValues, Dense, EncodedTensor, GroupedValues, PlaneValues, RawValues, Sparse
 
 
@@ -125,7 +129,11 @@ def encode_tensor(name: str, tensor, banks: Mapping[str, BankInfo] | None = None
             raise InvalidSettings(f"bank {name!r} cannot have PLANES values")
         raw = _typed(name, "values", values.values, dtype)
         _check_count(name, "values", raw.size, stored)
-        fields["block_size"] = _plane_blocks(name, values, dtype, raw, segments)
+        if values._coded is not None and len(values._coded) == len(plane_roles(dtype, -(-stored // values.block_size))):
+            segments.update(values._coded)
+            fields["block_size"] = int(values.block_size)
+        else:
+            fields["block_size"] = _plane_blocks(name, values, dtype, raw, segments)
         value_kind = ValueKind.PLANES
     elif isinstance(values, (CodebookValues, BankValues, GroupedValues)):
         role, stream = ("selectors", values.selectors) if isinstance(values, BankValues) else ("codes", values.codes)
@@ -196,7 +204,7 @@ def _plane_blocks(name: str, values: PlaneValues, dtype: DType, raw: np.ndarray,
         raise InvalidSettings(f"block_size of {name!r} is {block!r}; allowed 1..{MAX_PLANE_BLOCK}")
     widths = plane_widths(dtype)
     codecs = values.codec if isinstance(values.codec, (tuple, list)) else (values.codec,) * len(widths)
-    if len(codecs) != len(widths) or not all(isinstance(c, StreamCodec) for c in codecs):
+    if len(codecs) != len(widths) or not all(c is None or isinstance(c, StreamCodec) for c in codecs):
         raise InvalidSettings(f"codec of {name!r} must be a stream codec or {len(widths)} of them, one a plane")
     block = int(block)
     total, exponent_bits, _ = FLOAT_LAYOUT[dtype]
@@ -207,7 +215,11 @@ def _plane_blocks(name: str, values: PlaneValues, dtype: DType, raw: np.ndarray,
         part = bits[start:start + block]
         symbols = np.empty((len(widths), part.size), np.uint16)
         plane_kernels.split(part, total, exponent_bits, widths_array, symbols)
-        return [(c.wire_id, c.encode(symbols[k], 1 << w)) for k, (c, w) in enumerate(zip(codecs, widths))]
+        coded = []
+        for k, (c, w) in enumerate(zip(codecs, widths)):
+            c = c or _plane_codec(symbols[k], w)
+            coded.append((c.wire_id, c.encode(symbols[k], 1 << w)))
+        return coded
 
     starts = range(0, raw.size, block)
     coded = _threads.run(code, starts) if len(starts) > 1 else [code(s) for s in starts]
@@ -216,6 +228,23 @@ def _plane_blocks(name: str, values: PlaneValues, dtype: DType, raw: np.ndarray,
         for payload in planes:
             segments[next(roles)] = payload
     return block
+
+
+#: A plane is Huffman-coded when its order-0 entropy, with the table, is at most this
+#: share of its packed size: Huffman lands a little above the entropy, so a plane closer
+#: to uniform would gain next to nothing for the time it costs to code and decode.
+PLANE_HUFFMAN_SHARE = 0.99
+_PACKED, _HUFFMAN = PackedCodec(), HuffmanCodec()
+
+
+def _plane_codec(symbols: np.ndarray, width: int) -> StreamCodec:
+    """The codec for one plane of one block: Huffman where its entropy says it pays."""
+    freqs = np.bincount(symbols, minlength=1 << width)
+    used = freqs[freqs > 0].astype(np.float64)
+    bits = float(-(used * np.log2(used / symbols.size)).sum())
+    table = (int(np.flatnonzero(freqs)[-1]) + 2) // 2 if used.size else 0
+    huffman = bits / 8 + table + 8 + CHUNK_ENTRY_SIZE * -(-symbols.size // DEFAULT_CHUNK_SYMBOLS)
+    return _HUFFMAN if huffman <= PLANE_HUFFMAN_SHARE * (symbols.size * width / 8) else _PACKED
 
 
 def _group_stream(name: str, role: str, codes, alphabet: int, groups: int, codec) -> tuple:

@@ -153,12 +153,25 @@ class PlaneValues:
 
     ``values`` are the tensor's values in its dtype (a float type). ``codec`` codes every
     plane, or is a sequence of codecs, one per plane (exponent first). The default,
-    Huffman with raw fallback per chunk, stores a plane raw where coding would not pay.
+    None, chooses per plane of each block: Huffman (with raw fallback per chunk) where
+    the plane's order-0 entropy says coding saves at least 1 %, else packed, which stores
+    an 8-bit plane as its bytes (the sign and top mantissa bits of most weights are
+    nearly uniform: coding them would cost time for a few bytes).
     """
 
     values: np.ndarray
     block_size: int = PLANE_BLOCK_UNITS
-    codec: StreamCodec | tuple = field(default_factory=_default_codec)
+    codec: StreamCodec | tuple | None = None
+    #: role -> (wire id, payload) of every plane, when already coded (:meth:`coded`).
+    _coded: dict | None = _coded_field()
+
+    @classmethod
+    def coded(cls, values: np.ndarray, block_size: int, segments: dict, codec=None) -> "PlaneValues":
+        """Values whose planes are already coded (``segments``: role -> (wire id, payload),
+        as :func:`dcformat.encodings.encode.encode_tensor` made them): the writer stores
+        them as they are, so a size measured before writing costs no second encoding."""
+        extra = {} if codec is None else {"codec": codec}
+        return _with_coded(cls(values, block_size, **extra), segments)
 
 
 @dataclass(frozen=True, eq=False)

@@ -7,6 +7,7 @@ is spec knowledge (FORMAT.md, "Records") and lives here, once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ def plane_names(dtype: DType) -> tuple[str, ...]:
     return ("exponent",) + tuple(f"mantissa{k}" for k in range(1, len(plane_widths(dtype))))
 
 
+@functools.lru_cache(maxsize=1024)
 def plane_roles(dtype: DType, blocks: int) -> tuple[str, ...]:
     """The plane segments of a PLANES record of ``blocks`` blocks: every plane of block 0,
     then of block 1, ..., named "exponent[b]", "mantissa1[b]", ..."""

@@ -72,6 +72,13 @@ class StreamCodec(ABC):
         placement.gather(table, symbols, out)
         return out
 
+    def decode_narrow(self, buf, count: int, alphabet_size: int, *, name: str = "stream",
+                      threads: int | None = None) -> np.ndarray:
+        """The ``count`` symbols of a stream whose alphabet is at most 256, validated as
+        :meth:`decode` does: a uint8 view of the payload's own bytes where it stores the
+        symbols raw at 8 bits (nothing copied), else a decoded uint16 array."""
+        return self.decode(buf, count, alphabet_size, name=name, threads=threads)
+
     def decode_scatter(self, buf, count: int, alphabet_size: int, table: np.ndarray, indices: np.ndarray,
                        out: np.ndarray, *, name: str = "stream", tensor: str = "",
                        threads: int | None = None) -> None:

@@ -224,9 +224,15 @@ class HuffmanCodec(StreamCodec):
         """
         count = check_count(count)
         alphabet_size = check_alphabet(alphabet_size)
+        chunks = parse_stream(buf, count, alphabet_size, name)
+        return self._decode_parsed(chunks, count, alphabet_size, gap_stream=gap_stream, out=out, name=name,
+                                   range_error=range_error, threads=threads)
+
+    def _decode_parsed(self, chunks: "ChunkedStream", count: int, alphabet_size: int, *, gap_stream: bool,
+                       out: np.ndarray | None, name: str, range_error: type, threads: int | None) -> np.ndarray:
+        """:meth:`decode` of a stream whose header :func:`parse_stream` has checked."""
         range_error = check_range_error(range_error)
         threads = _threads.check_threads(threads)
-        chunks = parse_stream(buf, count, alphabet_size, name)
         if count == 0:
             result = prepare_output(out, 0)
             return out if out is not None else result
@@ -278,6 +284,17 @@ class HuffmanCodec(StreamCodec):
             check_symbol_range(result, alphabet_size, name, range_error)
         return out if out is not None else result
 
+
+    def decode_narrow(self, buf, count: int, alphabet_size: int, *, name: str = "stream",
+                      threads: int | None = None) -> np.ndarray:
+        chunks = parse_stream(buf, check_count(count), check_alphabet(alphabet_size), name)
+        # every chunk raw at 8 bits (a plane the writer found incompressible): the chunks'
+        # bytes, back to back, are the symbols once their sizes are proven (R27)
+        if (alphabet_size == 256 and count and chunks.width == 8 and not chunks.huffman_count
+                and not chunks.start_positions.any() and chunks.first_seen_bad(name) is None):
+            return chunks.bits[:count]
+        return self._decode_parsed(chunks, count, alphabet_size, gap_stream=False, out=None, name=name,
+                                   range_error=SymbolOutOfRange, threads=threads)
 
     # --- fused reading: symbols straight to values -----------------------------------
     #

@@ -132,6 +132,15 @@ class PackedCodec(StreamCodec):
         bitpack.pack(symbols, width, out)
         return out.tobytes()
 
+    def decode_narrow(self, buf, count: int, alphabet_size: int, *, name: str = "stream",
+                      threads: int | None = None) -> np.ndarray:
+        if symbol_width(check_alphabet(alphabet_size)) == 8 and alphabet_size == 256:
+            data = as_bytes(buf)
+            if data.shape[0] != check_count(count):
+                raise CorruptStream(name, f"packed length is {data.shape[0]} bytes, expected {count}")
+            return data  # 8-bit symbols are the payload's bytes; none can be out of range
+        return self.decode(buf, count, alphabet_size, name=name, threads=threads)
+
     def decode(self, buf, count: int, alphabet_size: int, *, gap_stream: bool = False,
                out: np.ndarray | None = None, name: str = "stream",
                range_error: type = SymbolOutOfRange, threads: int | None = None) -> np.ndarray:
