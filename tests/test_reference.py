@@ -3,7 +3,7 @@
 The builder below is deliberately tiny and literal (struct.pack and zlib.crc32, one
 helper per spec structure) so that it shares nothing with the decoder it checks. The
 valid files are decoded and compared bit for bit; then each rejection rule R1-R33 of
-Appendix B is broken in turn and the exact error class is asserted.
+Appendix B (and PLANES' R40-R43) is broken in turn and the exact error class is asserted.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dcformat.reference.primitives import canonical_codes
 MAGIC = b"\x89DCF\r\n\x1a\n"
 BYTES, PACKED, HUFFMAN = 0, 1, 2
 DENSE, SPARSE = 0, 1
-RAW, CODEBOOK, BANK = 0, 1, 2
+RAW, CODEBOOK, BANK, PLANES = 0, 1, 2, 4
 HUFF_CHUNK, RAW_CHUNK = 0, 1
 # DType codes (Appendix A.1)
 BOOL, U8, I8, I16, U16, I32, U32, I64, U64, F16, BF16, F32, F64, F8_E4M3, F8_E5M2 = range(15)
@@ -174,6 +174,7 @@ class Rec:
     entry_count: int = 0
     codebook_size: int = 1
     bank_index: int = 0
+    block_size: int = 1
 
     def to_bytes(self, offsets):
         b = string(self.name) + u8(self.dtype) + u8(len(self.shape))
@@ -184,6 +185,8 @@ class Rec:
             b += u32(self.codebook_size)
         if self.value_kind == BANK:
             b += u32(self.bank_index)
+        if self.value_kind == PLANES:
+            b += u64(self.block_size)
         for s in self.segments:
             length = len(s.payload) if s.length is None else s.length
             crc = zlib.crc32(s.payload) if s.checksum is None else s.checksum
@@ -244,6 +247,36 @@ def sparse_raw(name, dtype, shape, gaps, values, gap_bits, *, gaps_seg=None):
 def bank_tensor(name, shape, selectors, *, alphabet, bank_index=0, dtype=F32, seg=None):
     seg = seg or Seg(PACKED, packed(selectors, alphabet))
     return Rec(name, dtype, tuple(shape), [seg], value_kind=BANK, bank_index=bank_index)
+
+
+#: PLANES values: "the float layout" of each float DType, (W, E, M).
+FLOAT_LAYOUT = {F16: (16, 5, 10), BF16: (16, 8, 7), F32: (32, 8, 23), F64: (64, 11, 52), F8_E4M3: (8, 4, 3),
+                F8_E5M2: (8, 5, 2)}
+V12 = {"version": (1, 2), "required": 1 << 1}  # a file with PLANES values: Required_Features bit 1
+
+
+def split_planes(x, dtype):
+    """The planes of element bits ``x`` and their widths: the exponent, then t = (sign << M) |
+    mantissa cut into 8-bit fields from the top, the last holding what remains."""
+    w, e, m = FLOAT_LAYOUT[dtype]
+    t = ((x >> (w - 1)) << m) | (x & (2 ** m - 1))
+    widths = [8] * ((w - e) // 8) + ([(w - e) % 8] if (w - e) % 8 else [])
+    fields, shift = [], w - e
+    for width in widths:
+        shift -= width
+        fields.append((t >> shift) & (2 ** width - 1))
+    return [(x >> m) & (2 ** e - 1)] + fields, [e] + widths
+
+
+def planes_rec(name, dtype, bits, block_size, shape=None):
+    """A DENSE PLANES record of the element bit patterns ``bits``, every plane PACKED."""
+    segs = []
+    for start in range(0, len(bits), block_size):
+        split = [split_planes(x, dtype) for x in bits[start:start + block_size]]
+        for k, width in enumerate(split[0][1]):
+            segs.append(Seg(PACKED, packed([symbols[k] for symbols, _ in split], 2 ** width)))
+    shape = (len(bits),) if shape is None else shape
+    return Rec(name, dtype, shape, segs, value_kind=PLANES, block_size=block_size)
 
 
 def assert_same(actual, expected):
@@ -486,6 +519,36 @@ def test_property_sparse_round_trip(dtype, n, density, gap_bits, codebook, seed)
     assert_same(decode_file(build([rec])).tensors["t"], dense)
 
 
+def test_planes_by_hand():
+    # F16 -65504 (0xFBFF): exponent 30; t = 1 << 10 | 0x3FF = 0x7FF, cut 8 + 3: 0xFF, 7
+    planes = [Seg(PACKED, packed([30], 32)), Seg(PACKED, packed([0xFF], 256)), Seg(PACKED, packed([7], 8))]
+    decoded = decode_file(build([Rec("h", F16, (), planes, value_kind=PLANES, block_size=5)], **V12))
+    assert decoded.tensors["h"].view(np.uint16).tolist() == 0xFBFF
+    assert split_planes(0xFBFF, F16) == ([30, 0xFF, 7], [5, 8, 3])
+
+
+@settings(max_examples=40, deadline=None)
+@given(dtype=st.sampled_from(sorted(FLOAT_LAYOUT)), n=st.integers(0, 24), block_size=st.integers(1, 30),
+       seed=st.integers(0, 2**32 - 1))
+def test_property_planes_round_trip(dtype, n, block_size, seed):
+    """Any bit patterns of a float DType, stored as PLANES in blocks of any size, decode to themselves."""
+    width = FLOAT_LAYOUT[dtype][0]
+    rng = np.random.default_rng(seed)
+    bits = [int.from_bytes(rng.bytes(width // 8), "little") for _ in range(n)]
+    expected = np.array(bits, dtype=f"<u{width // 8}").view(NP[dtype])
+    assert_same(decode_file(build([planes_rec("t", dtype, bits, block_size)], **V12)).tensors["t"], expected)
+
+
+def test_planes_sparse_and_empty():
+    # SPARSE: the gaps, then the planes of the M = 2 entries; unstored units are +0.0
+    rec = planes_rec("s", BF16, [0xBF80, 0x7FC1], 1, shape=(5,))
+    gaps = Seg(PACKED, packed([1, 2], 4))
+    rec = replace(rec, layout=SPARSE, gap_bits=2, entry_count=2, segments=[gaps] + rec.segments)
+    assert decode_file(build([rec], **V12)).tensors["s"].view(np.uint16).tolist() == [0, 0xBF80, 0, 0, 0x7FC1]
+    # S = 0: B = 0 blocks, no plane segment
+    assert decode_file(build([planes_rec("e", F64, [], 3, shape=(0, 2))], **V12)).tensors["e"].shape == (0, 2)
+
+
 # === rejection rules, Appendix B ========================================================
 
 
@@ -516,7 +579,7 @@ def test_r3_unsupported_version():
 
 
 def test_r4_unknown_required_feature():
-    refuse(build(required=1 << 1), errors.UnsupportedFeature)  # v1.1 knows bit 0 (GROUPED) only
+    refuse(build(required=1 << 2), errors.UnsupportedFeature)  # v1.2 knows bits 0 (GROUPED) and 1 (PLANES)
     refuse(build(required=1 << 31), errors.UnsupportedFeature)
 
 
@@ -594,7 +657,7 @@ def test_r13_unknown_dtype():
 
 def test_r14_unknown_encodings():
     refuse(build([replace(f32(), layout=2)]), errors.UnknownEncoding)
-    refuse(build([replace(f32(), value_kind=4)]), errors.UnknownEncoding)  # 3 is GROUPED (v1.1)
+    refuse(build([replace(f32(), value_kind=5)]), errors.UnknownEncoding)  # 3 GROUPED (v1.1), 4 PLANES (v1.2)
     refuse(build([Rec("t", U8, (1,), [Seg(3, b"\0")])]), errors.UnknownEncoding)
     stream = huff([(HUFF_CHUNK, [0, 1])], [1, 1], 2)
     stream.entries[0][0] = 2
@@ -856,6 +919,28 @@ def test_r33_decode_budget():
     refuse(build([huge]), errors.DecodeLimitExceeded)
     with pytest.raises(errors.UsageError):
         decode_file(data, decode_budget=-1)
+
+
+def test_r40_to_r43_planes_records():
+    rec = planes_rec("p", F32, [0x3F800000, 0x80000000, 0x7FC00001], 2)  # blocks of 2 and 1: 8 segments
+    assert decode_file(build([rec], **V12)).tensors["p"].view(np.uint32).tolist() == [0x3F800000, 0x80000000,
+                                                                                       0x7FC00001]
+    # R40: a tensor record, Required_Features bit 1, a float DType
+    refuse(build([rec], version=(1, 2)), errors.InvalidHeader, "Required_Features bit 1")
+    refuse(build([rec], version=(1, 2), required=1), errors.InvalidHeader, "Required_Features bit 1")
+    refuse(build([replace(rec, dtype=I32)], **V12), errors.InvalidHeader, "float type")
+    refuse(build([], [rec], **V12), errors.InvalidHeader, "bank")
+    # R41, R42: Block_Size from 1 to 2^48
+    refuse(build([replace(rec, block_size=0)], **V12), errors.InvalidHeader, "Block_Size")
+    refuse(build([replace(rec, block_size=2**48 + 1)], **V12), errors.LimitExceeded, "Block_Size")
+    one_block = planes_rec("p", F32, [0x3F800000, 1], 2**48)
+    assert decode_file(build([one_block], **V12)).tensors["p"].view(np.uint32).tolist() == [0x3F800000, 1]
+    # R43: Block_Size 1 asks for 12 Segment_Refs where the header holds 8
+    refuse(build([replace(rec, block_size=1)], **V12), errors.TruncatedError, "Segment_Refs")
+    refuse(build([replace(rec, shape=(2**40,), block_size=1)], **V12), errors.TruncatedError, "Segment_Refs")
+    # a plane is a stream: PACKED or HUFFMAN
+    refuse(build([replace(rec, segments=[Seg(BYTES, rec.segments[0].payload)] + rec.segments[1:])], **V12),
+           errors.InvalidHeader, "Codec")
 
 
 # === order of the checks ================================================================

@@ -6,7 +6,8 @@ Who it is for
     :func:`parse_record` ("Header", "Records"), :func:`check_data_layout` ("Data
     section"), :func:`decode_record` ("Decoding a record"), and in :mod:`.streams`
     :func:`~.streams.decode_packed_stream` and :func:`~.streams.decode_huffman_stream`
-    ("Streams"). Comments quote the sentence they implement. The small primitives (the
+    ("Streams"); GROUPED and PLANES values in :mod:`.grouped` and :mod:`.planes`.
+    Comments quote the sentence they implement. The small primitives (the
     bounds-checked byte reader, the LSB-first bit reader, the canonical Huffman code
     builder) come last, in :mod:`.primitives`.
 
@@ -21,20 +22,22 @@ How it is checked
     ``tests/test_reference.py`` decodes files built byte by byte from the spec (with a
     writer of its own, a few lines per structure) and mutates them to break each
     rejection rule R1-R33 in turn, asserting the exact error class (GROUPED's R34-R39
-    through the conformance vectors and tests/test_grouped.py). Property tests
+    through the conformance vectors and tests/test_grouped.py, PLANES' R40-R43 through
+    the vectors and a few files of its own). Property tests
     hold it and the fast reader (:func:`dcformat.load`, :class:`dcformat.safe_open`)
     to identical results, the same arrays or the same error class, and it must decode
     or refuse every conformance vector in ``spec/vectors/`` as ``MANIFEST.json`` says.
 
 Order of checks
     It raises at the first failure, in the order a reader meets the rules: preamble
-    (R1-R6), header checksum (R7), header fields as they are read (R8-R16, R20, R34-R37: a rule
-    is checked as soon as the fields it names have been read), data-section layout
+    (R1-R6), header checksum (R7), header fields as they are read (R8-R16, R20, R34-R37, R40-R43: a
+    rule is checked as soon as the fields it names have been read), data-section layout
     (R18 placement, then the file's end R19/R18, then padding R17), then record by
     record, banks first, in header order: decode budget (R33), every segment's checksum
     (R21), then each segment's content in segment order (codebook R32; GROUPED tables
     and per-group codes R38/R39, see :mod:`.grouped`; gaps R22-R29 then R31; values R32;
-    codes or selectors R22-R29 then R30). Inside a Huffman stream:
+    codes or selectors R22-R29 then R30; PLANES planes, block by block, R22-R29, see
+    :mod:`.planes`). Inside a Huffman stream:
     the table, then the whole chunk table's bytes (R25) before any entry, each entry in
     turn, each chunk in turn, then Start_Position (R29).
 
@@ -55,6 +58,8 @@ from ..format.constants import (
     DECODE_EXPANSION,
     DECODE_RECORD_CHARGE,
     DTYPE_SIZE,
+    FEATURE_GROUPED,
+    FEATURE_PLANES,
     KNOWN_REQUIRED_FEATURES,
     MAGIC,
     MAX_ALIGNMENT,
@@ -99,13 +104,14 @@ from ..errors import (
     UsageError,
 )
 from .grouped import (
+    GROUPED_DTYPES,
     GroupedFields,
-    check_grouped_record,
     parse_grouped_parameters,
     read_group_tables,
     table_segments,
     unit_value,
 )
+from .planes import FLOAT_LAYOUTS, PlanesFields, parse_block_size, plane_segments, read_plane_values
 from .primitives import ByteReader
 from .streams import check_symbol_range, decode_stream
 
@@ -301,6 +307,7 @@ class Record:
     stored: int  # S
     segments: tuple[SegmentRef, ...]
     grouped: GroupedFields | None = None  # GROUPED only: Group_Size, Scale_Count, Offset_Count
+    planes: PlanesFields | None = None  # PLANES only: Block_Size and the number of blocks
 
     @property
     def label(self) -> str:
@@ -417,7 +424,7 @@ def parse_record(reader: ByteReader, kind: str, index: int, taken_names: set[str
     """Spec, "Records": one bank or tensor record, each rule checked once its fields
     are read. ``taken_names`` holds the names of the records of the same kind before
     this one (this one's is added); ``banks`` are the bank records;
-    ``required_features`` is the file's Required_Features (R34)."""
+    ``required_features`` is the file's Required_Features (R34, R40)."""
     where = f"{kind} {index}"
 
     # Name: "a String of at most 4,096 bytes else LimitExceeded"; "Names must be
@@ -461,16 +468,16 @@ def parse_record(reader: ByteReader, kind: str, index: int, taken_names: set[str
         raise UnknownEncoding("Layout", layout_code, name)
     layout = Layout(layout_code)
 
-    # Value_Kind: "0 RAW, 1 CODEBOOK, 2 BANK; other values are UnknownEncoding. A bank
-    # record must not use BANK else InvalidHeader."
+    # Value_Kind: "0 RAW, 1 CODEBOOK, 2 BANK, 3 GROUPED (v1.1), 4 PLANES (v1.2); other
+    # values are UnknownEncoding. A bank record must not use BANK else InvalidHeader."
     value_kind_code = reader.read_u8(f"{label} Value_Kind")
     if not is_known(ValueKind, value_kind_code):
         raise UnknownEncoding("Value_Kind", value_kind_code, name)
     value_kind = ValueKind(value_kind_code)
     if kind == "bank" and value_kind == ValueKind.BANK:
         raise InvalidHeader(f"{label} Value_Kind", "a bank cannot take its values from a bank")
-    if value_kind == ValueKind.GROUPED:  # R34: its fields (and the file's) are all read
-        check_grouped_record(label, kind, dtype, required_features)
+    if value_kind in LATER_VALUE_KINDS:  # R34, R40: the fields they name (and the file's) are read
+        check_value_kind_record(label, kind, value_kind, dtype, required_features)
 
     # Layout parameters: "none for DENSE. For SPARSE: Gap_Bits, Entry_Count".
     gap_bits = entry_count = None
@@ -483,9 +490,9 @@ def parse_record(reader: ByteReader, kind: str, index: int, taken_names: set[str
         entry_count = reader.read_u64(f"{label} Entry_Count")  # checked against U below
 
     # Value parameters: "none for RAW. For CODEBOOK, Codebook_Size (u32) ... For BANK,
-    # Bank_Index (u32)"; for GROUPED, "GROUPED values".
-    codebook_size = bank_index = bank_size = grouped = None
-    unit_elements = 1  # "For RAW and CODEBOOK a unit is an element: K = 1, U = N."
+    # Bank_Index (u32)"; for GROUPED, "GROUPED values"; for PLANES, Block_Size.
+    codebook_size = bank_index = bank_size = grouped = block_size = planes = None
+    unit_elements = 1  # "For RAW, CODEBOOK, GROUPED and PLANES a unit is an element: K = 1, U = N."
     if value_kind == ValueKind.CODEBOOK:
         codebook_size = reader.read_u32(f"{label} Codebook_Size")
         # "C, from 1 to 65,536 else InvalidHeader/LimitExceeded"
@@ -505,6 +512,8 @@ def parse_record(reader: ByteReader, kind: str, index: int, taken_names: set[str
         unit_elements = product(bank.shape[1:])
     elif value_kind == ValueKind.GROUPED:
         codebook_size, grouped = parse_grouped_parameters(reader, label, layout)
+    elif value_kind == ValueKind.PLANES:
+        block_size = parse_block_size(reader, label)  # R41, R42
 
     # "K = k_1 * ... * k_r and U = N / K."
     units = elements // unit_elements
@@ -514,12 +523,38 @@ def parse_record(reader: ByteReader, kind: str, index: int, taken_names: set[str
     # "The stored count S is U for DENSE and M for SPARSE."
     stored = units if layout == Layout.DENSE else entry_count
 
-    segments = tuple(
-        parse_segment_ref(reader, kind, name, role, length)
-        for role, length in segment_table(layout, value_kind, codebook_size, stored, DTYPE_SIZE[dtype], grouped)
-    )
+    table = segment_table(layout, value_kind, codebook_size, stored, DTYPE_SIZE[dtype], grouped)
+    if value_kind == ValueKind.PLANES:  # the planes of every block, after the gaps (R43 first)
+        planes, plane_table = plane_segments(reader, label, layout, dtype, stored, block_size)
+        table.extend(plane_table)
+    segments = tuple(parse_segment_ref(reader, kind, name, role, length) for role, length in table)
     return Record(kind, name, dtype, shape, elements, layout, value_kind, gap_bits, entry_count,
-                  codebook_size, bank_index, bank_size, unit_elements, units, stored, segments, grouped)
+                  codebook_size, bank_index, bank_size, unit_elements, units, stored, segments, grouped,
+                  planes)
+
+
+#: Value kinds a later minor adds: the Required_Features bit each needs and the DTypes it
+#: allows, with their names for errors (R34: GROUPED; R40: PLANES).
+LATER_VALUE_KINDS = {
+    ValueKind.GROUPED: (FEATURE_GROUPED, GROUPED_DTYPES, "F32, F16 or BF16"),
+    ValueKind.PLANES: (FEATURE_PLANES, tuple(FLOAT_LAYOUTS), "a float type"),
+}
+
+
+def check_value_kind_record(label: str, kind: str, value_kind: ValueKind, dtype: DType,
+                            required_features: int) -> None:
+    """R34 and R40, checked as soon as Value_Kind is read: "A GROUPED record must be a
+    tensor record, of a file whose Required_Features has bit 0 set, with DType F32, F16 or
+    BF16, else InvalidHeader"; "Likewise a PLANES record must be a tensor record, of a
+    file whose Required_Features has bit 1 set, with a float DType". """
+    bit, dtypes, allowed = LATER_VALUE_KINDS[value_kind]
+    values = f"{value_kind.name} values"
+    if kind == "bank":
+        raise InvalidHeader(f"{label} Value_Kind", f"a bank cannot have {values}")
+    if not required_features & bit:
+        raise InvalidHeader(f"{label} Value_Kind", f"{values} without Required_Features bit {bit.bit_length() - 1}")
+    if dtype not in dtypes:
+        raise InvalidHeader(f"{label} DType", f"{values} must be {allowed}, not {dtype.name}")
 
 
 def check_bank_shape(label: str, shape: tuple[int, ...]) -> None:
@@ -565,6 +600,7 @@ def segment_table(layout: Layout, value_kind: ValueKind, codebook_size: int | No
         table.append(("gaps", None))  # M symbols
     if value_kind == ValueKind.RAW:
         table.append(("values", stored * itemsize))  # S values
+    # PLANES: the planes of each block follow (planes.plane_segments).
     if value_kind in (ValueKind.CODEBOOK, ValueKind.GROUPED):
         table.append(("codes", None))  # S symbols
     if value_kind == ValueKind.BANK:
@@ -712,6 +748,9 @@ def decode_record(data: bytes, header: Header, record: Record, bank_bytes: list[
         positions = list(range(record.stored))
     if record.value_kind == ValueKind.RAW:
         values = read_raw_values(payloads["values"], record)
+    elif record.value_kind == ValueKind.PLANES:
+        # "PLANES: value j is the element whose bits its planes' symbols give" (planes.py).
+        values = read_plane_values(payloads, record)
     elif record.value_kind == ValueKind.CODEBOOK:
         codes = read_symbols(payloads["codes"], record, "codes", record.codebook_size)
         # "CODEBOOK: value j is codebook[code_j]."

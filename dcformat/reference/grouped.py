@@ -3,7 +3,8 @@
 A GROUPED record's units share one codebook; each group of ``Group_Size`` consecutive
 units (in C order, the last group possibly shorter) scales it, and optionally shifts it,
 by entries of two small tables that per-group code streams select. This module holds
-what the record adds to "Records" (R34-R37: its fields and its segments) and to
+what the record adds to "Records" (R35-R37: its fields and its segments; the DTypes R34
+allows, which :mod:`.decoder` checks with PLANES' R40) and to
 "Decoding a record" (R38, R39, and the value of a unit, computed bit-exactly in float32
 and rounded to the record's DType). :mod:`.decoder` calls it where a GROUPED record
 differs from a CODEBOOK one; everything else (gaps, codes, placement) is shared.
@@ -22,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..format.constants import (
-    FEATURE_GROUPED,
     MAX_CODEBOOK_SIZE,
     MAX_ELEMENTS,
     MAX_GROUP_TABLE_SIZE,
@@ -33,7 +33,7 @@ from ..errors import CodeOutOfRange, InvalidHeader, InvalidValue, LimitExceeded
 from .primitives import ByteReader, ceil_div
 from .streams import decode_stream
 
-#: "DType must be F32, F16 or BF16".
+#: "DType must be F32, F16 or BF16" (R34, checked in :func:`.decoder.check_value_kind_record`).
 GROUPED_DTYPES = (DType.F32, DType.F16, DType.BF16)
 #: The table segments, in segment order, before a SPARSE record's gaps.
 TABLE_ROLES = ("codebook", "scales", "scale_codes", "offsets", "offset_codes")
@@ -53,18 +53,6 @@ class GroupedFields:
 
 
 # === Records ===========================================================================
-
-
-def check_grouped_record(label: str, kind: str, dtype: DType, required_features: int) -> None:
-    """R34, checked as soon as Value_Kind is read: "GROUPED values are allowed only in a
-    tensor record, of a file whose Required_Features has bit 0 set, with DType F32, F16
-    or BF16, else InvalidHeader." """
-    if kind == "bank":
-        raise InvalidHeader(f"{label} Value_Kind", "a bank cannot have GROUPED values")
-    if not required_features & FEATURE_GROUPED:
-        raise InvalidHeader(f"{label} Value_Kind", "GROUPED values without Required_Features bit 0")
-    if dtype not in GROUPED_DTYPES:
-        raise InvalidHeader(f"{label} DType", f"GROUPED values must be F32, F16 or BF16, not {dtype.name}")
 
 
 def parse_grouped_parameters(reader: ByteReader, label: str, layout: Layout) -> tuple[int, GroupedFields]:

@@ -30,4 +30,5 @@ FAMILIES = (
     "budget",          # R33
     "order",           # Appendix B, "Order of checks"
     "grouped",         # R34-R39 (v1.1); GROUPED values, their rounding and their order of checks
+    "planes",          # R40-R43 (v1.2); PLANES values: every float's bits, blocks, per-plane codecs, order
 )

@@ -133,7 +133,7 @@ def expected_tensor(tensor, banks: dict[str, np.ndarray]) -> np.ndarray:
     elif isinstance(values, CodebookValues):
         k = 1
         rows = _uint(values.codebook)[np.asarray(values.codes, dtype=np.int64).reshape(-1)].reshape(-1, 1)
-    else:
+    else:  # RawValues, and PlaneValues (lossless: the values themselves, bit for bit)
         k = 1
         rows = _uint(values.values).reshape(-1, 1)
     out = np.zeros((n // k, k), dtype=np.dtype(f"<u{dtype.itemsize}"))

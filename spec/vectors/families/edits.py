@@ -93,6 +93,15 @@ def extra_bank(rec: Rec) -> Callable[[Model], None]:
     return lambda m: m.banks.append(rec)
 
 
+def as_bank(name: str) -> Callable[[Model], None]:
+    """Move tensor record ``name`` to the end of the bank records, as it is."""
+    def change(m: Model) -> None:
+        rec = m.tensor(name)
+        m.tensors.remove(rec)
+        m.banks.append(rec)
+    return change
+
+
 def packed_symbol(kind: str, name: str, role: str, alphabet: int, index: int, value: int):
     """Patch symbol ``index`` of a PACKED stream to ``value`` (checksums recomputed)."""
     def change(p: Patch) -> None:

@@ -10,7 +10,7 @@ from dcformat.format import constants as C
 from dcformat.streams import HuffmanCodec
 
 from .common import HUFFMAN, PACKED, Rand, build, enc, from_bits, u16, write_file
-from .edits import edited, packed_symbol, patched, preamble
+from .edits import as_bank, edited, packed_symbol, patched, preamble
 from .huff import huffman_modes
 from .model import parse, serialize
 from .registry import invalid, order, valid
@@ -211,12 +211,6 @@ def _entry(name: str, role: str, index: int, bits: int):
     return lambda p: p.put(p.segment("tensor", name, role)[1] + 4 * index, "I", bits)
 
 
-def _bank_valued(m) -> None:
-    bank = m.tensor("d")
-    m.tensors.remove(bank)
-    m.banks.append(bank)
-
-
 # R34: where GROUPED values may be
 invalid("grouped-without-feature-bit", "R34", "InvalidHeader",
         "A GROUPED record in a file whose Required_Features has bit 0 clear (Version_Minor 1).",
@@ -226,7 +220,7 @@ invalid("grouped-dtype-f64", "R34", "InvalidHeader", "A GROUPED record of DType 
 invalid("grouped-dtype-i8", "R34", "InvalidHeader", "A GROUPED record of DType I8.",
         _field("d", "dtype", "B", C.DType.I8))
 invalid("grouped-bank", "R34", "InvalidHeader", "A bank record with GROUPED values.",
-        edited(base_grouped, _bank_valued))
+        edited(base_grouped, as_bank("d")))
 # R35: GROUPED fields
 invalid("grouped-codebook-size-0", "R35", "InvalidHeader", "A GROUPED record with Codebook_Size 0.",
         _field("d", "codebook_size", "I", 0))

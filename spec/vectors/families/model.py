@@ -8,6 +8,7 @@ checksums the change affects. Nothing here validates: the vectors break rules on
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ class Rec:
     group_size: int | None = None    # GROUPED: with codebook_size, scale_count, offset_count
     scale_count: int | None = None
     offset_count: int | None = None
+    block_size: int | None = None    # PLANES
 
     def seg(self, role: str) -> Seg:
         return next(s for s in self.segs if s.role == role)
@@ -74,12 +76,22 @@ class Model:
         return next(r for r in self.banks if r.name == name.encode())
 
 
+#: (Layout, Value_Kind) -> the record's segment roles; a PLANES record's: :func:`plane_roles`.
 _ROLES = {(layout, kind): roles for layout in (0, 1) for kind in (0, 1, 2, 3)
           for roles in [[r for r, keep in (("codebook", kind in (1, 3)), ("scales", kind == 3),
                                             ("scale_codes", kind == 3), ("offsets", kind == 3),
                                             ("offset_codes", kind == 3), ("gaps", layout == 1),
                                             ("values", kind == 0), ("codes", kind in (1, 3)),
                                             ("selectors", kind == 2)) if keep]]}
+
+
+def plane_roles(layout: int, dtype: int, stored: int, block_size: int) -> list:
+    """A PLANES record's roles: SPARSE's gaps, then "exponent[b]", "mantissa1[b]", ... for
+    each of its ceil(S / Block_Size) blocks b (FORMAT.md, "PLANES values")."""
+    planes = len(C.plane_widths(C.DType(dtype)))
+    names = ["exponent"] + [f"mantissa{k}" for k in range(1, planes)]
+    blocks = -(-stored // block_size)
+    return ["gaps"] * (layout == C.Layout.SPARSE) + [f"{n}[{b}]" for b in range(blocks) for n in names]
 
 
 def parse(data: bytes) -> Model:
@@ -109,7 +121,14 @@ def parse(data: bytes) -> Model:
             rec.bank_index = take("I")
         elif rec.value_kind == C.ValueKind.GROUPED:
             rec.codebook_size, rec.group_size, rec.scale_count, rec.offset_count = take("IQII")
-        for role in _ROLES[rec.layout, rec.value_kind]:
+        elif rec.value_kind == C.ValueKind.PLANES:
+            rec.block_size = take("Q")
+        if rec.value_kind == C.ValueKind.PLANES:
+            stored = rec.entry_count if rec.layout == C.Layout.SPARSE else math.prod(shape)
+            roles = plane_roles(rec.layout, rec.dtype, stored, rec.block_size)
+        else:
+            roles = _ROLES[rec.layout, rec.value_kind]
+        for role in roles:
             codec, offset, length, crc = take("BQQI")
             rec.segs.append(Seg(role, codec, b"", offset, length, crc))
         return rec
@@ -171,7 +190,7 @@ def serialize(m: Model) -> tuple[bytes, dict]:
                 put((kind, i, "codebook_size"), "I", rec.codebook_size)
             if rec.bank_index is not None:
                 put((kind, i, "bank_index"), "I", rec.bank_index)
-            for key, fmt in (("group_size", "Q"), ("scale_count", "I"), ("offset_count", "I")):
+            for key, fmt in (("group_size", "Q"), ("scale_count", "I"), ("offset_count", "I"), ("block_size", "Q")):
                 if getattr(rec, key) is not None:
                     put((kind, i, key), fmt, getattr(rec, key))
             for seg in rec.segs:

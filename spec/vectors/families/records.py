@@ -21,8 +21,9 @@ for _code in (15, 255):
 # R14 enum codes
 invalid("layout-2", "R14", "UnknownEncoding", "A tensor with Layout 2.",
         patched(base_raw, lambda p: p.set("tensor", "a", "layout", "B", 2)))
-invalid("value-kind-4", "R14", "UnknownEncoding", "A tensor with Value_Kind 4 (3 is GROUPED, v1.1).",
-        patched(base_raw, lambda p: p.set("tensor", "a", "value_kind", "B", 4)))
+invalid("value-kind-5", "R14", "UnknownEncoding",
+        "A tensor with Value_Kind 5 (3 is GROUPED, v1.1; 4 is PLANES, v1.2).",
+        patched(base_raw, lambda p: p.set("tensor", "a", "value_kind", "B", 5)))
 invalid("codec-3-on-stream-segment", "R14", "UnknownEncoding", "A codes Segment_Ref with Codec 3.",
         patched(base_codebook, lambda p: p.put(p.segment("tensor", "w", "codes")[0], "B", 3)))
 invalid("codec-255-on-values-segment", "R14", "UnknownEncoding",
