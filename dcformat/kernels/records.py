@@ -41,18 +41,19 @@ def _u64(buf, pos):
 
 @kernel
 def scan_tensor_records(buf, pos, count, limits, dtype_sizes, codec_roles, features, grouped_dtypes,
-                        bank_dtypes, bank_kernel_ranks, bank_kernels, bank_units,
+                        plane_counts, bank_dtypes, bank_kernel_ranks, bank_kernels, bank_units,
                         name_start, name_length, dtype, rank, dim_start, dims, layout, value_kind,
                         gap_bits, entry_count, codebook_size, bank_index, unit_size, group_size, scale_count,
-                        offset_count, segment_start,
+                        offset_count, block_size, segment_start,
                         segment_count, segment_codec, segment_offset, segment_length, segment_checksum):
     """Scan ``count`` tensor records from ``buf[pos:]``.
 
     ``dtype_sizes[code]`` is a DType's size, 0 for an unknown code; ``codec_roles[code]``
     has bit 0 set if the codec may code a bytes segment (codebook, values), bit 1 a
     stream (gaps, codes, selectors). Layout 0/1 is DENSE/SPARSE; Value_Kind 0/1/2 is
-    RAW/CODEBOOK/BANK/GROUPED (any later kind is left to the caller); GROUPED needs bit 0
-    of ``features`` (the file's Required_Features) and a dtype ``grouped_dtypes`` marks.
+    RAW/CODEBOOK/BANK/GROUPED/PLANES (any later kind is left to the caller); GROUPED needs
+    bit 0 of ``features`` (the file's Required_Features) and a dtype ``grouped_dtypes``
+    marks, PLANES bit 1 and a dtype with ``plane_counts[code]`` planes (0: not a float).
     Segments go to the flat ``segment_*`` arrays in file order, record i's from
     ``segment_start[i]``; the caller sizes them for every segment the header can hold.
     Returns (records scanned, position after the last, segments written): fewer than
@@ -109,7 +110,7 @@ def scan_tensor_records(buf, pos, count, limits, dtype_sizes, codec_roles, featu
         lay = buf[pos]
         kind = buf[pos + 1]
         pos += 2
-        if lay > 1 or kind > 3:
+        if lay > 1 or kind > 4:
             return i, pos, next_segment
         layout[i] = lay
         value_kind[i] = kind
@@ -120,6 +121,7 @@ def scan_tensor_records(buf, pos, count, limits, dtype_sizes, codec_roles, featu
         group_size[i] = 0
         scale_count[i] = 0
         offset_count[i] = 0
+        block_size[i] = 0
         unit = np.int64(1)
         if lay == 1:
             if end - pos < 9:
@@ -170,12 +172,39 @@ def scan_tensor_records(buf, pos, count, limits, dtype_sizes, codec_roles, featu
             group_size[i] = groups
             scale_count[i] = ks
             offset_count[i] = ko
+        elif kind == 4:
+            if not (features & 2) or plane_counts[code] == 0 or end - pos < 8:
+                return i, pos, next_segment
+            bs = _u64(buf, pos)
+            pos += 8
+            if bs < 1 or bs > limits[LIMIT_ELEMENTS]:
+                return i, pos, next_segment
+            block_size[i] = bs
         unit_size[i] = unit
         units = size // unit
         if lay == 1 and entry_count[i] > units:
             return i, pos, next_segment
         stored = units if lay == 0 else entry_count[i]
 
+        if kind == 4:  # [gaps], then every plane of every block: streams of any length
+            total = np.int64(lay) + (stored + block_size[i] - 1) // block_size[i] * plane_counts[code]
+            if (end - pos) // 21 < total or next_segment + total > segment_codec.shape[0]:
+                return i, pos, next_segment
+            segment_start[i] = next_segment
+            for n in range(next_segment, next_segment + total):
+                codec = buf[pos]
+                offset = _u64(buf, pos + 1)
+                seg_length = _u64(buf, pos + 9)
+                pos += 21
+                if codec >= codec_roles.shape[0] or not (codec_roles[codec] & 2) or offset < 0 or seg_length < 0:
+                    return i, pos, next_segment
+                segment_codec[n] = codec
+                segment_offset[n] = offset
+                segment_length[n] = seg_length
+                segment_checksum[n] = _u32(buf, pos - 4)
+            segment_count[i] = total
+            next_segment += total
+            continue
         roles = 0
         if kind == 1:  # codebook
             wants[0], expects[0], roles = 1, codebook_size[i] * itemsize, 1
