@@ -1,8 +1,10 @@
 """Huffman code lengths: the writer's construction, packing, Kraft sums (spec/FORMAT.md).
 
-Pure numpy, no Numba: everything here is per table (at most 65536 entries), not per
-symbol. ``code_lengths`` is the writer's length-limited Huffman construction
-(package-merge, so optimal for its limit); the rest is shared by writer and reader.
+Everything here is per table (at most 65536 entries), not per symbol. ``code_lengths`` is
+the writer's length-limited Huffman construction (package-merge, so optimal for its
+limit; its levels are merged in :mod:`dcformat.kernels.canonical`, as numpy's sorts cost
+a stream of a few hundred symbols more than coding it); the rest is shared by writer and
+reader.
 The canonical codes themselves come from
 :func:`dcformat.kernels.huffman.reversed_canonical_codes`, called once per stream.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..format.constants import MAX_CODE_LENGTH
+from ..kernels.canonical import package_merge
 
 
 def code_lengths(freqs: np.ndarray, max_length: int) -> np.ndarray:
@@ -39,35 +42,11 @@ def code_lengths(freqs: np.ndarray, max_length: int) -> np.ndarray:
         return lengths
     if n > (1 << max_length):
         raise ValueError(f"{n} symbols cannot have codes of at most {max_length} bits")
-    # Leaves in ascending weight; equal weights in ascending symbol order.
+    # Leaves in ascending weight; equal weights in ascending symbol order. Package-merge
+    # (coin collector) then gives each leaf its depth (dcformat.kernels.canonical).
     order = used[np.argsort(freqs[used], kind="stable")]
-    leaves = freqs[order]
-    # Package-merge (coin collector). Level max_length holds the leaves alone; each
-    # level above merges the leaves with the pairwise packages of the level below.
-    # Leaves come before packages of the same weight, so the merge is deterministic.
-    is_leaf_levels = []
-    current = leaves
-    current_is_leaf = np.ones(n, dtype=bool)
-    for _ in range(max_length - 1):
-        is_leaf_levels.append(current_is_leaf)
-        pairs = current.shape[0] // 2
-        packages = current[0:2 * pairs:2] + current[1:2 * pairs:2]
-        merged = np.concatenate([leaves, packages])
-        pick = np.argsort(merged, kind="stable")
-        current = merged[pick]
-        current_is_leaf = pick < n
-    is_leaf_levels.append(current_is_leaf)
-    # Select the 2n - 2 cheapest items of the top level; each package selected at a
-    # level selects its two items at the level below. The leaves chosen at a level
-    # are always the lightest ones, so a leaf's length is the number of levels whose
-    # selected prefix holds it.
     depth = np.zeros(n, dtype=np.int64)
-    take = 2 * n - 2
-    for level_is_leaf in reversed(is_leaf_levels):
-        prefix = level_is_leaf[:take]
-        leaves_taken = int(np.count_nonzero(prefix))
-        depth[:leaves_taken] += 1
-        take = 2 * (take - leaves_taken)
+    package_merge(freqs[order], max_length, depth)
     lengths[order] = depth
     return lengths
 
