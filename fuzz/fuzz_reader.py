@@ -1,6 +1,7 @@
 """Coverage-guided fuzzing of the reader (atheris), differential against the reference decoder.
 
-One command, with a time budget, seeded with every conformance vector:
+One command, with a time budget, seeded with every conformance vector and a few files
+written here (PLANES records of every float type, dense and sparse, several blocks):
 
     python fuzz/fuzz_reader.py --minutes 30            # JIT kernels, as users run them
     python fuzz/fuzz_reader.py --minutes 30 --no-jit   # kernels as Python: instrumented too
@@ -76,12 +77,54 @@ def instrument_python_code() -> None:
 
 
 def seed_corpus(corpus: Path) -> None:
-    """Copy every conformance vector into the corpus (once)."""
+    """Copy every conformance vector into the corpus, and add :func:`written_seeds` (once)."""
     corpus.mkdir(parents=True, exist_ok=True)
     for vector in sorted((ROOT / "spec" / "vectors").glob("*/*.dcf")):
         target = corpus / f"{vector.parent.name}-{vector.name}"
         if not target.exists():
             shutil.copyfile(vector, target)
+    for name, data in written_seeds().items():
+        target = corpus / f"written-{name}.dcf"
+        if not target.exists():
+            target.write_bytes(data)
+
+
+def written_seeds() -> dict[str, bytes]:
+    """Small files of the record kinds the vectors have few of: PLANES values (v1.2) of
+    every float type, dense and sparse, one block and several, Huffman and packed planes,
+    beside a RAW and a GROUPED record. Each is well under ``-max_len``."""
+    import numpy as np
+
+    import dcformat
+    from dcformat import Dense, EncodedTensor, GroupedValues, PlaneValues, Sparse
+    from dcformat.streams import HuffmanCodec, PackedCodec
+    from dcformat.testing import WIRE_NUMPY_DTYPES, special_bit_patterns
+
+    rng = np.random.default_rng(0)
+    seeds = {}
+    for name in ("F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2"):
+        dtype = WIRE_NUMPY_DTYPES[name]
+        storage = np.dtype(f"<u{dtype.itemsize}")
+        values = (rng.standard_normal(300) * 0.05).astype(np.float32).astype(dtype)
+        bits = values.view(storage)
+        specials = np.array(special_bit_patterns(name), storage)
+        bits[:specials.size] = specials  # NaN payloads, -0.0, subnormals, infinities
+        gaps = np.minimum(rng.geometric(0.3, 120) - 1, 7).astype(np.uint16)
+        seeds[f"planes-{name}"] = dcformat.save({
+            "dense": EncodedTensor(name, (30, 10), Dense(), PlaneValues(values, block_size=64)),
+            "sparse": EncodedTensor(name, (int(gaps.sum()) + gaps.size,), Sparse(3, gaps, PackedCodec()),
+                                    PlaneValues(values[:120], block_size=50, codec=PackedCodec())),
+            "one-block": EncodedTensor(name, (40,), Dense(), PlaneValues(values[:40], codec=HuffmanCodec(8, 5))),
+        })
+    weights = rng.standard_normal((16, 16)).astype(np.float32)
+    seeds["planes-beside-raw-and-grouped"] = dcformat.save({
+        "raw": weights,
+        "planes": EncodedTensor("F32", weights.shape, Dense(), PlaneValues(weights.reshape(-1), block_size=100)),
+        "grouped": EncodedTensor("F32", (64,), Dense(), GroupedValues(
+            16, np.linspace(-1, 1, 8, dtype=np.float32), rng.integers(0, 8, 64).astype(np.uint16),
+            np.array([0.5, 2.0], np.float32), np.array([0, 1, 1, 0], np.uint16))),
+    }, {"seed": "planes"})
+    return seeds
 
 
 def test_one_input(data: bytes) -> None:

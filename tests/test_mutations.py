@@ -30,7 +30,7 @@ from hypothesis import Phase, currently_in_test_context, event, given, note, set
 from hypothesis import strategies as st
 
 import dcformat
-from dcformat import BankValues, CodebookValues, Dense, EncodedTensor, RawValues, Sparse
+from dcformat import BankValues, CodebookValues, Dense, EncodedTensor, PlaneValues, RawValues, Sparse
 from dcformat.container.file import ContainerFile
 from dcformat.errors import DCFormatError
 from dcformat.reference import decode_file
@@ -50,7 +50,7 @@ CLASS_DIFFERENCES: collections.Counter = collections.Counter()
 
 
 def _corpus() -> list[ContainerSpec]:
-    """Hand-built files: every layout x value kind, multi-chunk Huffman with both modes."""
+    """Hand-built files: every layout x value kind but GROUPED, multi-chunk Huffman with both modes."""
     rng = np.random.default_rng(7)
     skewed = np.minimum(rng.geometric(0.5, 1000) - 1, 12).astype(np.uint16)
     skewed[600:] = rng.integers(0, 13, 400)  # a uniform tail: raw chunks after Huffman ones
@@ -75,6 +75,11 @@ def _corpus() -> list[ContainerSpec]:
                                      BankValues("k", np.array([1, 2, 0, 0, 4], dtype=np.uint16), PackedCodec())),
         "flags": rng.integers(0, 2, (3, 5)).astype(bool),
         "bf16": rng.standard_normal(6).astype(ml_dtypes.bfloat16),
+        "planes": EncodedTensor("F32", (6, 50), Dense(), PlaneValues(  # 3 blocks, Huffman and packed planes
+            (rng.standard_normal(300) * 0.1).astype(np.float32), 128,
+            (HuffmanCodec(64, 5), PackedCodec(), HuffmanCodec(32, 11), HuffmanCodec(16, 8)))),
+        "sparse_planes": EncodedTensor("BF16", (500,), Sparse(3, gaps3, PackedCodec()), PlaneValues(
+            rng.standard_normal(gaps3.size).astype(ml_dtypes.bfloat16), 16)),
     }
     coded_bank = EncodedTensor("U8", (3, 2), Sparse(4, np.array([1, 2], dtype=np.uint16)),
                                CodebookValues(np.array([0, 9, 200], dtype=np.uint8), np.array([2, 1], dtype=np.uint16)))

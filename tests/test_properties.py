@@ -45,7 +45,7 @@ BUDGET = 64 << 20
 
 FAST = settings(max_examples=100, deadline=None)
 SLOW = settings(max_examples=int(os.environ.get("DCFORMAT_SLOW_EXAMPLES", 1500)), deadline=None)
-COMBINATIONS = list(itertools.product(["dense", "sparse"], ["raw", "codebook", "bank"]))
+COMBINATIONS = list(itertools.product(["dense", "sparse"], ["raw", "codebook", "bank", "planes"]))
 
 
 def fast_decode(data: bytes, *, verify: bool = True):

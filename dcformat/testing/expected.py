@@ -4,7 +4,8 @@ This is the oracle of the round-trip properties, so it shares nothing with dcfor
 decoders: no stream codec, no kernel, no container code. It reads the symbols straight
 from the :class:`~dcformat.EncodedTensor` objects and applies spec/FORMAT.md,
 "Decoding a record": an output of zero bits, the stored units' values (raw, the
-codebook entry of each code, or the bank row of each selector) placed at every unit
+codebook entry of each code, the bank row of each selector, the scaled codebook entry
+of GROUPED values, or the raw value PLANES values split) placed at every unit
 (DENSE) or at ``cumsum(gaps + 1) - 1`` (SPARSE).
 """
 
@@ -14,7 +15,8 @@ import math
 
 import numpy as np
 
-from ..encodings.model import BankValues, CodebookValues, Dense, EncodedTensor, GroupedValues, RawValues, Sparse
+from ..encodings.model import (BankValues, CodebookValues, Dense, EncodedTensor, GroupedValues, PlaneValues,
+                               RawValues, Sparse)
 from .elements import WIRE_NUMPY_DTYPES, _wire_name
 
 __all__ = ["expected_tensors", "expected_banks", "expected_array"]
@@ -50,6 +52,14 @@ def expected_array(tensor, banks: dict[str, np.ndarray] | None = None) -> np.nda
     >>> expected_array(t)
     array([[ 0. , -2. ,  0. ],
            [ 0. ,  0. ,  0.5]], dtype=float32)
+
+    PLANES values decode to the values themselves, bit for bit:
+
+    >>> from dcformat import PlaneValues
+    >>> p = EncodedTensor("F16", (4,), Sparse(1, np.array([1, 0], dtype=np.uint16)),
+    ...                   PlaneValues(np.array([-0.0, np.inf], dtype=np.float16), block_size=1))
+    >>> expected_array(p)
+    array([ 0., -0., inf,  0.], dtype=float16)
     """
     if not isinstance(tensor, EncodedTensor):
         array = np.asarray(tensor)
@@ -69,7 +79,7 @@ def expected_array(tensor, banks: dict[str, np.ndarray] | None = None) -> np.nda
         unit = 1
         table = _bits_of(values.codebook, name)
         rows = table[np.asarray(values.codes, dtype=np.int64).reshape(-1)].reshape(-1, 1)
-    elif isinstance(values, RawValues):
+    elif isinstance(values, (RawValues, PlaneValues)):  # PLANES: the raw values, losslessly
         unit = 1
         rows = _bits_of(values.values, name).reshape(-1, 1)
     elif isinstance(values, GroupedValues):

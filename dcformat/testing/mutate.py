@@ -107,6 +107,8 @@ def _walk(header) -> tuple[list[Field], list[tuple[int, object]]]:
                 add(f"{label} Group_Size", 8)
                 add(f"{label} Scale_Count", 4)
                 add(f"{label} Offset_Count", 4)
+            elif record.value_kind == C.ValueKind.PLANES:  # its segments, "exponent[0]", ..., follow
+                add(f"{label} Block_Size", 8)
             for role, ref in record.segments.items():
                 add(f"{label} {role} Codec", 1)
                 add(f"{label} {role} Offset", 8)

@@ -16,10 +16,12 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ..encodings.model import BankValues, CodebookValues, Dense, EncodedTensor, GroupedValues, RawValues, Sparse
+from ..encodings.model import (BankValues, CodebookValues, Dense, EncodedTensor, GroupedValues, PlaneValues,
+                               RawValues, Sparse)
 from ..streams import HuffmanCodec, PackedCodec
 from .elements import (
     _EXPLICIT_LIMIT,
+    _FLOAT_BITS,
     DTYPE_NAMES,
     WIRE_NUMPY_DTYPES,
     _as_strategy,
@@ -39,9 +41,17 @@ __all__ = [
 #: Layout names accepted by :func:`encoded_tensors` and :func:`containers`.
 LAYOUTS: tuple[str, ...] = ("dense", "sparse")
 #: Value-kind names accepted by :func:`encoded_tensors` and :func:`containers`.
-VALUE_KINDS: tuple[str, ...] = ("raw", "codebook", "bank", "grouped")
+VALUE_KINDS: tuple[str, ...] = ("raw", "codebook", "bank", "grouped", "planes")
 #: The dtypes GROUPED values may have (FORMAT.md, "GROUPED values").
 GROUPED_DTYPES: tuple[str, ...] = ("F32", "F16", "BF16")
+#: The dtypes PLANES values may have (FORMAT.md, "PLANES values"): every float type.
+PLANES_DTYPES: tuple[str, ...] = tuple(_FLOAT_BITS)
+#: A PLANES tensor drawn has at most this many blocks (each block is a stream per plane)...
+_MAX_PLANE_BLOCKS = 64
+#: ... and at most this many segments: RecordTable keeps a record's segment count in 8
+#: bits, so a record of 256 or more fails to load (OverflowError). Raise it to let F32
+#: and F64 draw 64 blocks once that is fixed.
+_MAX_PLANE_SEGMENTS = 255
 
 
 # --- streams ------------------------------------------------------------------------
@@ -234,9 +244,10 @@ def encoded_tensors(dtypes=DTYPE_NAMES, shapes=None, *, layouts=LAYOUTS, values=
         As for :func:`arrays`. For BANK values the dtype is the bank's and the shape
         is drawn outer dimensions followed by the bank's kernel shape.
     layouts : sequence of {"dense", "sparse"}
-    values : sequence of {"raw", "codebook", "bank", "grouped"}
+    values : sequence of {"raw", "codebook", "bank", "grouped", "planes"}
         ``"bank"`` needs ``banks``. ``"grouped"`` (v1.1) is drawn only for the F32, F16
-        and BF16 of ``dtypes`` (all three when ``dtypes`` is a strategy).
+        and BF16 of ``dtypes`` (all three when ``dtypes`` is a strategy), ``"planes"``
+        (v1.2) only for the float types of ``dtypes`` (all six when a strategy).
     banks : mapping of str to array or EncodedTensor, optional
         The banks (shape ``(L, *kernel)``) that BANK-valued tensors may select from;
         pass the same mapping to :func:`dcformat.save`. To draw banks and tensors
@@ -244,7 +255,8 @@ def encoded_tensors(dtypes=DTYPE_NAMES, shapes=None, *, layouts=LAYOUTS, values=
     max_codebook_size : int
         Codebooks have 1 to this many entries (see :func:`codebook_sizes`).
     codecs : strategy of StreamCodec, optional
-        Codecs of the gap, code and selector streams (default :func:`stream_codecs`).
+        Codecs of the gap, code, selector and plane streams (default
+        :func:`stream_codecs`).
 
     Returns
     -------
@@ -256,8 +268,11 @@ def encoded_tensors(dtypes=DTYPE_NAMES, shapes=None, *, layouts=LAYOUTS, values=
     skips wider than the widest gap are bridged with filler entries whose value is
     usually zero (a zero raw value, a code whose codebook entry is zero, or a selector
     of an all-zero kernel when the bank has one) and sometimes not. Symbol streams
-    are often skewed (see :func:`symbol_streams`). One tensor in eight is handed over
-    untidy: symbols as other integer dtypes, values big-endian or non-contiguous.
+    are often skewed (see :func:`symbol_streams`). PLANES values have any block size
+    from 1 (at most 64 blocks, under 256 segments) to more than the stored count, and one codec
+    for every plane or a tuple of one per plane (sometimes the default). One tensor in
+    eight is handed over untidy: symbols as other integer dtypes, values big-endian or
+    non-contiguous.
 
     Examples
     --------
@@ -282,10 +297,12 @@ def encoded_tensors(dtypes=DTYPE_NAMES, shapes=None, *, layouts=LAYOUTS, values=
     if banks:
         from .expected import expected_array  # the decoded rows a selector picks
         bank_arrays = {name: expected_array(bank) for name, bank in banks.items()}
-    grouped_names = _grouped_names(dtypes)
-    kinds = [v for v in values if (v != "bank" or bank_arrays) and (v != "grouped" or grouped_names)]
+    grouped_names, planes_names = _names_among(dtypes, GROUPED_DTYPES), _names_among(dtypes, PLANES_DTYPES)
+    kinds = [v for v in values if (v != "bank" or bank_arrays) and (v != "grouped" or grouped_names)
+             and (v != "planes" or planes_names)]
     if not kinds:
-        raise ValueError("BANK values need a non-empty banks mapping; GROUPED values an F32, F16 or BF16 dtype")
+        raise ValueError("BANK values need a non-empty banks mapping; GROUPED values an F32, F16 or BF16 dtype; "
+                         "PLANES values a float dtype")
     dtype_strategy = _as_strategy(dtypes, "dtypes")
     shape_strategy = _default_shapes() if shapes is None else (
         shapes if isinstance(shapes, st.SearchStrategy) else st.just(tuple(shapes)))
@@ -302,8 +319,8 @@ def encoded_tensors(dtypes=DTYPE_NAMES, shapes=None, *, layouts=LAYOUTS, values=
             outer = draw(st.one_of(hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5),
                                    st.tuples(st.integers(0, 600))))
             shape, unit = tuple(outer) + kernel, math.prod(kernel)
-        elif kind == "grouped":
-            name = draw(st.sampled_from(grouped_names))
+        elif kind in ("grouped", "planes"):
+            name = draw(st.sampled_from(grouped_names if kind == "grouped" else planes_names))
             shape, unit = tuple(int(d) for d in draw(shape_strategy)), 1
         else:
             name = draw(dtype_strategy)
@@ -320,11 +337,12 @@ def encoded_tensors(dtypes=DTYPE_NAMES, shapes=None, *, layouts=LAYOUTS, values=
         stored = is_filler.size
 
         dtype = WIRE_NUMPY_DTYPES[name]
-        if kind == "raw":
+        if kind in ("raw", "planes"):
             bits = draw(_value_bits(name, stored))
             if zero_fillers:
                 bits[is_filler] = 0
-            value = RawValues(bits.view(dtype))
+            value = RawValues(bits.view(dtype)) if kind == "raw" else _plane_values(
+                draw, name, bits.view(dtype), codec_strategy)
         elif kind == "codebook":
             size = draw(codebook_sizes(max_codebook_size))
             codebook = draw(_value_bits(name, size))
@@ -352,10 +370,45 @@ def encoded_tensors(dtypes=DTYPE_NAMES, shapes=None, *, layouts=LAYOUTS, values=
     return _tensors()
 
 
-def _grouped_names(dtypes) -> list[str]:
+def _names_among(dtypes, allowed: tuple[str, ...]) -> list[str]:
+    """The names of ``dtypes`` that are ``allowed`` (all of them when ``dtypes`` is a strategy)."""
     if isinstance(dtypes, st.SearchStrategy):
-        return list(GROUPED_DTYPES)
-    return [d for d in ([dtypes] if isinstance(dtypes, str) else dtypes) if d in GROUPED_DTYPES]
+        return list(allowed)
+    return [d for d in ([dtypes] if isinstance(dtypes, str) else dtypes) if d in allowed]
+
+
+def _plane_count(name: str) -> int:
+    """How many planes a PLANES value of float dtype ``name`` splits into (FORMAT.md,
+    "PLANES values"): the exponent, then the sign and mantissa 8 bits at a time.
+
+    Examples
+    --------
+    >>> [_plane_count(n) for n in ("F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2")]
+    [3, 2, 4, 8, 2, 2]
+    """
+    _, mantissa = _FLOAT_BITS[name]
+    return 1 + -(-(1 + mantissa) // 8)
+
+
+def _block_sizes(name: str, stored: int) -> st.SearchStrategy[int]:
+    """Block sizes of a PLANES record of ``stored`` units: the smallest drawn (1 for a
+    short tensor), one block, any, more than the stored count, and the format's largest."""
+    most = max(stored, 1)
+    blocks = min(_MAX_PLANE_BLOCKS, (_MAX_PLANE_SEGMENTS - 1) // _plane_count(name))  # one more: the gaps
+    least = max(1, -(-stored // blocks))
+    return st.one_of(st.just(least), st.just(most), st.integers(least, most), st.integers(most + 1, 4 * most + 4),
+                     st.just(1 << 48))
+
+
+def _plane_values(draw, name: str, values: np.ndarray, codec_strategy) -> PlaneValues:
+    """PLANES values: one codec for every plane, a tuple of one per plane, or the default."""
+    block_size = draw(_block_sizes(name, values.size))
+    how = draw(st.sampled_from(["one", "per plane", "default"]))
+    if how == "default":
+        return PlaneValues(values, block_size)
+    if how == "one":
+        return PlaneValues(values, block_size, draw(codec_strategy))
+    return PlaneValues(values, block_size, tuple(draw(codec_strategy) for _ in range(_plane_count(name))))
 
 
 def _f32_tables(special: list[float]) -> st.SearchStrategy[float]:
@@ -425,6 +478,9 @@ def _untidy(draw, layout, value):
         value = RawValues(values(value.values))
     elif isinstance(value, CodebookValues):
         value = CodebookValues(values(value.codebook), symbols(value.codes), value.codec)
+    elif isinstance(value, PlaneValues):  # a per-plane tuple may come as a list
+        codec = list(value.codec) if isinstance(value.codec, tuple) else value.codec
+        value = PlaneValues(values(value.values), value.block_size, codec)
     elif isinstance(value, GroupedValues):  # tables stay float32 (native order), strided
         strided = (lambda t: None if t is None else np.repeat(t, 2)[::2])
         value = GroupedValues(value.group_size, strided(value.codebook), symbols(value.codes),
