@@ -1055,3 +1055,39 @@ def test_invalid_vectors(path):
         decode_file(path.read_bytes())
     if expected is not None:
         assert type(info.value).__name__ == expected, f"{type(info.value).__name__}: {info.value}"
+
+
+# === a header that ends inside a group of fields ======================================
+
+
+def _cut_header(data: bytes, edits: dict[int, int], cut: int) -> bytes:
+    """``data`` with bytes replaced, its header ``cut`` bytes shorter (Header_Size and
+    checksum made to agree): the header now ends inside the fields after the edits."""
+    from dcformat.testing.mutate import refresh_checksums
+
+    out = bytearray(data)
+    for offset, value in edits.items():
+        out[offset] = value
+    struct.pack_into("<Q", out, 20, struct.unpack_from("<Q", out, 20)[0] - cut)
+    return refresh_checksums(bytes(out))
+
+
+@pytest.mark.parametrize("case", ["segment-ref-codec", "gap-bits"])
+def test_fields_before_the_end_of_the_header_are_checked_first(case):
+    """FORMAT.md checks each field as soon as it is read: a bad Codec, or a bad Gap_Bits,
+    that the header still holds is refused for itself, not as the truncation after it;
+    the fast reader (which reads these groups of fields at once) says the same."""
+    import dcformat
+
+    if case == "segment-ref-codec":
+        data = dcformat.save({"w": np.zeros(3, np.float32)})
+        data, error = _cut_header(data, {65: 4}, 10), errors.UnknownEncoding  # Codec 4, 11 of 21 bytes left
+    else:
+        sparse = dcformat.EncodedTensor("U8", (8,), dcformat.Sparse(2, np.array([0, 1, 0], np.uint16)),
+                                        dcformat.RawValues(np.array([1, 2, 3], np.uint8)))
+        data = dcformat.save({"w": sparse})
+        data, error = _cut_header(data, {65: 0}, 116 - 70), errors.InvalidHeader  # Gap_Bits 0, 4 of 8 bytes left
+    refuse(data, error, verify_checksums=False)
+    with pytest.raises(errors.FormatError) as fast:
+        dcformat.load(data, verify=False)
+    assert type(fast.value) is error, fast.value

@@ -330,21 +330,29 @@ def _parse_record(r: ByteReader, kind: str, banks: tuple[Record, ...], names: se
     roles = _ROLES[layout, value_kind] if value_kind is not _PLANES else _plane_roles(
         name, dtype, layout, stored, fields["block_size"], end - pos)
     for role, allowed in roles:
-        if end - pos < _REF.size:
+        if end - pos < _REF.size:  # the fields that are there are checked first, in order
+            if end - pos >= 1:
+                _check_codec(buf[pos], allowed, role, name)
             raise TruncatedError(f"{role} Segment_Ref of {name!r}", _REF.size, end - pos)
         code, offset, length, checksum = _REF.unpack_from(buf, pos)
         pos += _REF.size
-        codec = _CODECS.get(code)
-        if codec is None:
-            raise UnknownEncoding("Codec", code, name)
-        if codec not in allowed:
-            raise InvalidHeader("Codec", f"{role} segment of {name!r} cannot use {codec.name}")
+        codec = _check_codec(code, allowed, role, name)
         expected = _expected_length(role, stored, itemsize, value_kind, fields)
         if expected is not None and length != expected:
             raise InvalidHeader("Length", f"{role} segment of {name!r} is {length} bytes, expected {expected}")
         segments[role] = SegmentRef(codec, offset, length, checksum)
     r.pos = pos
     return Record(name, dtype, shape, layout, value_kind, segments=segments, **fields)
+
+
+def _check_codec(code: int, allowed, role: str, name: str):
+    """A Segment_Ref's Codec: known (R14) and allowed for its segment (R15)."""
+    codec = _CODECS.get(code)
+    if codec is None:
+        raise UnknownEncoding("Codec", code, name)
+    if codec not in allowed:
+        raise InvalidHeader("Codec", f"{role} segment of {name!r} cannot use {codec.name}")
+    return codec
 
 
 def _expected_length(role: str, stored: int, itemsize: int, value_kind, fields: dict) -> int | None:
@@ -368,9 +376,9 @@ def _parse_value_fields(r: ByteReader, kind: str, name: str, dtype, shape, layou
     record's fields."""
     if layout == C.Layout.SPARSE:
         fields["gap_bits"] = r.u8("Gap_Bits")
-        fields["entry_count"] = r.u64("Entry_Count")
-        if not C.MIN_GAP_BITS <= fields["gap_bits"] <= C.MAX_GAP_BITS:
+        if not C.MIN_GAP_BITS <= fields["gap_bits"] <= C.MAX_GAP_BITS:  # checked before Entry_Count is read
             raise InvalidHeader("Gap_Bits", f"{fields['gap_bits']} in {name!r} is not in [1, 16]")
+        fields["entry_count"] = r.u64("Entry_Count")
     if value_kind in (C.ValueKind.CODEBOOK, C.ValueKind.GROUPED):
         fields["codebook_size"] = _table_size(r, "Codebook_Size", name, C.MAX_CODEBOOK_SIZE, 1)
     if value_kind == C.ValueKind.GROUPED:

@@ -163,8 +163,8 @@ class RecordTable(Sequence):
                "segment_start", "segment_count")
     SEGMENT_COLUMNS = ("segment_codec", "segment_offset", "segment_length", "segment_checksum")
     _WIDTHS = {"dim_start": np.int64, "entry_count": np.int64, "unit_size": np.int64, "group_size": np.int64,
-               "block_size": np.int64,
-               "segment_start": np.int64, "segment_offset": np.int64, "segment_length": np.int64,
+               "block_size": np.int64, "segment_start": np.int64, "segment_count": np.int64,
+               "segment_offset": np.int64, "segment_length": np.int64,
                "codebook_size": np.uint32, "bank_index": np.uint32, "scale_count": np.uint32,
                "offset_count": np.uint32, "segment_checksum": np.uint32}
 

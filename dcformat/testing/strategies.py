@@ -48,10 +48,9 @@ GROUPED_DTYPES: tuple[str, ...] = ("F32", "F16", "BF16")
 PLANES_DTYPES: tuple[str, ...] = tuple(_FLOAT_BITS)
 #: A PLANES tensor drawn has at most this many blocks (each block is a stream per plane)...
 _MAX_PLANE_BLOCKS = 64
-#: ... and at most this many segments: RecordTable keeps a record's segment count in 8
-#: bits, so a record of 256 or more fails to load (OverflowError). Raise it to let F32
-#: and F64 draw 64 blocks once that is fixed.
-_MAX_PLANE_SEGMENTS = 255
+#: ... and at most this many segments (a record of more than 255 once failed to load:
+#: drawn past that line, it stays covered).
+_MAX_PLANE_SEGMENTS = 1 + 8 * _MAX_PLANE_BLOCKS
 
 
 # --- streams ------------------------------------------------------------------------
