@@ -425,3 +425,11 @@ def test_real_checkpoint_as_planes_is_exact_and_smaller(name):
         assert len(planes) < len(raw), f"{name} block {block_size}: {len(planes)} bytes, raw {len(raw)}"
         for threads in (1, 2):
             assert_same_bytes(dcformat.load(planes, threads=threads), arrays, f"{name} block {block_size}")
+
+
+def test_a_record_of_more_than_255_segments_loads():
+    # 64 blocks of one F32 unit: 256 plane segments (the segment count was once kept in 8 bits)
+    values = np.arange(64, dtype=np.float32) - 31.5
+    data = dcformat.save({"t": EncodedTensor("F32", (64,), Dense(), PlaneValues(values, block_size=1))})
+    assert len(parse_header(data).tensors[0].segments) == 256
+    assert dcformat.load(data)["t"].tobytes() == values.tobytes()
