@@ -10,6 +10,8 @@ fast a stream decodes is its codec's business.
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -178,6 +180,31 @@ def _zeroed(record: Record, dtype: np.dtype, out, out_zeroed: bool) -> np.ndarra
 PLANES_PARALLEL_MIN = 1 << 20
 
 
+@dataclass(frozen=True)
+class _PlaneLayout:
+    """What decoding a dtype's planes needs, made once per dtype."""
+
+    total: int
+    mantissa_bits: int
+    #: exponent symbol -> its bits in place, in the element's storage integers: the value
+    #: table the exponent plane decodes through, straight into the output
+    exponents: np.ndarray
+    #: (plane name, alphabet, the plane's lowest bit in the sign-and-mantissa field t)
+    mantissas: tuple
+
+
+@functools.lru_cache(maxsize=None)
+def _plane_layout(dtype: DType) -> _PlaneLayout:
+    total, exponent_bits, mantissa_bits = FLOAT_LAYOUT[dtype]
+    widths = plane_widths(dtype)
+    storage = np.dtype(f"<u{total // 8}")
+    exponents = (np.arange(1 << exponent_bits, dtype=np.uint64) << np.uint64(mantissa_bits)).astype(storage)
+    exponents.flags.writeable = False
+    below = np.cumsum(widths[:0:-1])[::-1] - np.array(widths[1:])  # bits below each mantissa plane
+    mantissas = tuple((name, 1 << w, int(shift)) for name, w, shift in zip(plane_names(dtype)[1:], widths[1:], below))
+    return _PlaneLayout(total, mantissa_bits, exponents, mantissas)
+
+
 def _decode_planes(record: Record, segment: SegmentGetter, dtype: np.dtype, out, out_zeroed: bool,
                    threads) -> np.ndarray:
     """A PLANES record: each block's planes decoded and joined into its stored values, in
@@ -189,9 +216,7 @@ def _decode_planes(record: Record, segment: SegmentGetter, dtype: np.dtype, out,
         gaps = _codec(record, "gaps").decode(segment("gaps"), record.entry_count, 1 << record.gap_bits,
                                               gap_stream=True, name=_stream_name(record, "gaps"), threads=threads)
         positions = gap_positions(gaps, record.units, record.name)
-    widths = plane_widths(record.dtype)
-    total, exponent_bits, _ = FLOAT_LAYOUT[record.dtype]
-    names = plane_names(record.dtype)
+    layout = _plane_layout(record.dtype)
     block = record.block_size
     # Streams are checked before anything of the size S is allocated: each codec bounds its
     # count by its payload (a bit a symbol), so every block's planes prove S in turn.
@@ -199,27 +224,22 @@ def _decode_planes(record: Record, segment: SegmentGetter, dtype: np.dtype, out,
         out = np.empty(record.shape, dtype) if out is None else out
         values = storage_view(out.reshape(-1))
     else:
-        values = np.empty(stored, dtype=storage_view(np.empty(0, dtype)).dtype)
+        values = np.empty(stored, dtype=layout.exponents.dtype)
     blocks = record.blocks
     inner = 1 if blocks > 1 else threads
-    mantissa_bits = total - exponent_bits - 1
-    # the exponent plane decodes through a table straight into the output's bits, then
-    # each mantissa plane is merged in (from the payload's own bytes when stored raw)
-    exponents = (np.arange(1 << exponent_bits, dtype=np.uint64) << np.uint64(mantissa_bits)).astype(values.dtype)
-    shifts = np.cumsum(widths[:0:-1])[::-1] - np.array(widths[1:])  # each mantissa plane's place in t
 
     def run(b: int) -> None:
         start = b * block
         count = min(block, stored - start)
         part = values[start:start + count]
         role = f"exponent[{b}]"
-        _codec(record, role).decode_gather(segment(role), count, exponents, out=part,
+        _codec(record, role).decode_gather(segment(role), count, layout.exponents, out=part,
                                            name=_stream_name(record, role), threads=inner)
-        for plane, width, shift in zip(names[1:], widths[1:], shifts.tolist()):
+        for plane, alphabet, shift in layout.mantissas:
             role = f"{plane}[{b}]"
-            symbols = _codec(record, role).decode_narrow(segment(role), count, 1 << width,
+            symbols = _codec(record, role).decode_narrow(segment(role), count, alphabet,
                                                          name=_stream_name(record, role), threads=inner)
-            plane_kernels.merge(part, symbols, shift, mantissa_bits, total)
+            plane_kernels.merge(part, symbols, shift, layout.mantissa_bits, layout.total)
 
     parallel = _threads.threads_for(stored, threads, PLANES_PARALLEL_MIN)
     if blocks > 1 and parallel > 1:
