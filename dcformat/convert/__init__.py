@@ -7,6 +7,9 @@ format allows it. ``read_checkpoint`` reads everything at once. ``compress_check
 (and ``compress_into``, for a writer and a lazy mapping of your own) streams a
 checkpoint through the compression pipeline into a ``.dcf`` file.
 ``write_checkpoint`` writes decoded tensors as safetensors or PyTorch.
+Hugging Face model directories (sharded weights beside ``config.json`` and tokenizer files)
+go in and out whole with ``compress_directory`` and ``decompress_directory``
+(:mod:`dcformat.convert.directory`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,11 @@ import numpy as np
 from ..errors import ConversionError, storage_errors
 
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+
+__all__ = ["Checkpoint", "DcfSource", "TORCH_SUFFIXES", "checkpoint_format", "compress_checkpoint", "compress_into",
+           "compress_directory", "decompress_directory", "describe_directory", "find_weights",
+           "is_model_directory", "open_checkpoint", "read_checkpoint", "read_index", "verify_directory",
+           "write_checkpoint"]
 
 
 @dataclass
@@ -219,3 +227,9 @@ def write_checkpoint(tensors: Mapping[str, np.ndarray], path, metadata: Mapping[
         return write_torch(tensors, path, metadata, overwrite=overwrite)
     else:
         raise ConversionError(f"{path}: can write .safetensors or {', '.join(TORCH_SUFFIXES)}, not {kind}")
+
+
+
+# Below the file converters, which it is built on.
+from .directory import (compress_directory, decompress_directory, describe_directory, find_weights,  # noqa: E402
+                        is_model_directory, read_index, verify_directory)
