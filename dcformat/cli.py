@@ -77,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         code, message = _os_failure(exc, args)
         print(f"dcformat: {message}", file=sys.stderr)
         return code
-    except FormatError as exc:
-        print(f"dcformat: {getattr(args, 'input', '')}: invalid file: {exc}", file=sys.stderr)
+    except FormatError as exc:  # a model directory's error names its shard or index
+        print(f"dcformat: {getattr(exc, 'shard', None) or getattr(args, 'input', '')}: invalid file: {exc}",
+              file=sys.stderr)
         return EXIT_INVALID
     except DCFormatError as exc:
         print(f"dcformat: {exc}", file=sys.stderr)
@@ -108,10 +109,18 @@ def _os_failure(exc: OSError, args) -> tuple[int, str]:
     if isinstance(exc, FileNotFoundError):
         reason = "no such file or directory"
     elif isinstance(exc, IsADirectoryError):
-        reason = "it is a directory, not a file"
+        reason = "it is a directory, not a file" + _MODEL_DIRECTORY.get(getattr(getattr(args, "func", None), "__name__", ""), "")
     else:
         reason = _reason(exc)
     return EXIT_INPUT, f"{name if name is not None else args.input}: cannot read: {reason}"
+
+
+#: What a command would have taken for a directory: why a directory input was not one.
+_MODEL_DIRECTORY = {
+    "cmd_compress": ", nor a model directory (it holds no model.safetensors, model.safetensors.index.json, "
+                    "pytorch_model.bin or pytorch_model.bin.index.json)",
+    **dict.fromkeys(("cmd_decompress", "cmd_info", "cmd_verify"),
+                    ", nor a compressed model directory (it holds no model.dcf.index.json)")}
 
 
 def _reason(exc: OSError) -> str:
@@ -135,6 +144,11 @@ def cmd_compress(args) -> int:
     from .convert import compress_checkpoint
     from .inspect import describe, format_table
 
+    if _is_model_directory(args.input, compressed=False):
+        return _compress_directory(args)
+    if args.workers is not None:
+        raise UsageError(f"--workers spreads a model directory's shards over processes, and {args.input} is one "
+                         f"file; drop --workers")
     src = _readable(args.input)
     if src.suffix.lower() == ".dcf":
         raise UsageError(f"{src} is already a .dcf file, and compressing it again would decode and re-encode "
@@ -162,16 +176,70 @@ def cmd_compress(args) -> int:
     if not args.quiet:
         errors = {r.name: (r.kept_percent, r.rel_rms_error) for r in reports}
         print(format_table(rows, size, banks, errors))
-        lossy = [r for r in reports if r.kind != "exact"]
-        if lossy:
-            worst = min(lossy, key=lambda r: r.sqnr_db)
-            params = sum(r.elements for r in reports)
-            print(f"SQNR {min(r.sqnr_db for r in lossy):.1f} to {max(r.sqnr_db for r in lossy):.1f} dB "
-                  f"(lowest: {worst.name}); {8 * size / max(params, 1):.3f} bits per parameter")
+        _print_sqnr(reports, size)
     print(f"wrote {dst}: {size:,} bytes, {_against_dense(size, sum(r.dense_bytes for r in rows))}")
     if not args.quiet:
         _warn_below_floor(reports, args.preset)
     return 0
+
+
+def _compress_directory(args) -> int:
+    """``compress MODEL_DIR -o OUT_DIR``: a Hugging Face model directory, shard by shard."""
+    from .convert import compress_directory, find_weights
+
+    for dest, flag in (("model", "--model"), ("calibration", "--calibration"), ("gptq", "--gptq")):
+        if _given(args, dest):
+            raise UsageError(f"{flag} works on one checkpoint file, and {args.input} is a model directory; "
+                             f"drop {flag}, or compress the directory's weights file by file")
+    model = find_weights(args.input)
+    dst = args.output_path = Path(args.output) if args.output else _sibling(args.input, "-dcf")
+    settings = _settings(args, torch_input=model.kind == "torch")
+    report = compress_directory(model.root, dst, settings, overwrite=args.force, workers=args.workers,
+                                progress=not args.quiet, safe_globals=args.safe_global or ())
+    reports = report.reports
+    if not args.quiet:
+        for shard in report.shards:
+            print(f"{shard.file:<32} {_count(len(shard.reports), 'tensor'):>12} {shard.file_bytes:>14,} bytes  "
+                  f"{_against_dense(shard.file_bytes, shard.dense_bytes)}")
+        _print_sqnr(reports, report.file_bytes)
+        _directory_notes(report)
+    print(f"wrote {dst}: {_count(len(report.shards), 'shard')}, {_count(len(reports), 'tensor')}"
+          f"{_aliases(len(report.aliases))}, {report.file_bytes:,} bytes, "
+          f"{_against_dense(report.file_bytes, report.dense_bytes)}")
+    if not args.quiet:
+        _warn_below_floor(reports, args.preset)
+    return 0
+
+
+def _print_sqnr(reports, size: int) -> None:
+    """The SQNR range of the compressed tensors and the bits per parameter of ``size`` bytes."""
+    lossy = [r for r in reports if r.kind != "exact"]
+    if lossy:
+        worst = min(lossy, key=lambda r: r.sqnr_db)
+        params = sum(r.elements for r in reports)
+        print(f"SQNR {min(r.sqnr_db for r in lossy):.1f} to {max(r.sqnr_db for r in lossy):.1f} dB "
+              f"(lowest: {worst.name}); {8 * size / max(params, 1):.3f} bits per parameter")
+
+
+def _directory_notes(report) -> None:
+    """One note line each for what a directory conversion did besides the shards."""
+    notes = []
+    if report.copied:
+        notes.append(f"copied {_count(len(report.copied), 'file')} ({_some(report.copied)})")
+    if report.aliases:
+        notes.append(f"{_count(len(report.aliases), 'tied tensor')} stored once: "
+                     f"{_some([f'{a} -> {t}' for a, t in report.aliases.items()])}")
+    if report.duplicates:
+        notes.append(f"{_count(len(report.duplicates), 'tensor')} held by two shards, stored once: "
+                     f"{_some(report.duplicates)}")
+    if report.left_out:
+        notes.append(f"not copied (the model's weights in other formats): {_some(report.left_out)}")
+    skipped = [name for shard in report.shards for name in shard.skipped]
+    if skipped:
+        notes.append(f"{_count(len(skipped), 'value')} of the checkpoint, neither tensors nor JSON values, "
+                     f"not stored: {_some(skipped)}")
+    for note in notes:
+        print(f"dcformat: note: {note}", file=sys.stderr)
 
 
 def _calibrated(args, src: Path, settings):
@@ -209,6 +277,8 @@ def cmd_decompress(args) -> int:
     from .convert import DcfSource, write_checkpoint
     from .safe_open import safe_open
 
+    if _is_model_directory(args.input):
+        return _decompress_directory(args)
     src = _readable(args.input)
     dst = args.output_path = _output_path(args.input, args.output, ".safetensors")
     _refuse_clobber(src, dst, args.force)
@@ -222,10 +292,31 @@ def cmd_decompress(args) -> int:
     return 0
 
 
+def _decompress_directory(args) -> int:
+    """``decompress DCF_DIR -o DENSE_DIR``: sharded safetensors and the index transformers loads."""
+    from .convert import decompress_directory
+
+    dst = args.output_path = Path(args.output) if args.output else _sibling(args.input, "-dense")
+    if args.output and Path(args.output).suffix.lower() in (".safetensors", ".pt", ".pth", ".bin"):
+        raise UsageError(f"{args.input} is a model directory, which decompresses to a directory, not to "
+                         f"{args.output}; name an output directory")
+    report = decompress_directory(args.input, dst, overwrite=args.force, progress=not args.quiet)
+    tensors = sum(shard.tensors for shard in report.shards)
+    print(f"wrote {dst}: {_count(len(report.shards), 'shard')}, {_count(tensors, 'tensor')}"
+          + (f" ({_count(len(report.aliases), 'alias', 'aliases')} written as copies of their tensors)"
+             if report.aliases else ""))
+    if not args.quiet and report.copied:
+        print(f"dcformat: note: copied {_count(len(report.copied), 'file')} ({_some(report.copied)}); "
+              f"config.json without its dcformat quantization_config", file=sys.stderr)
+    return 0
+
+
 def cmd_info(args) -> int:
     from .inspect import describe, format_table
     from .safe_open import safe_open
 
+    if _is_model_directory(args.input):
+        return _info_directory(args)
     rows, banks, size = describe(_readable(args.input))
     if args.json:
         with safe_open(args.input) as f:
@@ -240,9 +331,48 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _info_directory(args) -> int:
+    """``info DCF_DIR``: a line per shard and the totals, from the headers (``--json``: every tensor)."""
+    from .convert import describe_directory, read_index
+
+    index = read_index(args.input)
+    shards = describe_directory(args.input)
+    size = sum(s[3] for s in shards)
+    dense = sum(r.dense_bytes for s in shards for r in s[1])
+    if args.json:
+        print(json.dumps({"index": index.metadata, "file_bytes": size, "dense_bytes": dense, "payloads_checked": False,
+                          "shards": [{"file": name, "version": list(version), "file_bytes": nbytes,
+                                      "banks": [b.as_dict() for b in banks], "tensors": [r.as_dict() for r in rows]}
+                                     for name, rows, banks, nbytes, version in shards]}, indent=2))
+        return 0
+    head = f"{'shard':<32} {'tensors':>8} {'bytes':>14} {'dense bytes':>14} {'ratio':>7}"
+    print(head)
+    print("-" * len(head))
+    for name, rows, _, nbytes, _ in shards:
+        part = sum(r.dense_bytes for r in rows)
+        print(f"{name:<32} {len(rows):>8,} {nbytes:>14,} {part:>14,} {part / nbytes if nbytes else 0:>6.1f}x")
+    print("-" * len(head))
+    tensors = sum(len(s[1]) for s in shards)
+    print(f"{'total':<32} {tensors:>8,} {size:>14,} {dense:>14,} {dense / size if size else 0:>6.1f}x")
+    if index.aliases:
+        print(f"{_count(len(index.aliases), 'alias', 'aliases')} (tied weights stored once): "
+              f"{_some([f'{a} -> {t}' for a, t in index.aliases.items()])}")
+    print("headers and layout checked; payload checksums not checked (`dcformat verify` checks them "
+          "and decodes every tensor)")
+    return 0
+
+
 def cmd_verify(args) -> int:
     from .numpy import load_file
 
+    if _is_model_directory(args.input):
+        from .convert import read_index, verify_directory
+
+        tensors, aliases = verify_directory(args.input)
+        shards = len(read_index(args.input).shards)
+        print(f"{args.input}: OK ({_count(shards, 'shard')}, {_count(tensors, 'tensor')}{_aliases(aliases)}, "
+              f"checksums and full decode)")
+        return 0
     tensors = load_file(_readable(args.input), verify=True)
     print(f"{args.input}: OK ({len(tensors)} tensors, checksums and full decode)")
     return 0
@@ -266,6 +396,10 @@ def _count(n: int, one: str, many: str | None = None) -> str:
     return f"{n:,} {one if n == 1 else many or one + 's'}"
 
 
+def _aliases(n: int) -> str:
+    return f" and {_count(n, 'alias', 'aliases')}" if n else ""
+
+
 def _some(names: list[str], shown: int = 3) -> str:
     listed = ", ".join(repr(n) for n in names[:shown])
     return listed + (f" and {len(names) - shown:,} more" if len(names) > shown else "")
@@ -276,6 +410,23 @@ def _output_path(src: str, out: str | None, suffix: str) -> Path:
         return Path(out)
     path = Path(src)
     return path.with_name(path.stem + suffix) if path.suffix != suffix else path.with_name(path.stem + ".out" + suffix)
+
+
+def _is_model_directory(path: str, compressed: bool = True) -> bool:
+    """Whether ``path`` is a (compressed) model directory; any other directory is refused as
+    a single-file input is (exit 3, "it is a directory")."""
+    from .convert import is_model_directory
+    from .convert.directory import INDEX_NAME
+
+    if compressed:
+        return (Path(path) / INDEX_NAME).is_file()
+    return is_model_directory(path)
+
+
+def _sibling(path: str, tail: str) -> Path:
+    """The default output directory of a model directory: beside it, its name and ``tail``."""
+    path = Path(path).resolve()
+    return path.with_name(path.name + tail)
 
 
 def _readable(path) -> Path:
@@ -296,12 +447,12 @@ def _refuse_clobber(src: Path, dst: Path, force: bool) -> None:
         raise UsageError(f"{dst} exists; pass --force to overwrite it")
 
 
-def _settings(args):
+def _settings(args, torch_input: bool | None = None):
     from dataclasses import replace
 
     from .compress import CompressionSettings
 
-    _check_options(args)
+    _check_options(args, torch_input)
     if args.settings:
         text = Path(args.settings).read_text()
         settings = CompressionSettings.from_json(text)
@@ -339,8 +490,11 @@ def _given(args, dest: str) -> bool:
     return value is not None and value is not False
 
 
-def _check_options(args) -> None:
-    """Refuse compress options that contradict each other, before any work (one line each)."""
+def _check_options(args, torch_input: bool | None = None) -> None:
+    """Refuse compress options that contradict each other, before any work (one line each).
+
+    ``torch_input``: whether the input holds PyTorch checkpoints (by default, its suffix says).
+    """
     given = [flag for dest, flag in _LOSSY if _given(args, dest)]
     if args.preset and args.settings:
         raise UsageError(f"--preset {args.preset} and --settings both give the base settings; pass one of them")
@@ -370,7 +524,9 @@ def _check_options(args) -> None:
         raise UsageError(f"--prototxt describes a 2016 .net file, and {args.input} is not one; drop --prototxt")
     from .convert import TORCH_SUFFIXES
 
-    if args.safe_global and Path(args.input).suffix.lower() not in TORCH_SUFFIXES:
+    if torch_input is None:
+        torch_input = Path(args.input).suffix.lower() in TORCH_SUFFIXES
+    if args.safe_global and not torch_input:
         raise UsageError(f"--safe-global allows a global in a PyTorch checkpoint's pickle, and {args.input} is not "
                          f"one ({', '.join(TORCH_SUFFIXES)}); drop --safe-global")
 
@@ -437,9 +593,12 @@ def _parser() -> argparse.ArgumentParser:
     def command(name: str, **kwargs) -> argparse.ArgumentParser:
         return sub.add_parser(name, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
 
-    p = command("compress", help="checkpoint (.safetensors/.pt/.pth/.bin/.net) -> .dcf")
-    p.add_argument("input")
-    p.add_argument("-o", "--output", help="output .dcf (default: input name with .dcf)")
+    p = command("compress", help="checkpoint (.safetensors/.pt/.pth/.bin/.net) -> .dcf, or a Hugging Face model "
+                                 "directory -> a directory of .dcf shards")
+    p.add_argument("input", help="a checkpoint file, or a model directory (config.json, model.safetensors or "
+                                 "its index and shards, or pytorch_model.bin or its index and shards)")
+    p.add_argument("-o", "--output", help="output .dcf (default: input name with .dcf); for a model directory, "
+                                          "the directory to create (default: MODEL_DIR-dcf)")
     p.add_argument("--preset", choices=PRESETS,
                    help="named settings (default: default); paper is the paper's, meant for a retrained model")
     p.add_argument("--settings", help="JSON file with CompressionSettings (overrides --preset)")
@@ -477,24 +636,30 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--safe-global", action="append", metavar="MODULE.NAME",
                    help="let a trusted PyTorch checkpoint's pickle use this class or function (torch's "
                         "safe_globals; weights_only stays on); repeatable")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="a model directory's shards convert on N processes side by side (default: every core, "
+                        "at most one per shard); the output is the same for every N")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="print only the summary line (no table, notes or quality warning)")
     p.set_defaults(func=cmd_compress)
 
-    p = command("decompress", help=".dcf -> .safetensors or PyTorch (.pt/.pth/.bin)")
+    p = command("decompress", help=".dcf -> .safetensors or PyTorch (.pt/.pth/.bin); a directory of .dcf shards -> "
+                                   "sharded safetensors")
     p.add_argument("input")
-    p.add_argument("-o", "--output", help="output file; its suffix picks the format (default .safetensors)")
+    p.add_argument("-o", "--output", help="output file; its suffix picks the format (default .safetensors); for a "
+                                          "model directory, the directory to create (default: DCF_DIR-dense)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="no note on stderr")
     p.set_defaults(func=cmd_decompress)
 
-    p = command("info", help="per-tensor table of a .dcf file (header only: `verify` checks the payloads)")
+    p = command("info", help="per-tensor table of a .dcf file, or per-shard of a model directory (headers only: "
+                             "`verify` checks the payloads)")
     p.add_argument("input")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)
 
-    p = command("verify", help="check every checksum and decode every tensor")
+    p = command("verify", help="check every checksum and decode every tensor (of every shard of a model directory)")
     p.add_argument("input")
     p.set_defaults(func=cmd_verify)
     return parser
