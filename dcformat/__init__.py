@@ -22,6 +22,12 @@ from .safe_open import safe_open
 
 __version__ = "0.1.0"
 
+# from_pretrained of a compressed model directory: registered with transformers when it loads
+# its models (now, if it has), without importing it here
+from .hf import install as _install_hf  # noqa: E402
+
+_install_hf()
+
 __all__ = [
     "save", "save_file", "load", "load_file", "load_metadata", "safe_open",
     "EncodedTensor", "Dense", "Sparse", "RawValues", "CodebookValues", "BankValues",
