@@ -90,8 +90,9 @@ def random_lengths(rng, size, complete=True):
     return lengths
 
 
-def decode_with_kernel(lengths, chunks, counts, width=16, modes=None):
-    """Run decode_chunks over byte strings ``chunks``; return (statuses, out)."""
+def decode_with_kernel(lengths, chunks, counts, width=16, modes=None, multi=False):
+    """Run decode_chunks over byte strings ``chunks`` (through a multi-symbol table where
+    ``multi`` and the codes allow); return (statuses, out, firsts)."""
     data = np.frombuffer(b"".join(chunks), dtype=np.uint8)
     ends = np.cumsum([len(c) for c in chunks]).astype(np.int64)
     begins = np.concatenate([[0], ends[:-1]]).astype(np.int64)
@@ -101,7 +102,10 @@ def decode_with_kernel(lengths, chunks, counts, width=16, modes=None):
     modes = np.zeros(len(chunks), dtype=np.uint8) if modes is None else np.asarray(modes, dtype=np.uint8)
     out = np.full(int(counts.sum()), 0xFFFF, dtype=np.uint16)
     status = np.full(len(chunks), 99, dtype=np.uint8)
-    hk.decode_chunks(data, table, maxlen, modes, begins, ends, firsts, counts, width, out, status)
+    many = np.zeros(hk.multi_table_size(maxlen, 2) if multi else 0, dtype=np.uint64)
+    if many.size:
+        hk.build_multi_table(table, maxlen, many)
+    hk.decode_chunks(data, table, maxlen, many, modes, begins, ends, firsts, counts, width, out, status)
     return status, out, firsts
 
 
@@ -155,7 +159,8 @@ def encode_chunk(lengths, symbols):
     return bytes(sum(b << i for i, b in enumerate(bits[k:k + 8])) for k in range(0, len(bits), 8))
 
 
-def test_valid_chunks_match_reference_in_groups_of_four_and_alone():
+@pytest.mark.parametrize("multi", [False, True], ids=["single", "multi"])
+def test_valid_chunks_match_reference_in_groups_of_four_and_alone(multi):
     rng = np.random.default_rng(2)
     for n_chunks in (1, 3, 4, 5, 8, 9):
         lengths = random_lengths(rng, 50)
@@ -163,7 +168,7 @@ def test_valid_chunks_match_reference_in_groups_of_four_and_alone():
         counts = rng.integers(1, 300, n_chunks)
         chunk_symbols = [rng.choice(used, c) for c in counts]
         chunks = [encode_chunk(lengths, s) for s in chunk_symbols]
-        status, out, firsts = decode_with_kernel(lengths, chunks, counts)
+        status, out, firsts = decode_with_kernel(lengths, chunks, counts, multi=multi)
         assert (status == 0).all()
         np.testing.assert_array_equal(out, np.concatenate(chunk_symbols))
         for chunk, c, s in zip(chunks, counts, chunk_symbols):
@@ -171,7 +176,8 @@ def test_valid_chunks_match_reference_in_groups_of_four_and_alone():
 
 
 @pytest.mark.parametrize("maxlen", [1, 2, 7, 11, 12, 14, 15])
-def test_every_codes_per_refill_variant(maxlen):
+@pytest.mark.parametrize("multi", [False, True], ids=["single", "multi"])
+def test_every_codes_per_refill_variant(maxlen, multi):
     # lengths 1, 2, ..., maxlen, maxlen: 5, 4 or 3 codes per refill in the fast loops
     lengths = code_lengths(np.array([1 << (maxlen - k) for k in range(maxlen)] + [1]), maxlen)
     assert lengths.max() == maxlen
@@ -179,7 +185,7 @@ def test_every_codes_per_refill_variant(maxlen):
     counts = [700] * 8 + [333]
     chunk_symbols = [rng.choice(maxlen + 1, c, p=np.full(maxlen + 1, 1 / (maxlen + 1))) for c in counts]
     chunks = [encode_chunk(lengths, s) for s in chunk_symbols]
-    status, out, _ = decode_with_kernel(lengths, chunks, counts)
+    status, out, _ = decode_with_kernel(lengths, chunks, counts, multi=multi)
     assert (status == 0).all()
     np.testing.assert_array_equal(out, np.concatenate(chunk_symbols))
 
@@ -201,7 +207,8 @@ def mutate(rng, chunk: bytes) -> bytes:
     return bytes(data)
 
 
-def test_hostile_chunks_get_the_reference_status():
+@pytest.mark.parametrize("multi", [False, True], ids=["single", "multi"])
+def test_hostile_chunks_get_the_reference_status(multi):
     rng = np.random.default_rng(3)
     for _ in range(FUZZ_CASES // 4):
         lengths = random_lengths(rng, int(rng.integers(1, 70)), complete=bool(rng.integers(2)))
@@ -210,7 +217,7 @@ def test_hostile_chunks_get_the_reference_status():
         counts = rng.integers(1, 120, n_chunks)
         chunks = [mutate(rng, encode_chunk(lengths, rng.choice(used, c))) if rng.integers(2)
                   else encode_chunk(lengths, rng.choice(used, c)) for c in counts]
-        status, out, firsts = decode_with_kernel(lengths, chunks, counts)
+        status, out, firsts = decode_with_kernel(lengths, chunks, counts, multi=multi)
         for k, (chunk, c) in enumerate(zip(chunks, counts)):
             ref_status, ref_symbols = reference_chunk(chunk, lengths, int(c))
             assert status[k] == ref_status, (k, chunk.hex(), lengths.tolist(), int(c))
@@ -218,22 +225,28 @@ def test_hostile_chunks_get_the_reference_status():
                 np.testing.assert_array_equal(out[firsts[k]:firsts[k] + c], ref_symbols)
 
 
+@pytest.mark.parametrize("multi", [False, True], ids=["single", "multi"])
 @given(st.binary(max_size=64), st.integers(1, 600), st.integers(0, 2**32 - 1))
 @settings(max_examples=FUZZ_CASES // 2, deadline=None)
-def test_random_bytes_any_count(data, count, seed):
+def test_random_bytes_any_count(multi, data, count, seed):
     lengths = random_lengths(np.random.default_rng(seed), 20, complete=seed % 2 == 0)
-    status, out, _ = decode_with_kernel(lengths, [data], [count])
+    status, out, _ = decode_with_kernel(lengths, [data], [count], multi=multi)
     assert status[0] == reference_chunk(data, lengths, count)[0]
 
 
-def test_single_code_of_length_one():
+@pytest.mark.parametrize("multi", [False, True], ids=["single", "multi"])
+def test_single_code_of_length_one(multi):
     lengths = np.array([0, 0, 1], dtype=np.uint8)  # symbol 2 is code "0"; "1" is no code
-    assert decode_with_kernel(lengths, [b"\x00"], [8])[0][0] == hk.STATUS_OK
-    assert decode_with_kernel(lengths, [b"\x00"], [9])[0][0] == hk.STATUS_PAST_END
-    assert decode_with_kernel(lengths, [b"\x10"], [8])[0][0] == hk.STATUS_INVALID_CODE
-    assert decode_with_kernel(lengths, [b"\x00"], [7])[0][0] == hk.STATUS_OK  # trailing bit zero
-    assert decode_with_kernel(lengths, [b"\x80"], [7])[0][0] == hk.STATUS_NONZERO_PADDING
-    assert decode_with_kernel(lengths, [b"\x00\x00"], [8])[0][0] == hk.STATUS_SIZE_MISMATCH
+
+    def status(data, count):
+        return decode_with_kernel(lengths, [data], [count], multi=multi)[0][0]
+
+    assert status(b"\x00", 8) == hk.STATUS_OK
+    assert status(b"\x00", 9) == hk.STATUS_PAST_END
+    assert status(b"\x10", 8) == hk.STATUS_INVALID_CODE
+    assert status(b"\x00", 7) == hk.STATUS_OK  # trailing bit zero
+    assert status(b"\x80", 7) == hk.STATUS_NONZERO_PADDING
+    assert status(b"\x00\x00", 8) == hk.STATUS_SIZE_MISMATCH
 
 
 def test_raw_chunks_between_huffman_chunks():
@@ -290,7 +303,8 @@ def test_hostile_payloads_raise_only_format_errors():
     assert len(outcomes) >= 4, outcomes  # the mutations reach several rules
 
 
-def _run_in_subprocess(env_extra):
+def run_in_subprocess(env_extra, test_file=__file__, keywords="hostile or single_code or raw_chunks_between"):
+    """Run the tests of ``test_file`` matching ``keywords`` in pytest with ``env_extra`` set."""
     # A cache of its own: Numba's cache key ignores NUMBA_BOUNDSCHECK, so sharing the
     # normal cache could hand back kernels built without bounds checks. Keeping it
     # between runs spares the recompile until a kernel's source changes.
@@ -298,17 +312,16 @@ def _run_in_subprocess(env_extra):
     env = dict(os.environ, **env_extra, NUMBA_CACHE_DIR=str(cache))
     root = Path(__file__).resolve().parent.parent
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(Path(__file__)),
-         "-k", "hostile or single_code or raw_chunks_between"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(Path(test_file)), "-k", keywords],
         cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 @pytest.mark.skipif(JIT_OFF or os.environ.get("NUMBA_BOUNDSCHECK") == "1", reason="already in the subprocess")
 def test_kernels_in_pure_python():
-    _run_in_subprocess({"NUMBA_DISABLE_JIT": "1"})
+    run_in_subprocess({"NUMBA_DISABLE_JIT": "1"})
 
 
 @pytest.mark.skipif(JIT_OFF or os.environ.get("NUMBA_BOUNDSCHECK") == "1", reason="already in the subprocess")
 def test_kernels_with_boundscheck():
-    _run_in_subprocess({"NUMBA_BOUNDSCHECK": "1"})
+    run_in_subprocess({"NUMBA_BOUNDSCHECK": "1"})

@@ -4,7 +4,10 @@ These serve the fast paths of :mod:`dcformat.encodings.decode`. They run the
 table-driven readers of :mod:`dcformat.kernels.huffman` over a value table: entry
 ``(value << 32) | 16 | length`` (the plain decoder's layout, with a codebook entry's bits
 as the value instead of the symbol), so one lookup yields the stored value itself and no
-symbol array is written. A zero entry marks a bit pattern no code starts with.
+symbol array is written. A zero entry marks a bit pattern no code starts with. Given a
+non-empty multi-symbol table of that value table
+(:func:`dcformat.kernels.huffman.build_multi_table`), the readers take up to three
+values a lookup.
 
 Like the plain readers they never raise and never touch memory outside what the caller
 proved: bytes ``[begins[c], ends[c])`` of a chunk, ``out[firsts[c]:firsts[c]+counts[c]]``
@@ -53,17 +56,19 @@ def _raw_chunk(data, begin, end, count, width, values, out, pos, scratch):
 
 
 @kernel
-def decode_values(data, table, maxlen, modes, begins, ends, firsts, counts, width, values, out, status, scratch):
+def decode_values(data, table, maxlen, multi, modes, begins, ends, firsts, counts, width, values, out, status,
+                  scratch):
     """Decode chunks into ``out`` as values: ``out[firsts[c] + i] = values[symbol]``.
 
-    Huffman chunks go four at a time through interleaved readers and write the table's
-    value directly; raw chunks are unpacked through ``scratch`` (uint16, as long as the
-    longest raw chunk) and each symbol checked against ``values``.
+    Huffman chunks go four at a time through interleaved readers (through ``multi``
+    unless it is empty) and write the table's value directly; raw chunks are unpacked
+    through ``scratch`` (uint16, as long as the longest raw chunk) and each symbol
+    checked against ``values``.
     """
     for c in range(modes.shape[0]):
         if modes[c] == 1:
             status[c] = _raw_chunk(data, begins[c], ends[c], counts[c], width, values, out, firsts[c], scratch)
-    decode_huffman_chunks(data, table, maxlen, modes, begins, ends, firsts, counts, out, status)
+    decode_huffman_chunks(data, table, maxlen, multi, modes, begins, ends, firsts, counts, out, status)
 
 
 @kernel
@@ -82,7 +87,7 @@ def _scatter_chunk(gaps, start, codes, cb, out):
 
 
 @kernel
-def sparse_rebuild(data, table, maxlen, modes, begins, ends, firsts, counts, width, ident, starts,
+def sparse_rebuild(data, table, maxlen, multi, modes, begins, ends, firsts, counts, width, ident, starts,
                    codes, cb, out, status, covered, scratch):
     """Rebuild a zeroed sparse output from gap chunks, four chunks at a time.
 
@@ -101,7 +106,7 @@ def sparse_rebuild(data, table, maxlen, modes, begins, ends, firsts, counts, wid
         for c in range(g0, g1):
             local[c - g0] = off
             off += counts[c]
-        decode_values(data, table, maxlen, modes[g0:g1], begins[g0:g1], ends[g0:g1], local[:g1 - g0],
+        decode_values(data, table, maxlen, multi, modes[g0:g1], begins[g0:g1], ends[g0:g1], local[:g1 - g0],
                       counts[g0:g1], width, ident, scratch, status[g0:g1], scratch[off:])
         for c in range(g0, g1):
             if status[c] != STATUS_OK:

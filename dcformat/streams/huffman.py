@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -58,6 +59,13 @@ _RAW = int(ChunkMode.RAW)
 
 #: Streams shorter than this decode on the calling thread alone unless told otherwise.
 PARALLEL_MIN_SYMBOLS = 1 << 20
+
+#: Streams of at least this many symbols decode through a multi-symbol table (up to three
+#: symbols a lookup) where their codes allow: building its 2,048 entries costs about as
+#: much as decoding this many symbols saves.
+MULTI_MIN_SYMBOLS = 1 << 13
+#: The multi-symbol table of streams that do without one.
+_NO_MULTI = np.zeros(0, dtype=np.uint64)
 
 #: Readers decode Huffman chunks four at a time through interleaved bit readers
 #: (:func:`dcformat.kernels.huffman.decode_huffman_chunks`); a lone chunk decodes about
@@ -243,13 +251,14 @@ class HuffmanCodec(StreamCodec):
         # decoded first, since their errors come first.
         maxlen = chunks.maxlen
         table = chunks.value_table(_identity(chunks.lengths.shape[0] or 1))
+        multi = chunks.multi_table(table, SYMBOL_DTYPE.itemsize, count)
         status = np.zeros(chunks.count, dtype=np.uint8)
         problem = chunks.first_seen_bad(name)
         if problem is not None:
             bad, error = problem
             if bad:  # these chunks hold at most 8 symbols per byte: a bounded scratch array
                 scratch = np.empty(int(chunks.firsts[bad]), dtype=SYMBOL_DTYPE)
-                hk.decode_chunks(chunks.bits, table, maxlen, chunks.modes[:bad], chunks.begins[:bad],
+                hk.decode_chunks(chunks.bits, table, maxlen, multi, chunks.modes[:bad], chunks.begins[:bad],
                                  chunks.ends[:bad], chunks.firsts[:bad], chunks.counts[:bad], chunks.width,
                                  scratch, status[:bad])
                 _raise_first_status(status, name)
@@ -259,7 +268,7 @@ class HuffmanCodec(StreamCodec):
 
         def run(group: tuple[int, int]) -> None:
             lo, hi = group
-            hk.decode_chunks(chunks.bits, table, maxlen, chunks.modes[lo:hi], chunks.begins[lo:hi],
+            hk.decode_chunks(chunks.bits, table, maxlen, multi, chunks.modes[lo:hi], chunks.begins[lo:hi],
                              chunks.ends[lo:hi], chunks.firsts[lo:hi], chunks.counts[lo:hi], chunks.width,
                              result, status[lo:hi])
 
@@ -319,12 +328,13 @@ class HuffmanCodec(StreamCodec):
                                          threads=threads)
         lookup = chunks.value_table(table)
         result = np.empty(count, dtype=table.dtype) if out is None else out  # count <= 8 bits x payload now
+        multi = chunks.multi_table(lookup, result.dtype.itemsize, count)  # its lanes are out's elements
         status = np.zeros(chunks.count, dtype=np.uint8)
 
         def part(group: tuple[int, int]) -> None:
             lo, hi = group
             scratch = np.empty(chunks.raw_symbols(lo, hi), dtype=SYMBOL_DTYPE)
-            fused.decode_values(chunks.bits, lookup, chunks.maxlen, chunks.modes[lo:hi], chunks.begins[lo:hi],
+            fused.decode_values(chunks.bits, lookup, chunks.maxlen, multi, chunks.modes[lo:hi], chunks.begins[lo:hi],
                                 chunks.ends[lo:hi], chunks.firsts[lo:hi], chunks.counts[lo:hi], chunks.width,
                                 table, result, status[lo:hi], scratch)
 
@@ -348,6 +358,7 @@ class HuffmanCodec(StreamCodec):
             return checked(*args, **options)
         ident = _identity(alphabet_size)
         lookup = chunks.value_table(ident)
+        multi = chunks.multi_table(lookup, SYMBOL_DTYPE.itemsize, count)
         status = np.zeros(chunks.count, dtype=np.uint8)
         covered = np.zeros(chunks.count, dtype=np.int64)
         starts = chunks.start_positions.astype(np.int64)
@@ -355,7 +366,7 @@ class HuffmanCodec(StreamCodec):
         def part(group: tuple[int, int]) -> None:
             lo, hi = group
             scratch = np.empty(5 * int(chunks.counts[lo:hi].max()), dtype=SYMBOL_DTYPE)
-            fused.sparse_rebuild(chunks.bits, lookup, chunks.maxlen, chunks.modes[lo:hi], chunks.begins[lo:hi],
+            fused.sparse_rebuild(chunks.bits, lookup, chunks.maxlen, multi, chunks.modes[lo:hi], chunks.begins[lo:hi],
                                  chunks.ends[lo:hi], chunks.firsts[lo:hi], chunks.counts[lo:hi], chunks.width,
                                  ident, starts[lo:hi], indices, table, out, status[lo:hi], covered[lo:hi], scratch)
 
@@ -408,11 +419,11 @@ class ChunkedStream:
     def is_huffman(self) -> np.ndarray:
         return self.modes == _HUFFMAN
 
-    @property
+    @cached_property  # the arrays are not changed once parsed; each decode asks several times
     def huffman_count(self) -> int:
         return int(np.count_nonzero(self.is_huffman))
 
-    @property
+    @cached_property
     def maxlen(self) -> int:
         """Bits the decode table is indexed by (1 when no chunk is Huffman-coded)."""
         return int(self.lengths.max()) if self.huffman_count else 1
@@ -423,6 +434,21 @@ class ChunkedStream:
         if self.huffman_count:
             hk.build_decode_table(self.lengths, values, self.maxlen, table)
         return table
+
+    def multi_table(self, table: np.ndarray, itemsize: int, symbols: int) -> np.ndarray:
+        """The multi-symbol table of the decode table ``table`` for values of ``itemsize``
+        bytes, or an empty one where it does not apply (no code longer than
+        ``hk.MULTI_BITS``, 2- or 4-byte values) or would not pay (fewer than
+        ``MULTI_MIN_SYMBOLS`` symbols); the decoders give the same results either way."""
+        if symbols < MULTI_MIN_SYMBOLS or not self.huffman_count:
+            return _NO_MULTI
+        maxlen = self.maxlen
+        size = hk.multi_table_size(maxlen, itemsize)
+        if not size:
+            return _NO_MULTI
+        multi = np.empty(size, dtype=np.uint64)
+        hk.build_multi_table(table, maxlen, multi)
+        return multi
 
     def raw_symbols(self, lo: int, hi: int) -> int:
         """The most symbols one raw chunk among chunks ``lo:hi`` holds (0 if none is raw)."""
