@@ -54,7 +54,8 @@ def exponent_case(tensors, label, limit):
     """(streams, value table): each tensor's exponent plane, block by block."""
     shift, dtype = LAYOUT[label]
     streams = []
-    for _, bits in tensors.values():
+    for name in sorted(tensors):  # by name: the loaders' order can vary between runs
+        bits = tensors[name][1]
         plane = ((bits >> shift) & 0xFF).astype(np.uint16)[:limit]
         for start in range(0, plane.size, BLOCK):
             streams.append(plane[start:start + BLOCK])
@@ -70,8 +71,8 @@ def one_stream(case, n):
 def codebook_case(tensors, limit):
     """(streams, tables): each tensor's values on 256 evenly spaced levels over its range."""
     streams, tables = [], []
-    for _, bits in tensors.values():
-        x = bits[:limit].view(np.float32)
+    for name in sorted(tensors):
+        x = tensors[name][1][:limit].view(np.float32)
         lo, hi = float(x.min()), float(x.max())
         levels = np.linspace(lo, hi, 256, dtype=np.float32)
         streams.append(np.clip(np.rint((x - lo) / ((hi - lo) or 1.0) * 255), 0, 255).astype(np.uint16))
