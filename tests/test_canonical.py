@@ -88,3 +88,15 @@ def test_the_kernel_gives_the_plain_constructions_lengths(case):
         assert coded.min() >= 1 and coded.max() <= limit
         assert kraft_sum(lengths) <= 1 << MAX_CODE_LENGTH
     assert not lengths[freqs == 0].any()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 600), st.integers(0, 5000), st.integers(0, 2**32 - 1))
+def test_the_histogram_counts_every_symbol(alphabet, count, seed):
+    from dcformat.kernels.huffman import histogram
+
+    rng = np.random.default_rng(seed)
+    symbols = np.minimum(rng.geometric(0.3, count) - 1, alphabet - 1).astype(np.uint16)  # skewed, repeats
+    out = np.ones(alphabet, np.int64)  # it adds to what is there
+    histogram(symbols, out)
+    assert out.tolist() == (np.bincount(symbols, minlength=alphabet) + 1).tolist()
