@@ -36,6 +36,7 @@ def save(tensors: Mapping, metadata: Mapping[str, str] | None = None, *,
     >>> dcformat.load(data)["b"]
     array([ 1.5, -0. ], dtype=float16)
     """
+    _check_compress(compress)
     writer = ContainerWriter(metadata)
     _add_all(writer, tensors, banks, compress)
     return writer.to_bytes()
@@ -97,7 +98,6 @@ def _check_compress(compress) -> None:
 
 
 def _add_all(writer, tensors: Mapping, banks: Mapping | None, compress: str | None = None) -> None:
-    _check_compress(compress)
     for name, bank in (banks or {}).items():
         writer.add_bank(name, bank)
     for name in tensors:  # indexed one at a time, so that a lazy mapping loads one at a time

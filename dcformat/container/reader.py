@@ -310,10 +310,8 @@ def _parse_record(r: ByteReader, kind: str, banks: tuple[Record, ...], names: se
     if value_kind is None:
         raise UnknownEncoding("Value_Kind", buf[pos], name)
     pos += 1
-    if value_kind is _GROUPED:  # R34 names DType, Value_Kind and the file's features: checked now
-        _check_grouped(kind, name, dtype, features)
-    elif value_kind is _PLANES:  # R40, likewise
-        _check_planes(kind, name, dtype, features)
+    if value_kind in _FEATURE_KINDS:  # R34, R40 name DType, Value_Kind and the file's features: checked now
+        _check_feature_kind(value_kind, kind, name, dtype, features)
 
     fields: dict = {}
     if layout is not _DENSE or value_kind is not _RAW:
@@ -415,16 +413,6 @@ def _plane_roles(name: str, dtype, layout, stored: int, block_size: int, room: i
     return tuple((role, STREAM_CODECS) for role in segment_roles(layout, _PLANES, dtype, blocks))
 
 
-def _check_planes(kind: str, name: str, dtype, features: int) -> None:
-    """What PLANES values require of their record (FORMAT.md, "PLANES values")."""
-    if kind == "bank":
-        raise InvalidHeader("Value_Kind", f"bank {name!r} cannot have PLANES values")
-    if not features & C.FEATURE_PLANES:
-        raise InvalidHeader("Value_Kind", f"PLANES values in {name!r} without Required_Features bit 1")
-    if dtype not in C.PLANES_DTYPES:
-        raise InvalidHeader("DType", f"PLANES values of {name!r} must be a float type, not {dtype.name}")
-
-
 def _table_size(r: ByteReader, field: str, name: str, limit: int, least: int) -> int:
     size = r.u32(field)
     if size > limit:
@@ -434,14 +422,25 @@ def _table_size(r: ByteReader, field: str, name: str, limit: int, least: int) ->
     return size
 
 
-def _check_grouped(kind: str, name: str, dtype, features: int) -> None:
-    """What GROUPED values require of their record (FORMAT.md, "GROUPED values")."""
+#: The value kinds a feature bit guards (FORMAT.md R34, R40): the bit, its number, the
+#: dtypes the kind allows and how a message names them.
+_FEATURE_KINDS = {
+    C.ValueKind.GROUPED: (C.FEATURE_GROUPED, 0, C.GROUPED_DTYPES, "F32, F16 or BF16"),
+    C.ValueKind.PLANES: (C.FEATURE_PLANES, 1, C.PLANES_DTYPES, "a float type"),
+}
+
+
+def _check_feature_kind(value_kind, kind: str, name: str, dtype, features: int) -> None:
+    """What GROUPED or PLANES values require of their record: a tensor record, the
+    file's feature bit, an allowed dtype."""
+    bit, number, dtypes, allowed = _FEATURE_KINDS[value_kind]
+    label = value_kind.name
     if kind == "bank":
-        raise InvalidHeader("Value_Kind", f"bank {name!r} cannot have GROUPED values")
-    if not features & C.FEATURE_GROUPED:
-        raise InvalidHeader("Value_Kind", f"GROUPED values in {name!r} without Required_Features bit 0")
-    if dtype not in C.GROUPED_DTYPES:
-        raise InvalidHeader("DType", f"GROUPED values of {name!r} must be F32, F16 or BF16, not {dtype.name}")
+        raise InvalidHeader("Value_Kind", f"bank {name!r} cannot have {label} values")
+    if not features & bit:
+        raise InvalidHeader("Value_Kind", f"{label} values in {name!r} without Required_Features bit {number}")
+    if dtype not in dtypes:
+        raise InvalidHeader("DType", f"{label} values of {name!r} must be {allowed}, not {dtype.name}")
 
 
 _U32 = struct.Struct("<I")

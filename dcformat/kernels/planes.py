@@ -1,11 +1,12 @@
-"""Kernels that split float bits into PLANES symbols and join them back (FORMAT.md,
+"""Kernels that split float bits into PLANES symbols and merge them back (FORMAT.md,
 "PLANES values").
 
 Values travel as unsigned integers of their element width (``dtypes.storage_view``). A
 value of ``W`` bits has its exponent (``E`` bits above the ``M`` mantissa bits) as plane
 0, and its sign and mantissa as ``t = sign << M | mantissa``, ``W - E`` bits cut into the
-planes that follow from the top (``widths[1:]``). Both directions are bit-exact for every
-pattern: NaN payloads, -0.0, subnormals and infinities are just bits.
+planes that follow from the top (``widths[1:]``). The decoder puts the exponent in place
+through a value table and merges each mantissa plane in (:func:`merge`). Both directions
+are bit-exact for every pattern: NaN payloads, -0.0, subnormals and infinities are just bits.
 """
 
 from __future__ import annotations
@@ -40,22 +41,6 @@ def split(bits, total, exponent_bits, widths, out):
             if planes > 3:
                 for k in range(3, planes):
                     out[k, i] = np.uint16((t >> shifts[k]) & masks[k])
-
-
-@kernel
-def join(planes, total, exponent_bits, widths, out):
-    """The inverse of :func:`split`: ``out[i]`` from the symbols ``planes[k, i]``, each
-    already proven below ``2**widths[k]`` (its stream's alphabet)."""
-    mantissa_bits = total - exponent_bits - 1
-    mantissa_mask = np.uint64((1 << mantissa_bits) - 1)
-    count = planes.shape[0]
-    for i in range(out.shape[0]):
-        t = np.uint64(0)
-        for k in range(1, count):
-            t = (t << np.uint64(widths[k])) | np.uint64(planes[k, i])
-        x = (((t >> np.uint64(mantissa_bits)) << np.uint64(total - 1))
-             | (np.uint64(planes[0, i]) << np.uint64(mantissa_bits)) | (t & mantissa_mask))
-        out[i] = x
 
 
 @kernel

@@ -299,7 +299,7 @@ class HuffmanCodec(StreamCodec):
         chunks = parse_stream(buf, check_count(count), check_alphabet(alphabet_size), name)
         # every chunk raw at 8 bits (a plane the writer found incompressible): the chunks'
         # bytes, back to back, are the symbols once their sizes are proven (R27)
-        if (alphabet_size == 256 and count and chunks.width == 8 and not chunks.huffman_count
+        if (alphabet_size == 256 and count and not chunks.huffman_count
                 and not chunks.start_positions.any() and chunks.first_seen_bad(name) is None):
             return chunks.bits[:count]
         return self._decode_parsed(chunks, count, alphabet_size, gap_stream=False, out=None, name=name,

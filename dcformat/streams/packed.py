@@ -134,7 +134,7 @@ class PackedCodec(StreamCodec):
 
     def decode_narrow(self, buf, count: int, alphabet_size: int, *, name: str = "stream",
                       threads: int | None = None) -> np.ndarray:
-        if symbol_width(check_alphabet(alphabet_size)) == 8 and alphabet_size == 256:
+        if check_alphabet(alphabet_size) == 256:  # 8-bit symbols
             data = as_bytes(buf)
             if data.shape[0] != check_count(count):
                 raise CorruptStream(name, f"packed length is {data.shape[0]} bytes, expected {count}")
