@@ -146,9 +146,10 @@ def cmd_compress(args) -> int:
 
     if _is_model_directory(args.input, compressed=False):
         return _compress_directory(args)
-    if args.workers is not None:
-        raise UsageError(f"--workers spreads a model directory's shards over processes, and {args.input} is one "
-                         f"file; drop --workers")
+    for flag, value in (("--workers", args.workers), ("--ray", args.ray)):
+        if value is not None:
+            raise UsageError(f"{flag} spreads a model directory's shards over processes, and {args.input} is one "
+                             f"file; drop {flag}")
     src = _readable(args.input)
     if src.suffix.lower() == ".dcf":
         raise UsageError(f"{src} is already a .dcf file, and compressing it again would decode and re-encode "
@@ -195,7 +196,7 @@ def _compress_directory(args) -> int:
     dst = args.output_path = Path(args.output) if args.output else _sibling(args.input, "-dcf")
     settings = _settings(args, torch_input=model.kind == "torch")
     report = compress_directory(model.root, dst, settings, overwrite=args.force, workers=args.workers,
-                                progress=not args.quiet, safe_globals=args.safe_global or ())
+                                ray=args.ray, progress=not args.quiet, safe_globals=args.safe_global or ())
     reports = report.reports
     if not args.quiet:
         for shard in report.shards:
@@ -639,6 +640,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, metavar="N",
                    help="a model directory's shards convert on N processes side by side (default: every core, "
                         "at most one per shard); the output is the same for every N")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="a model directory's shards convert as tasks on the Ray cluster at ADDRESS (auto, "
+                        "HOST:PORT, or local for one of this machine's cores), retried if a worker dies; its "
+                        "nodes must see the input and output at the same paths; same output as one process")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="print only the summary line (no table, notes or quality warning)")

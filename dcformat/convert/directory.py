@@ -39,7 +39,8 @@ again and keeps it on its share). Each shard lands within the pipeline's toleran
 Shards convert side by side on ``workers`` processes (default: every core this process may use,
 :func:`dcformat.threads.default_threads`, once the weights reach :data:`PARALLEL_MIN_BYTES`; at
 most one per shard); each converts exactly as on one worker, so the bytes written do not depend on
-``workers``, with or without a budget.
+``workers``, with or without a budget. With ``ray`` they are tasks on a Ray cluster instead,
+one core each, retried when a worker dies (:mod:`dcformat.convert.parallel`), with the same bytes.
 
 Memory: a worker holds one input shard open at a time through its lazy mapping
 (:func:`~dcformat.convert.open_checkpoint`) and, of it, one tensor and that tensor's encoding and
@@ -64,20 +65,17 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import multiprocessing
 import os
-import pickle
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatch
 from pathlib import Path
 
-from ..errors import (ConversionError, DCFormatError, DirectoryNotFound, InputNotFound, InvalidHeader,
-                      InvalidSettings, OutputExists, UsageError, storage_errors)
+from ..errors import (ConversionError, DirectoryNotFound, InputNotFound, InvalidHeader, InvalidSettings,
+                      OutputExists, UsageError, storage_errors)
+from .parallel import Runner
 
 #: The index of a compressed model directory, beside its shards.
 INDEX_NAME = "model.dcf.index.json"
@@ -95,6 +93,9 @@ DENSE_INDEX = "model.safetensors.index.json"
 #: By default shards convert on one process below this many bytes of weights: each worker
 #: process loads the compiled kernels afresh (about 0.6 s), which a small model does not repay.
 PARALLEL_MIN_BYTES = 256 << 20
+
+#: The prefix of a shard task's private directory in the staged output (:func:`_compress_shard`).
+UNFINISHED = ".unfinished-"
 
 
 # --- what a directory holds --------------------------------------------------------
@@ -242,7 +243,7 @@ class _Job:
 
 
 def compress_directory(src_dir, out_dir, settings=None, *, overwrite: bool = False, workers: int | None = None,
-                       progress: bool = False, safe_globals=()) -> DirectoryReport:
+                       ray: str | None = None, progress: bool = False, safe_globals=()) -> DirectoryReport:
     """Compress the model directory ``src_dir`` into ``out_dir``, a directory of ``.dcf`` shards.
 
     Parameters
@@ -259,6 +260,10 @@ def compress_directory(src_dir, out_dir, settings=None, *, overwrite: bool = Fal
         Processes converting shards side by side, at most one per shard; default every core,
         or one below :data:`PARALLEL_MIN_BYTES` of weights. The output's bytes are the same
         for every value.
+    ray : str, optional
+        Convert the shards as tasks on the Ray cluster at this address instead (``"auto"``,
+        ``"HOST:PORT"``, ``"local"``; :mod:`dcformat.convert.parallel`), whose nodes see
+        ``src_dir`` and ``out_dir``'s parent at the same paths. Same bytes as ``workers=1``.
     progress : bool
         A tqdm bar over the shards.
     safe_globals : sequence of str
@@ -296,22 +301,26 @@ def compress_directory(src_dir, out_dir, settings=None, *, overwrite: bool = Fal
     takes, aliases, duplicates = _assign(model, tuple(safe_globals))
     jobs = [_Job(shard, model.kind, take, settings, safe_globals=tuple(safe_globals))
             for shard, take in zip(model.shards, takes)]
-    workers = _workers(workers, len(jobs), sum(shard.stat().st_size for shard in model.shards))
-    if settings.bits_per_param is not None:  # the whole model's budget, split by shard at one slope
-        plans = _run(_plan_shard, jobs, workers, progress, "planning")
-        jobs = [replace(job, settings=replace(settings, bits_per_param=bpp))
-                for job, bpp in zip(jobs, _shard_budgets(plans, settings))]
-    report = DirectoryReport(out_dir, aliases=aliases, duplicates=duplicates)
-    with _staged(out_dir, overwrite) as stage:
-        jobs = [replace(job, output=stage / name) for job, name in zip(jobs, names)]
-        report.shards = _run(_compress_shard, jobs, workers, progress, "compressing")
-        weight_map = {n: shard.file for shard, job in zip(report.shards, jobs) for n in job.take}
-        weight_map.update({alias: weight_map[target] for alias, target in aliases.items()})
-        meta = {"format": FORMAT, "total_size": report.dense_bytes}
-        if aliases:
-            meta["aliases"] = aliases
-        _write_json(stage / INDEX_NAME, {"metadata": meta, "weight_map": weight_map}, sort_keys=True)
-        report.copied, report.left_out = _copy_others(model.root, stage, set(model.shards) | {model.index}, config)
+    workers = _workers(workers, len(jobs), sum(shard.stat().st_size for shard in model.shards), ray)
+    runner = Runner(workers=workers, ray=ray, progress=progress, label=_job_label)
+    with runner:
+        if settings.bits_per_param is not None:  # the whole model's budget, split by shard at one slope
+            plans = runner.map(_plan_shard, jobs, desc="planning")
+            jobs = [replace(job, settings=replace(settings, bits_per_param=bpp))
+                    for job, bpp in zip(jobs, _shard_budgets(plans, settings))]
+        report = DirectoryReport(out_dir, aliases=aliases, duplicates=duplicates)
+        with _staged(out_dir, overwrite) as stage:
+            jobs = [replace(job, output=stage / name) for job, name in zip(jobs, names)]
+            report.shards = runner.map(_compress_shard, jobs, desc="compressing")
+            _drop_unfinished(stage)
+            weight_map = {n: shard.file for shard, job in zip(report.shards, jobs) for n in job.take}
+            weight_map.update({alias: weight_map[target] for alias, target in aliases.items()})
+            meta = {"format": FORMAT, "total_size": report.dense_bytes}
+            if aliases:
+                meta["aliases"] = aliases
+            _write_json(stage / INDEX_NAME, {"metadata": meta, "weight_map": weight_map}, sort_keys=True)
+            report.copied, report.left_out = _copy_others(model.root, stage, set(model.shards) | {model.index},
+                                                          config)
     return report
 
 
@@ -402,22 +411,45 @@ def _shard_tensors(job: _Job) -> _Subset:
 
 
 def _compress_shard(job: _Job) -> ShardReport:
-    """Convert one shard into ``job.output`` (a worker's whole task), one tensor at a time."""
+    """Convert one shard into ``job.output`` (a worker's whole task), one tensor at a time.
+
+    The file is written in a private directory beside it and renamed onto ``job.output``, over
+    one already there: a task run again after its worker died mid-way (or after it renamed, before
+    it could report) writes the same bytes, and what the dead one left is an ``UNFINISHED``
+    directory that :func:`_drop_unfinished` removes."""
     from ..compress.pipeline import iter_compress
     from ..container.writer import StreamingWriter
     from ..inspect import describe
 
     tensors = _shard_tensors(job)
     reports = []
-    with StreamingWriter(job.output, tensors.metadata) as writer:
-        # the file's metadata is part of what a bits-per-parameter budget counts
-        for name, value, report in iter_compress(tensors, job.settings, metadata=writer.metadata):
-            writer.add_tensor(name, value)
-            reports.append(report)
-            del value  # written out: dropped before the next tensor is read
-    rows, _, size = describe(job.output)
+    with storage_errors(job.output, "write"):
+        private = Path(tempfile.mkdtemp(prefix=UNFINISHED, dir=job.output.parent))
+    try:
+        draft = private / job.output.name
+        with StreamingWriter(draft, tensors.metadata) as writer:
+            # the file's metadata is part of what a bits-per-parameter budget counts
+            for name, value, report in iter_compress(tensors, job.settings, metadata=writer.metadata):
+                writer.add_tensor(name, value)
+                reports.append(report)
+                del value  # written out: dropped before the next tensor is read
+        rows, _, size = describe(draft)
+        with storage_errors(job.output, "write"):
+            os.replace(draft, job.output)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
     return ShardReport(job.output.name, job.source.name, len(rows), reports, size, sum(r.dense_bytes for r in rows),
                        tensors.skipped)
+
+
+def _drop_unfinished(stage: Path) -> None:
+    """Remove what shard tasks that died left in ``stage`` (:func:`_compress_shard`)."""
+    for leftover in stage.glob(UNFINISHED + "*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _job_label(job: _Job) -> str:
+    return job.source.name
 
 
 @dataclass
@@ -811,75 +843,18 @@ def _copy_others(root: Path, stage: Path, weights: set, config: dict | None) -> 
 # --- workers -----------------------------------------------------------------------
 
 
-def _workers(workers: int | None, jobs: int, nbytes: int) -> int:
+def _workers(workers: int | None, jobs: int, nbytes: int, ray: str | None) -> int:
     from ..threads import default_threads
 
+    if ray is not None:
+        if workers is not None:
+            raise UsageError("workers and ray both say where shards convert: give one (a Ray cluster gives each "
+                             "shard one core)")
+        if not isinstance(ray, str) or not ray.strip():
+            raise UsageError(f"ray must be a Ray cluster's address (a non-empty str), got {ray!r}")
+        return 1
     if workers is None:
         workers = default_threads() if nbytes >= PARALLEL_MIN_BYTES else 1
     elif isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise UsageError(f"workers must be a positive int or None, got {workers!r}")
     return max(1, min(workers, jobs))
-
-
-def _run(fn, jobs: list, workers: int, progress: bool, desc: str) -> list:
-    """``[fn(job) for job in jobs]``, on ``workers`` processes, in order; a tqdm bar over them."""
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(jobs), disable=not progress, unit="shard", desc=desc)
-    try:
-        if workers == 1:
-            results = []
-            for job in jobs:
-                bar.set_postfix_str(job.source.name, refresh=False)
-                results.append(fn(job))
-                bar.update()
-            return results
-        results = [None] * len(jobs)
-        context = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
-        with ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=(workers,)) as pool:
-            futures = {pool.submit(_relayed, fn, job): i for i, job in enumerate(jobs)}
-            try:
-                for future in as_completed(futures):
-                    i = futures[future]
-                    results[i] = _unrelay(future.result())
-                    bar.set_postfix_str(jobs[i].source.name, refresh=False)
-                    bar.update()
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
-        return results
-    finally:
-        bar.close()
-
-
-def _init_worker(workers: int) -> None:
-    """Each worker's share of the cores for the threads its encoder starts."""
-    from ..threads import ENV, default_threads
-
-    os.environ[ENV] = str(max(1, default_threads() // workers))
-
-
-def _relayed(fn, job):
-    """``fn(job)`` in a worker. An error that pickling would not bring back (a class whose
-    ``__init__`` takes other arguments than its message) comes back as (class, args,
-    attributes) and is rebuilt by :func:`_unrelay`, so that it keeps its class."""
-    try:
-        return True, fn(job)
-    except DCFormatError as exc:
-        try:
-            pickle.loads(pickle.dumps(exc))
-        except Exception:
-            return False, (type(exc), exc.args, dict(vars(exc)))
-        raise
-
-
-def _unrelay(result):
-    ok, value = result
-    if ok:
-        return value
-    cls, args, attributes = value
-    exc = cls.__new__(cls)
-    exc.args = args
-    vars(exc).update(attributes)
-    raise exc
