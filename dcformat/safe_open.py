@@ -1,25 +1,34 @@
-"""Lazy, per-tensor access to a file, shaped like ``safetensors.safe_open``."""
+"""Lazy, per-tensor access to a file or a compressed model directory, shaped like ``safetensors.safe_open``."""
 
 from __future__ import annotations
 
+import json
 import warnings
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from .container.file import ContainerFile
 from .container.source import open_source
 from .format.records import Record
+from .index import about, read_index
 from .interop.torch_arrays import numpy_view, to_torch
-from .errors import FileClosed, UsageError
+from .errors import DCFormatError, FileClosed, TensorNotFound, UsageError
 
 
 class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
-    """Open a ``.dcf`` file and decode only the tensors asked for.
+    """Open a ``.dcf`` file, or a directory of ``.dcf`` shards, and decode only the tensors asked for.
 
     Parameters
     ----------
     path : str or Path
-        The file to read.
+        The file to read, or a compressed model directory (``dcformat compress MODEL_DIR``):
+        its index (:data:`~dcformat.index.INDEX_NAME`) says which shard holds each name, a
+        shard is opened when a tensor of it is first asked for, and a tied weight's other
+        names (the index's aliases) decode as copies of the tensor stored. ``metadata()`` is
+        then the index's metadata (values not strings as JSON), ``records()`` and
+        ``bank_records()`` every shard's, ``version`` the highest and ``file_size`` the sum.
     framework : {"numpy", "np", "pt", "torch"}
         What ``get_tensor`` returns: numpy arrays (default) or torch tensors.
     verify : bool
@@ -57,7 +66,10 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
                           "and safe from a file truncated under it; drop the argument", DeprecationWarning,
                           stacklevel=2)
         self.framework = framework
-        self._file: ContainerFile | None = None
+        self._file: ContainerFile | _Shards | None = None
+        if Path(path).is_dir():
+            self._file = self._source = _Shards(path, verify=verify, decode_budget=decode_budget, threads=threads)
+            return
         self._source = open_source(path)
         try:
             self._file = ContainerFile(self._source, verify=verify, decode_budget=decode_budget, threads=threads)
@@ -82,7 +94,7 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
         return self._file
 
     def keys(self) -> list[str]:
-        """Tensor names in file order."""
+        """Tensor names in file order (a directory's: its index's order)."""
         return self._opened().keys()
 
     def metadata(self) -> dict[str, str]:
@@ -124,7 +136,10 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
 
     def records(self) -> list[Record]:
         """The tensor records, for inspection (``dcformat info``)."""
-        return [self._opened().record(name) for name in self._opened().keys()]
+        f = self._opened()
+        if isinstance(f, _Shards):
+            return f.records()
+        return [f.record(name) for name in f.keys()]
 
     def bank_records(self) -> list[Record]:
         return list(self._opened().header.banks)
@@ -141,3 +156,98 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
 def _is_torch(value) -> bool:
     """Whether ``value`` is a torch tensor, without importing torch for numpy users."""
     return value is not None and not isinstance(value, np.ndarray) and type(value).__module__.startswith("torch")
+
+
+class _Shards:
+    """A compressed model directory read as one file: what :class:`safe_open` asks of a
+    :class:`~dcformat.container.file.ContainerFile`, each name looked up in the index and
+    decoded from its shard, opened on first use; an error of a shard names it (``exc.shard``)."""
+
+    def __init__(self, root, *, verify: bool, decode_budget: int | None, threads: int | None):
+        self.index = read_index(root)
+        self._options = dict(verify=verify, decode_budget=decode_budget, threads=threads)
+        self._open: dict[str, ContainerFile] = {}
+
+    def close(self) -> None:
+        files, self._open = self._open, {}
+        for f in files.values():
+            f.source.close()
+
+    def _shard(self, shard: str) -> ContainerFile:
+        if shard not in self._open:
+            path = self.index.root / shard
+            source = None
+            try:
+                source = open_source(path)
+                self._open[shard] = ContainerFile(source, **self._options)
+            except DCFormatError as exc:
+                if source is not None:
+                    source.close()
+                raise about(exc, path)
+        return self._open[shard]
+
+    def _where(self, name: str) -> tuple[ContainerFile, str]:
+        shard = self.index.weight_map.get(name)
+        if shard is None:
+            raise TensorNotFound(name)
+        return self._shard(shard), self.index.aliases.get(name, name)
+
+    def keys(self) -> list[str]:
+        return list(self.index.weight_map)
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return {k: v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in self.index.metadata.items()}
+
+    def decode(self, name: str, out=None) -> np.ndarray:
+        f, stored = self._where(name)
+        try:
+            return f.decode(stored, out)
+        except DCFormatError as exc:
+            raise about(exc, f.source.path)
+
+    def decode_all(self, names=None, out=None) -> dict[str, np.ndarray]:
+        """Each shard's stored tensors at once (into ``out`` where given); an alias asked for
+        is a copy of its tensor (into its own ``out`` if given)."""
+        names = self.keys() if names is None else list(names)
+        out = dict(out or {})
+        by_shard: dict[str, dict[str, None]] = {}
+        for name in names:
+            if name not in self.index.weight_map:
+                raise TensorNotFound(name)
+            by_shard.setdefault(self.index.weight_map[name], {})[self.index.aliases.get(name, name)] = None
+        decoded = {}
+        for shard, stored in by_shard.items():
+            f = self._shard(shard)
+            targets = {n: out[n] for n in stored if n in out and n in names}
+            try:
+                decoded.update(f.decode_all(list(stored), out=targets))
+            except DCFormatError as exc:
+                raise about(exc, f.source.path)
+        result = {}
+        for name in names:
+            stored = self.index.aliases.get(name, name)
+            if stored == name:
+                result[name] = decoded[name]
+            elif name in out:
+                np.copyto(out[name], decoded[stored])
+                result[name] = out[name]
+            else:
+                result[name] = decoded[stored].copy() if stored in names else decoded[stored]
+        return result
+
+    def _every_shard(self) -> list[ContainerFile]:
+        return [self._shard(shard) for shard in self.index.shards]
+
+    def records(self) -> list[Record]:
+        return [f.record(name) for f in self._every_shard() for name in f.keys()]
+
+    @property
+    def header(self):
+        files = self._every_shard()
+        return SimpleNamespace(banks=[b for f in files for b in f.header.banks],
+                               version=max(f.header.version for f in files))
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self._every_shard())

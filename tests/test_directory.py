@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
+import dcformat
 from dcformat.cli import main
 from dcformat.compress import CompressionSettings
 from dcformat.compress.budget import tolerance
@@ -28,8 +29,8 @@ from dcformat.convert import (compress_checkpoint, compress_directory, decompres
                               read_index, verify_directory)
 from dcformat.convert import directory
 from dcformat.convert.safetensors_io import SafetensorsSource
-from dcformat.errors import (ChecksumMismatch, ConversionError, InputNotFound, InvalidHeader, InvalidSettings,
-                             OutputExists)
+from dcformat.errors import (ChecksumMismatch, ConversionError, FileClosed, InputNotFound, InvalidHeader,
+                             InvalidSettings, OutputExists, TensorNotFound)
 
 from .real_checkpoints import Wheel, _download, _extract, cache_dir, raw_safetensors
 from .test_cli_faults import one_line, run, tmpfs  # noqa: F401 - tmpfs: a fixture
@@ -444,13 +445,20 @@ def test_an_index_naming_a_shard_outside_the_directory(bf16_dir, tmp_path):
         find_weights(bf16_dir)
 
 
-def test_a_corrupt_shard(capsys, bf16_dir, tmp_path):
+@pytest.fixture
+def corrupt_shard(bf16_dir, tmp_path):
+    """A lossless directory of bf16_dir's 4 shards, a payload byte of the second flipped: (directory, shard)."""
     out = tmp_path / "dcf"
     compress_directory(bf16_dir, out, CompressionSettings.preset("lossless"), workers=1)
     shard = out / "model-00002-of-00004.dcf"
     data = bytearray(shard.read_bytes())
     data[-100] ^= 0x10  # a payload byte
     shard.write_bytes(bytes(data))
+    return out, shard
+
+
+def test_a_corrupt_shard(capsys, corrupt_shard, tmp_path):
+    out, shard = corrupt_shard
     with pytest.raises(ChecksumMismatch):
         verify_directory(out)
     code, _, err = run(capsys, "verify", out)
@@ -541,3 +549,66 @@ def test_single_files_are_unchanged(capsys, bf16_dir, tmp_path):
     assert code == EXIT_USAGE and "--workers" in one_line(err)
     code, out, err = run(capsys, "decompress", tmp_path / "one.dcf", "-q")
     assert code == 0 and out == f"wrote {tmp_path / 'one.safetensors'}: {len(raw_safetensors(shard)[1])} tensors\n"
+
+
+# --- safe_open of a compressed directory, by tensor name across its shards -------------------
+
+
+def test_safe_open_reads_a_directory_by_name_across_its_shards(minilm_dir, tmp_path):
+    torch = pytest.importorskip("torch")
+    out = tmp_path / "dcf"
+    compress_directory(minilm_dir, out, workers=1)
+    index = read_index(out)
+    assert len(index.shards) == 3
+    with dcformat.safe_open(out) as f:
+        assert f.keys() == list(index.weight_map)
+        assert json.loads(f.metadata()["total_size"]) == index.metadata["total_size"]
+        assert f.file_size == sum((out / s).stat().st_size for s in index.shards)
+        assert len(f.records()) == len(f.keys())
+        for name in (f.keys()[0], f.keys()[-1]):
+            with dcformat.safe_open(out / index.weight_map[name]) as shard:
+                expected = shard.get_tensor(name)
+            assert np.array_equal(f.get_tensor(name), expected)
+        names = [n for n in f.keys() if n.startswith(("embeddings.", "encoder.layer.5."))]
+        assert len({index.weight_map[n] for n in names}) == 3  # the embeddings are in two shards
+        targets = {n: torch.empty(f.get_tensor(n).shape) for n in names[:2]}
+        got = f.get_tensors(names, out=targets)
+        for name in names:
+            assert np.array_equal(np.asarray(got[name]), f.get_tensor(name))
+        assert all(got[n] is targets[n] for n in targets)
+        with pytest.raises(TensorNotFound):
+            f.get_tensor("no.such.tensor")
+    with pytest.raises(FileClosed):
+        f.keys()
+    with dcformat.safe_open(out, framework="pt") as f:
+        assert isinstance(f.get_tensor(names[0]), torch.Tensor)
+
+
+def test_safe_open_of_a_directory_gives_tied_weights_as_copies(tmp_path):
+    torch = pytest.importorskip("torch")
+    g = torch.Generator().manual_seed(1)
+    embed = torch.randn(128, 32, generator=g).to(torch.bfloat16)
+    src = write_model(tmp_path / "tied", [{"embed.weight": embed, "lm_head.weight": embed,
+                                           "mlp.weight": torch.randn(32, 32, generator=g)}], torch_files=True)
+    out = tmp_path / "dcf"
+    compress_directory(src, out, CompressionSettings.preset("lossless"), workers=1)
+    with dcformat.safe_open(out, framework="pt") as f:
+        assert sorted(f.keys()) == ["embed.weight", "lm_head.weight", "mlp.weight"]
+        both = f.get_tensors(["embed.weight", "lm_head.weight"])
+        assert torch.equal(both["lm_head.weight"], embed) and torch.equal(both["embed.weight"], embed)
+        assert both["lm_head.weight"].data_ptr() != both["embed.weight"].data_ptr()  # copies, as safetensors gives
+        into = torch.empty_like(embed)
+        assert f.get_tensors(["lm_head.weight"], out={"lm_head.weight": into})["lm_head.weight"] is into
+        assert torch.equal(into, embed) and torch.equal(f.get_tensor("lm_head.weight"), embed)
+
+
+def test_safe_open_of_a_directory_names_the_bad_shard(corrupt_shard, bf16_dir):
+    out, shard = corrupt_shard
+    index = read_index(out)
+    with dcformat.safe_open(out) as f:
+        f.get_tensor(index.stored("model-00001-of-00004.dcf")[0])  # other shards read as before
+        with pytest.raises(ChecksumMismatch) as caught:
+            f.get_tensors(index.stored(shard.name))
+    assert caught.value.shard == str(shard)
+    with pytest.raises(ConversionError, match="not a dcformat model directory"):
+        dcformat.safe_open(bf16_dir)

@@ -73,17 +73,12 @@ from dataclasses import dataclass, field, replace
 from fnmatch import fnmatch
 from pathlib import Path
 
-from ..errors import (ConversionError, DirectoryNotFound, InputNotFound, InvalidHeader, InvalidSettings,
-                      OutputExists, UsageError, storage_errors)
+from ..errors import (ConversionError, DirectoryNotFound, InputNotFound, InvalidSettings, OutputExists, UsageError,
+                      storage_errors)
+from ..index import (FORMAT, INDEX_NAME, LAYOUTS, DcfIndex, about, bad_dcf_index, bad_source_index,  # noqa: F401
+                     is_model_directory, read_index, read_weight_map)
 from .parallel import Runner
 
-#: The index of a compressed model directory, beside its shards.
-INDEX_NAME = "model.dcf.index.json"
-#: The value of ``metadata.format`` in :data:`INDEX_NAME`, and the ``quant_method`` in config.json.
-FORMAT = "dcformat"
-#: Where each layout keeps its weights, in the order they are looked for: (kind, single file, index).
-LAYOUTS = (("safetensors", "model.safetensors", "model.safetensors.index.json"),
-           ("torch", "pytorch_model.bin", "pytorch_model.bin.index.json"))
 #: Weights of the model in the formats not read, left out of the output (file name patterns).
 OTHER_WEIGHTS = ("model*.safetensors", "model*.safetensors.index.json", "pytorch_model*.bin",
                  "pytorch_model*.bin.index.json", "tf_model*.h5", "flax_model*.msgpack", "model.ckpt*",
@@ -113,12 +108,6 @@ class ModelDirectory:
     weight_map: dict = field(default_factory=dict)
 
 
-def is_model_directory(path) -> bool:
-    """Whether ``path`` is a directory holding weights in one of :data:`LAYOUTS`."""
-    path = Path(path)
-    return path.is_dir() and any((path / name).is_file() for _, *names in LAYOUTS for name in names)
-
-
 def find_weights(root) -> ModelDirectory:
     """The weights of the model directory ``root``, in the first of :data:`LAYOUTS` it holds.
 
@@ -135,8 +124,8 @@ def find_weights(root) -> ModelDirectory:
         if (root / single).is_file():
             return ModelDirectory(root, kind, (root / single,))
         if (root / index).is_file():
-            weight_map, _ = _weight_map(root / index, ".safetensors" if kind == "safetensors" else ".bin",
-                                        _bad_source_index(root / index))
+            weight_map, _ = read_weight_map(root / index, ".safetensors" if kind == "safetensors" else ".bin",
+                                        bad_source_index(root / index))
             shards = tuple(root / name for name in sorted(set(weight_map.values())))
             for shard in shards:
                 if not shard.is_file():
@@ -147,41 +136,6 @@ def find_weights(root) -> ModelDirectory:
                               f"`dcformat decompress` it to get the dense weights")
     raise ConversionError(f"{root}: no model weights found (expected model.safetensors, "
                           f"model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json)")
-
-
-def _weight_map(index: Path, suffix: str, bad) -> tuple[dict[str, str], dict]:
-    """The ``weight_map`` of a transformers-shaped index (each shard a plain file name in its
-    directory) and the whole index; ``bad(field, reason)`` is the error to raise otherwise."""
-    with storage_errors(index, "read"):
-        text = index.read_bytes()
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise bad("index", f"not valid JSON ({exc})") from None
-    weight_map = data.get("weight_map") if isinstance(data, dict) else None
-    if not isinstance(weight_map, dict) or not weight_map:
-        raise bad("weight_map", "missing or empty (an object of tensor name -> shard file)")
-    for name, shard in weight_map.items():
-        if not isinstance(shard, str) or not shard.endswith(suffix):
-            raise bad("weight_map", f"tensor {name!r} is mapped to {shard!r}, not a {suffix} file")
-        if shard != Path(shard).name or shard in (".", "..") or "\\" in shard:
-            raise bad("weight_map", f"tensor {name!r} is mapped to {shard!r}, outside the directory")
-    return weight_map, data
-
-
-def _bad_source_index(index: Path):
-    return lambda field, reason: ConversionError(f"{index}: {field}: {reason}")
-
-
-def _bad_dcf_index(index: Path):
-    return lambda field, reason: _about(InvalidHeader(field, reason), index)
-
-
-def _about(exc, path: Path):
-    """``exc`` naming the file it is about (``shard``, for the command line's message)."""
-    if getattr(exc, "shard", None) is None:
-        exc.shard = str(path)
-    return exc
 
 
 # --- compress ----------------------------------------------------------------------
@@ -518,54 +472,6 @@ def _shard_budgets(plans: list[_ShardPlan], settings) -> list[float | None]:
 # --- decompress --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DcfIndex:
-    """A compressed model directory's :data:`INDEX_NAME`: its shards in order, every name's shard
-    (aliases included), the aliases, and the index's metadata."""
-
-    root: Path
-    shards: tuple[str, ...]
-    weight_map: dict
-    aliases: dict
-    metadata: dict
-
-    def stored(self, shard: str) -> list[str]:
-        """The names stored in ``shard`` (its aliases not included)."""
-        return [n for n, s in self.weight_map.items() if s == shard and n not in self.aliases]
-
-
-def read_index(dcf_dir) -> DcfIndex:
-    """The index of a compressed model directory, checked: a transformers-shaped ``weight_map``
-    of plain ``.dcf`` file names that exist, ``metadata.format`` "dcformat", every alias mapped
-    to the shard of the tensor it names. A bad index is an
-    :class:`~dcformat.errors.InvalidHeader` naming it; a missing shard an
-    :class:`~dcformat.errors.InputNotFound`; a directory without an index a
-    :class:`~dcformat.errors.ConversionError`."""
-    root = Path(dcf_dir)
-    path = root / INDEX_NAME
-    if not path.is_file():
-        with storage_errors(root, "read"):
-            os.listdir(root)
-        raise ConversionError(f"{root} is not a dcformat model directory: it has no {INDEX_NAME}"
-                              + ("; compress it with `dcformat compress`" if is_model_directory(root) else ""))
-    bad = _bad_dcf_index(path)
-    weight_map, data = _weight_map(path, ".dcf", bad)
-    metadata = data.get("metadata")
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        raise bad("metadata.format", f'not "{FORMAT}"')
-    aliases = metadata.get("aliases", {})
-    if not isinstance(aliases, dict):
-        raise bad("metadata.aliases", "not an object of name -> stored name")
-    for alias, target in aliases.items():
-        if target in aliases or weight_map.get(target) is None or weight_map.get(alias) != weight_map[target]:
-            raise bad("metadata.aliases", f"{alias!r} -> {target!r} does not name a tensor stored in its shard")
-    shards = tuple(sorted(set(weight_map.values())))
-    for shard in shards:
-        if not (root / shard).is_file():
-            raise InputNotFound(root / shard, errno.ENOENT, action="read")
-    return DcfIndex(root, shards, weight_map, dict(aliases), metadata)
-
-
 class _WithAliases(Mapping):
     """An opened ``.dcf`` shard's tensors, each decoded when indexed, and its aliases, each its tensor's copy."""
 
@@ -638,10 +544,10 @@ def decompress_directory(dcf_dir, out_dir, *, overwrite: bool = False, progress:
 def _check_names(f, index: DcfIndex, shard: str) -> None:
     held, stored = set(f.keys()), set(index.stored(shard))
     if held - stored:
-        raise _bad_dcf_index(index.root / INDEX_NAME)(
+        raise bad_dcf_index(index.root / INDEX_NAME)(
             "weight_map", f"{shard} holds tensor {sorted(held - stored)[0]!r}, which it does not map to {shard}")
     if stored - held:
-        raise _bad_dcf_index(index.root / INDEX_NAME)(
+        raise bad_dcf_index(index.root / INDEX_NAME)(
             "weight_map", f"maps tensor {sorted(stored - held)[0]!r} to {shard}, which does not hold it")
 
 
@@ -685,13 +591,13 @@ def describe_directory(dcf_dir) -> list[tuple[str, list, list, int, tuple]]:
 
 @contextlib.contextmanager
 def _naming(path: Path):
-    """A FormatError of the block names the shard it is about (:func:`_about`)."""
+    """A FormatError of the block names the shard it is about (:func:`dcformat.index.about`)."""
     from ..errors import FormatError
 
     try:
         yield
     except FormatError as exc:
-        raise _about(exc, path)
+        raise about(exc, path)
 
 
 # --- the directory around the weights ----------------------------------------------
