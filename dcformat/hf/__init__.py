@@ -27,6 +27,9 @@ def register() -> None:
 
     A transformers this cannot register with is warned about, not raised: importing
     transformers or dcformat must not fail for it."""
+    loader = sys.modules.get(f"{__name__}.loader")
+    if loader is not None and not hasattr(loader, "register"):
+        return  # dcformat.hf.loader imported first: its own import of transformers got here; it registers when done
     try:
         from .loader import register as _register
 

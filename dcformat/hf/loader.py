@@ -254,3 +254,8 @@ def _assign(model, keys: list[str], meta, value) -> None:
             module._parameters[attr] = value
         else:
             module._buffers[attr] = value
+
+
+# Registering is idempotent; done here too for an import of this module before transformers'
+# modeling_utils, which ran dcformat.hf's hook while this module was half-built.
+register()
