@@ -210,3 +210,52 @@ def test_radix_sort_cases(case):
          "descending": -np.arange(70_000, dtype=np.float32),
          "big": rng.standard_normal(1 << 20).astype(np.float32)}[case]
     assert np.array_equal(_radix_sorted(x), np.sort(x))
+
+
+# --- 16-bit floats through their bit patterns ----------------------------------------------
+
+import ml_dtypes  # noqa: E402
+
+from dcformat.compress.kmeans import Patterns  # noqa: E402
+
+NARROW = [np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16), np.dtype(ml_dtypes.float8_e4m3fn)]
+
+
+def _narrow(draw_bits, dtype):
+    """Every finite value of ``dtype`` reachable: arbitrary bit patterns, the non-finite ones dropped."""
+    x = np.asarray(draw_bits, np.uint16 if dtype.itemsize == 2 else np.uint8).view(dtype)
+    return x[np.isfinite(x.astype(np.float32))]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(NARROW), hnp.arrays(np.uint16, st.integers(1, 2000)), st.integers(1, 40),
+       st.sampled_from(["linear", "density", "random"]), st.sampled_from([1, 2]))
+def test_patterns_give_what_the_widened_values_give(dtype, bits, k, init, skew):
+    bits = bits if dtype.itemsize == 2 else (bits & 0xFF).astype(np.uint8)
+    x = _narrow(bits, dtype)
+    x = x[: x.size // skew] if x.size > 1 else x  # some runs with many repeats of few patterns
+    if x.size == 0:
+        return
+    wide = x.astype(np.float32)
+    p = Patterns.of(x)
+    assert p is not None and p.finite()
+    assert np.array_equal(p.sorted().view(np.uint32), _radix_sorted(wide).view(np.uint32))  # bits: zeros' signs
+    a, b = kmeans_1d(x, k, init=init, iterations=30), kmeans_1d(wide, k, init=init, iterations=30)
+    assert np.array_equal(a.centroids, b.centroids) and a.sse == b.sse and a.iterations == b.iterations
+    cb = a.centroids
+    assert np.array_equal(assign(x, cb), assign(wide, cb))
+    err = wide.astype(np.float64) - cb[assign(wide, cb)]
+    assert p.squared_error(cb) == pytest.approx(float(err @ err), rel=1e-12, abs=1e-300)
+    assert p.energy() == pytest.approx(float(wide.astype(np.float64) @ wide), rel=1e-12)
+
+
+def test_patterns_refuse_non_finite_and_other_dtypes():
+    x = np.array([1.0, np.inf, 2.0], np.float16)
+    assert not Patterns.of(x).finite()
+    with pytest.raises(InvalidSettings, match="finite"):
+        kmeans_1d(x, 2)
+    with pytest.raises(InvalidSettings, match="finite"):
+        assign(np.array([np.nan], ml_dtypes.bfloat16), np.array([0.0]))
+    for other in (np.zeros(3, np.float32), np.zeros(3, np.int16), np.zeros(3, ">f2")):
+        assert Patterns.of(other) is None
+    assert np.array_equal(kmeans_1d(np.array([3, 1, 3], ">f2"), 4).centroids, [1.0, 3.0])  # widened instead

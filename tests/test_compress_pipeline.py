@@ -197,8 +197,11 @@ def test_deterministic():
 def test_compress_tensor_refusals():
     with pytest.raises(UnsupportedDType):
         compress_tensor(np.zeros((4, 4), np.int32), TensorSettings())
-    with pytest.raises(InvalidSettings):
-        compress_tensor(np.full((4, 4), np.nan, np.float32), TensorSettings())
+    for dtype in (np.float32, np.float16, ml_dtypes.bfloat16):  # the last two by bit pattern (kmeans.Patterns)
+        with pytest.raises(InvalidSettings):
+            compress_tensor(np.full((4, 4), np.nan, dtype), TensorSettings())
+        with pytest.raises(InvalidSettings):
+            compress_tensor(np.full((4, 4), np.inf, dtype), TensorSettings(sparsity=0.5))
     with pytest.raises(InvalidSettings):
         compress_tensor(np.zeros((4, 4), np.float32), CompressionSettings())
 

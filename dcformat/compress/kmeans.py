@@ -10,6 +10,13 @@ two centroids joins the lower one. On 16 M float32 weights with k = 256 and 1000
 iterations this takes about 0.9 s on a 2-core machine, most of it the sort, and coding
 them (:func:`assign`) 0.15 s.
 
+A 16-bit float tensor (float16, bfloat16; fp8 too) holds at most 65536 distinct bit
+patterns, each widening to float32 exactly: :class:`Patterns` counts them in one pass,
+so its sort is a counting sort, its codes a lookup of each pattern's code and its sums
+sums over patterns, with no float32 copy of the tensor; the results are those of its
+float32 widening, bit for bit. On Gemma-3-270M's bf16 directory this takes ``dcformat
+compress`` from 15.2 s to 5.6 s and its peak memory from 2.4 to 1.4 GB (one process).
+
 Initialisations (paper, section 3.2): ``linear`` spaces centroids evenly over
 [min, max]; ``density`` at the quantiles ``(i + 1/2) / k`` of the values; ``random``
 (Forgy) picks ``k`` distinct values with a seeded generator.
@@ -25,6 +32,7 @@ distinct values when there are at most ``k`` of them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -35,10 +43,11 @@ from ..kernels.kmeans import (
     block_prefix_sums,
     build_code_grid,
     count_distinct_sorted,
+    gather_codes,
     lloyd_steps,
     run_sse,
 )
-from ..kernels.sort import sort_float32
+from ..kernels.sort import expand_patterns, pattern_histogram, sort_float32
 from ._dtypes import scale_exponent
 from .settings import INITS
 
@@ -77,6 +86,101 @@ def _sorted(x: np.ndarray) -> np.ndarray:
     out = np.empty(x.size, np.uint32)
     sort_float32(x.view(np.uint32), out, np.empty_like(out))
     return out.view(np.float32)
+
+
+#: Unsigned integer views of the floats narrow enough to work through their bit patterns.
+_PATTERN_VIEW = {1: np.uint8, 2: np.uint16}
+
+
+@lru_cache(maxsize=None)
+def _pattern_values(dtype: np.dtype) -> np.ndarray | None:
+    """The float32 value of every bit pattern of a native-order float of 8 or 16 bits
+    (float16, bfloat16, fp8), indexed by pattern; None for any other dtype. Each widens
+    to float32 exactly, so sorting and coding the patterns is sorting and coding the values."""
+    floating = np.issubdtype(dtype, np.floating) or (dtype.kind == "V" and dtype.fields is None)  # ml_dtypes: "V"
+    if not floating or dtype.itemsize not in _PATTERN_VIEW or not dtype.isnative:
+        return None
+    try:
+        values = np.arange(1 << (8 * dtype.itemsize)).astype(_PATTERN_VIEW[dtype.itemsize]).view(dtype)
+        with np.errstate(invalid="ignore", over="ignore"):
+            table = values.astype(np.float32)
+    except (TypeError, ValueError):
+        return None
+    table.flags.writeable = False
+    return table
+
+
+class Patterns:
+    """A narrow float array (:func:`_pattern_values`) seen through its bit patterns: how
+    many values hold each, so that sorting is a counting sort, coding a table lookup, and
+    sums over the values sums over at most 65536 patterns; no float32 copy is made.
+
+    Examples
+    --------
+    >>> p = Patterns.of(np.array([2.0, -1.0, 2.0], np.float16))
+    >>> p.sorted().tolist(), p.energy(), p.finite()
+    ([-1.0, 2.0, 2.0], 9.0, True)
+    >>> Patterns.of(np.zeros(3, np.float32)) is None
+    True
+    """
+
+    def __init__(self, bits: np.ndarray, table: np.ndarray):
+        self.bits, self.table = bits, table
+        self.counts = np.zeros(table.size, np.int64)
+        pattern_histogram(bits, self.counts)
+        self.size = bits.size
+        self._used = self.counts > 0
+
+    @classmethod
+    def of(cls, values) -> "Patterns | None":
+        """The patterns of ``values`` when they are a narrow float array, else None."""
+        x = np.asarray(values)
+        table = _pattern_values(x.dtype)
+        if table is None:
+            return None
+        return cls(np.ascontiguousarray(x.reshape(-1)).view(_PATTERN_VIEW[x.dtype.itemsize]), table)
+
+    def finite(self) -> bool:
+        return bool(np.isfinite(self.table[self._used]).all())
+
+    def _checked(self) -> None:
+        if not self.finite():
+            raise InvalidSettings("k-means needs finite values (found NaN or infinity)")
+
+    def energy(self) -> float:
+        """sum(values**2) in float64."""
+        v = self.table[self._used].astype(np.float64)
+        return float(np.dot(self.counts[self._used], v * v))
+
+    def sorted(self) -> np.ndarray:
+        """The values as float32, ascending (the array :func:`_sorted` gives of their widening)."""
+        self._checked()
+        size = self.table.size
+        keys = np.arange(size)
+        by_key = np.where(keys & (size >> 1), keys ^ (size >> 1), keys ^ (size - 1))  # key -> pattern
+        out = np.empty(self.size, np.float32)
+        expand_patterns(self.counts[by_key], self.table[by_key], out)
+        return out
+
+    def _lookup(self, cb: np.ndarray) -> np.ndarray:
+        """The code of each pattern some value holds, in the ascending float64 codebook ``cb``
+        (uint16, by pattern; 0 for the others)."""
+        self._checked()
+        lut = np.zeros(self.table.size, np.uint16)
+        lut[self._used] = _assign_values(self.table[self._used], cb)
+        return lut
+
+    def codes(self, cb: np.ndarray) -> np.ndarray:
+        """:func:`assign`'s codes (uint16), one per value."""
+        out = np.empty(self.size, np.uint16)
+        gather_codes(self.bits, self._lookup(cb), out)
+        return out
+
+    def squared_error(self, cb: np.ndarray) -> float:
+        """sum((values - cb[codes])**2) in float64, for :meth:`codes`' codes."""
+        used = self._used
+        d = self.table[used].astype(np.float64) - cb[self._lookup(cb)[used]]
+        return float(np.dot(self.counts[used], d * d))
 
 
 def _check_k(k) -> int:
@@ -170,7 +274,8 @@ def kmeans_1d(values, k: int, *, init: str = "linear", iterations: int = 1000, s
         raise InvalidSettings(f"init must be one of {list(INITS)}, got {init!r}")
     if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
         raise InvalidSettings(f"iterations must be a non-negative integer, got {iterations!r}")
-    xs = _sorted(_work(values))
+    narrow = values if isinstance(values, Patterns) else Patterns.of(values)
+    xs = narrow.sorted() if narrow is not None else _sorted(_work(values))
     if xs.size == 0:
         return KMeansResult(np.zeros(0), 0.0, 0, True, ())
     if count_distinct_sorted(xs) <= k:
@@ -227,7 +332,14 @@ def assign(values, codebook: np.ndarray) -> np.ndarray:
     cb = np.asarray(codebook, dtype=np.float64)
     if cb.size == 0 or cb.size > MAX_CLUSTERS or np.any(cb[1:] < cb[:-1]):
         raise InvalidSettings("codebook must be ascending with 1 to 65536 entries")
-    x = _work(values)
+    narrow = values if isinstance(values, Patterns) else Patterns.of(values)
+    if narrow is not None:
+        return narrow.codes(cb)
+    return _assign_values(_work(values), cb)
+
+
+def _assign_values(x: np.ndarray, cb: np.ndarray) -> np.ndarray:
+    """:func:`assign` of a float32 or float64 working copy."""
     bounds = np.ascontiguousarray(_midpoints(cb))
     # A grid over [first bound, last bound] fine enough that most cells hold no bound:
     # then most values need no bisection step (each one a likely branch miss).

@@ -27,22 +27,22 @@ from ..encodings.model import CodebookValues, Dense, EncodedTensor, GroupedValue
 from ..encodings.sparse import SparseEntries, build_sparse, gaps_to_positions, positions_to_gaps, smallest_sparse
 from ..errors import InvalidSettings, UnsupportedDType, UsageError
 from ..format.constants import DEFAULT_ALIGNMENT, PREAMBLE_SIZE
-from ..kernels.kmeans import coded_squared_error
+from ..kernels.kmeans import coded_squared_error, squared_sum
 from ..streams.choose import CodedStream, code_stream
 from . import budget, grouped
 from ._dtypes import COMPRESSIBLE, numpy_dtype, scale_exponent, wire_name, work_dtype
 from .ecq import SPARSE_GAP_BITS, SPARSE_TRY_ZERO_SHARE, ZERO_SNAP_ERROR_SHARE
-from .kmeans import assign, kmeans_1d
+from .kmeans import Patterns, assign, kmeans_1d
 from .prune import prune_mask
 from .report import CODEBOOK, EXACT, GROUPED_ROWS, SPARSE_CODEBOOK, SPARSE_GROUPED_ROWS, TensorReport, error_measures
 from .settings import CompressionSettings, TensorSettings
 
 
 def _energy(x: np.ndarray, e: int) -> float:
-    """sum((x * 2**-e)**2) in float64."""
+    """sum((x * 2**-e)**2) in float64 (no float64 copy of a float32 ``x``)."""
     if e:
         x = np.ldexp(x, -e)
-    return float(np.dot(x, x)) if x.dtype == np.float64 else float(np.sum(np.square(x, dtype=np.float64)))
+    return squared_sum(np.ascontiguousarray(x))
 
 
 def _exact_report(name: str, array: np.ndarray, reason: str) -> TensorReport:
@@ -261,37 +261,48 @@ def _compress_kmeans(array: np.ndarray, settings: TensorSettings, name: str) -> 
         raise UnsupportedDType(array.dtype, name)
     dtype = numpy_dtype(wire)
     shape = tuple(int(d) for d in array.shape)
-    work = np.ascontiguousarray(array.astype(work_dtype(wire), copy=False).ravel())
-    if not np.isfinite(work).all():
-        raise _NonFinite
-    n = work.size
-    e = scale_exponent(work)  # 0 except for float64 weights of extreme magnitude
-    signal = _energy(work, e)
+    n = array.size
+    patterns = None if settings.pruned else Patterns.of(array)
+    if patterns is not None:  # a 16-bit float tensor, unpruned: worked on by bit pattern, no float32 copy
+        if not patterns.finite():
+            raise _NonFinite
+        e, signal = 0, patterns.energy()
+    else:
+        work = np.ascontiguousarray(array.astype(work_dtype(wire), copy=False).ravel())
+        if not np.isfinite(work).all():
+            raise _NonFinite
+        e = scale_exponent(work)  # 0 except for float64 weights of extreme magnitude
+        signal = _energy(work, e)
 
     # Stage 1: prune, then store only the surviving non-zero weights.
     gap_stream = None
-    if settings.pruned:
+    if patterns is not None:
+        values = narrow = patterns
+    elif settings.pruned:
         mask = prune_mask(work, sparsity=settings.sparsity, quality=settings.quality)
         positions = np.flatnonzero(mask & (work != 0))
         pruned_energy = _energy(work[~mask], e)  # what is not stored decodes to zero
         del mask
         values = work[positions]
+        # the survivors of a 16-bit float tensor are clustered and coded by bit pattern too
+        narrow = (Patterns.of(array.reshape(-1)[positions]) if array.dtype.itemsize <= 2 else None) or values
         gap_stream = positions_to_gaps(positions, settings.gap_bits)
         del positions
     else:
-        values = work
+        values = narrow = work
     fillers = gap_stream is not None and gap_stream.fillers > 0
 
     # Stage 2: share weights; the fillers' zero takes one of the 2**b codebook slots.
     k = (1 << settings.code_bits) - (1 if fillers else 0)
     if values.size:
-        centroids = kmeans_1d(values, k, init=settings.init, iterations=settings.kmeans_iterations,
+        centroids = kmeans_1d(narrow, k, init=settings.init, iterations=settings.kmeans_iterations,
                               seed=settings.seed).centroids
     else:
         centroids = np.zeros(0)
     cb = _codebook(centroids, dtype, fillers)
-    codes = assign(values, cb) if values.size else np.zeros(0, np.uint16)
-    error = _squared_error(values, cb, codes, e)
+    codes = assign(narrow, cb) if values.size else np.zeros(0, np.uint16)
+    del narrow
+    error = patterns.squared_error(cb) if patterns is not None else _squared_error(values, cb, codes, e)
 
     if gap_stream is None:
         layout = Dense()

@@ -238,6 +238,27 @@ def assign_codes(values, codebook, bounds, lo, inv_h, first, out):
 
 
 @kernel
+def gather_codes(bits, lut, out):
+    """out[i] = lut[bits[i]]: the codes of the bit patterns ``bits`` of a narrow float."""
+    for i in range(bits.shape[0]):
+        out[i] = lut[bits[i]]
+
+
+@kernel
+def squared_sum(values):
+    """sum(values**2) in float64, in blocks of 4096 (rounding error of a block sum, not an n-term one)."""
+    total = 0.0
+    n = values.shape[0]
+    for start in range(0, n, 4096):
+        block = 0.0
+        for i in range(start, min(start + 4096, n)):
+            v = np.float64(values[i])
+            block += v * v
+        total += block
+    return total
+
+
+@kernel
 def coded_squared_error(values, codebook, codes):
     """sum((values[i] - codebook[codes[i]])**2) in float64, in one pass.
 

@@ -73,3 +73,27 @@ def _scatter(src, dst, starts, shift):
         d = (k >> shift) & np.uint32(_BUCKETS - 1)
         dst[starts[d]] = k
         starts[d] += 1
+
+
+@kernel
+def pattern_histogram(bits, counts):
+    """counts[p] += the number of ``bits`` (unsigned bit patterns of an 8- or 16-bit float) equal to p."""
+    for i in range(bits.shape[0]):
+        counts[bits[i]] += 1
+
+
+@kernel
+def expand_patterns(counts, values, out):
+    """A counting sort's output: ``values[k]`` written ``counts[k]`` times, k ascending.
+
+    With the patterns of a float that widens to float32 exactly (16-bit floats, fp8) put
+    in key order (:func:`_key`'s order on their own width), this is what
+    :func:`sort_float32` gives for their float32 values: widening keeps both the order
+    and the sign of zero.
+    """
+    j = 0
+    for k in range(counts.shape[0]):
+        v = values[k]
+        for _ in range(counts[k]):
+            out[j] = v
+            j += 1
