@@ -21,7 +21,7 @@ tensor_settings = st.builds(
 ) | st.builds(TensorSettings, quality=st.floats(0.0, 10.0), code_bits=bits)
 names = st.text("abc.*_0123456789", max_size=12)
 rules = st.builds(Rule, settings=st.none() | tensor_settings, glob=st.none() | names,
-                  kind=st.sampled_from([None, "conv", "fc"])) | st.builds(
+                  kind=st.sampled_from([None, "conv", "fc"]), min_values=st.integers(0, 10**9)) | st.builds(
     Rule, settings=st.none() | tensor_settings, regex=st.sampled_from([r"^fc\d", r"\.weight$", "conv"]))
 compression_settings = st.builds(CompressionSettings, default=st.none() | tensor_settings,
                                  rules=st.lists(rules, max_size=4).map(tuple),
@@ -139,3 +139,18 @@ def test_settings_are_hashable_and_frozen():
     hash(s)
     with pytest.raises(AttributeError):
         s.min_elements = 3
+
+
+def test_default_preset_gives_the_largest_tensors_9_bits():
+    s = CompressionSettings.preset("default")
+    embedding, matrix = (262144, 640), (4096, 4096)  # Gemma-3's token embedding; a 4096-wide projection
+    assert s.settings_for("model.embed_tokens.weight", embedding, "BF16").code_bits == 9
+    assert s.settings_for("model.layers.0.mlp.up_proj.weight", matrix, "BF16").code_bits == 8
+    assert s.settings_for("norm.weight", (1 << 27,), "BF16") is None  # 1-D stays exact, however long
+    assert s.with_overrides(code_bits=4).settings_for("e.weight", embedding, "F32").code_bits == 4
+    rule = Rule(TensorSettings(code_bits=3), kind="fc", min_values=100)
+    assert rule.matches("a", (10, 10)) and not rule.matches("a", (9, 11)) and not rule.matches("a", (2, 5, 10))
+    assert Rule.from_dict(rule.to_dict()) == rule
+    for bad in (-1, 1.5, True, "8"):
+        with pytest.raises(InvalidSettings, match="min_values"):
+            Rule(None, min_values=bad)

@@ -334,8 +334,9 @@ def compress_tensors(tensors: Mapping[str, np.ndarray], settings: CompressionSet
     ----------
     tensors : mapping of name to ndarray
     settings : CompressionSettings, optional
-        Default: ``CompressionSettings()`` (no pruning, 8-bit linear-initialised
-        codebooks for floating tensors of at least 2 dimensions and 4096 elements).
+        Default: the "default" preset (no pruning, 8-bit linear-initialised codebooks
+        for floating tensors of at least 2 dimensions and 4096 elements, 9-bit for
+        those of 64 Mi elements or more).
     progress : bool
         Show a tqdm progress bar over the tensors.
     metadata : mapping of str to str, optional
@@ -418,7 +419,7 @@ def iter_compress(tensors: Mapping[str, np.ndarray], settings: CompressionSettin
     [('fc.weight', 'codebook')]
     """
     if settings is None:
-        settings = CompressionSettings()
+        settings = CompressionSettings.preset("default")
     if not isinstance(settings, CompressionSettings):
         raise InvalidSettings(f"settings must be CompressionSettings, got {type(settings).__name__}")
     return _iter_compress(tensors, settings, progress, metadata, assign or {})

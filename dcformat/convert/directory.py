@@ -244,7 +244,7 @@ def compress_directory(src_dir, out_dir, settings=None, *, overwrite: bool = Fal
     """
     from ..compress.settings import CompressionSettings
 
-    settings = CompressionSettings() if settings is None else settings
+    settings = CompressionSettings.preset("default") if settings is None else settings
     if not isinstance(settings, CompressionSettings):
         raise InvalidSettings(f"settings must be CompressionSettings, got {type(settings).__name__}")
     model = find_weights(src_dir)
