@@ -148,18 +148,33 @@ def test_default_preset_compresses_bf16(tmp_path):
     assert len(np.unique(decoded)) <= 256
 
 
-def test_safetensors_float8_is_refused_with_advice(tmp_path):
+def test_safetensors_float8_is_read(tmp_path):
     torch = pytest.importorskip("torch")
     from safetensors.torch import save_file
 
     src = tmp_path / "f8.safetensors"
-    save_file({"x": torch.zeros(4, dtype=torch.float8_e4m3fn)}, str(src))
-    try:
-        checkpoint = read_checkpoint(src)
-    except ConversionError as exc:  # safetensors' numpy path may lack float8
-        assert "x" in str(exc) and "PyTorch" in str(exc)
-    else:
-        assert checkpoint.tensors["x"].dtype == np.dtype(ml_dtypes.float8_e4m3fn)
+    x = torch.linspace(-4, 4, 12).reshape(3, 4)
+    save_file({"a": x.to(torch.float8_e4m3fn), "b": x.to(torch.float8_e5m2)}, str(src))
+    tensors = read_checkpoint(src).tensors
+    assert tensors["a"].dtype == np.dtype(ml_dtypes.float8_e4m3fn) and tensors["a"].shape == (3, 4)
+    assert tensors["b"].dtype == np.dtype(ml_dtypes.float8_e5m2)
+    for name, dtype in (("a", torch.float8_e4m3fn), ("b", torch.float8_e5m2)):
+        assert tensors[name].tobytes() == x.to(dtype).view(torch.uint8).numpy().tobytes()
+
+
+def test_a_file_that_shrinks_under_the_source_is_a_typed_error(tmp_path):
+    from dcformat.convert.safetensors_io import SafetensorsSource, write_safetensors
+    from dcformat.errors import TruncatedError
+
+    src = tmp_path / "m.safetensors"
+    write_safetensors({"a": np.arange(10, dtype=np.float32), "b": np.ones(1000, np.float32)}, src)
+    source = SafetensorsSource(src)
+    size = src.stat().st_size
+    with open(src, "r+b") as f:
+        f.truncate(size - 100)  # "a" is stored first (same width, by name): "b"'s end goes
+    assert source["a"].tolist() == list(range(10))
+    with pytest.raises(TruncatedError, match="tensor 'b'"):  # FileChanged, too, when it shrinks mid-read
+        source["b"]
 
 
 def test_not_a_safetensors_file(tmp_path):

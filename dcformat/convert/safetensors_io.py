@@ -10,18 +10,23 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 
 from ..atomic import atomic_output
-from ..format.dtypes import dtype_of, to_little_endian
-from ..errors import ConversionError, UsageError, storage_errors
+from ..container.source import open_source
+from ..format.dtypes import dtype_of, numpy_dtype, to_little_endian
+from ..errors import ConversionError, DCFormatError, UsageError, storage_errors
 
 
 class SafetensorsSource(Mapping):
     """The tensors of a safetensors file, each read from the file when it is indexed.
 
-    Names come in file order, as ``safetensors.safe_open`` lists them. Each access
-    opens the file for that one tensor and closes it again: safetensors maps the whole
-    file, and a mapping kept open would keep every page read so far in the process's
-    resident set; opened per tensor, only the tensor asked for is ever resident. The
-    array returned is a copy that owns its memory.
+    Names come in file order, as ``safetensors.safe_open`` lists them. ``safe_open``
+    checks the header once, when the source is made; the header's byte ranges are kept,
+    and each access reads its one tensor with ``pread`` (:func:`~dcformat.container.source.open_source`,
+    the container's own reader) into an array of its own. Nothing is mapped: no page of
+    the file stays in the process's resident set, and a file that shrinks under the
+    reader is a :class:`~dcformat.errors.FileChanged` error, not a ``SIGBUS``. (Opening
+    the file with ``safe_open`` for every tensor, as this did before, parses the whole
+    header each time: 5 ms a tensor on a shard of 3,200 tensors.) Every dtype of the
+    format is read, float8 included.
 
     Examples
     --------
@@ -38,35 +43,60 @@ class SafetensorsSource(Mapping):
         self.path = path
         with storage_errors(path, "read"), open(path, "rb"):  # missing, a directory, unreadable
             pass
-        with self._open() as f:
-            self._names = list(f.keys())
-            self.metadata: dict[str, str] = dict(f.metadata() or {})
-        self._known = set(self._names)
-
-    def _open(self):
         try:
-            with storage_errors(self.path, "read"):
-                return safe_open(str(self.path), framework="numpy")
+            with storage_errors(self.path, "read"), safe_open(str(self.path), framework="numpy") as f:
+                self._names = list(f.keys())
+                self.metadata: dict[str, str] = dict(f.metadata() or {})
         except SafetensorError as exc:
             raise ConversionError(f"{self.path}: not a valid safetensors file: {exc}") from exc
+        self._ranges = self._read_ranges()
+
+    def _read_ranges(self) -> dict[str, tuple[np.dtype, tuple[int, ...], int, int]]:
+        """Name -> (numpy dtype, shape, first byte, byte count), from the header safe_open checked."""
+        bad = ConversionError(f"{self.path}: the safetensors header changed while it was read")
+        with storage_errors(self.path, "read"), open(self.path, "rb") as f:
+            head = f.read(8)
+            if len(head) != 8:
+                raise bad
+            (length,) = struct.unpack("<Q", head)
+            text = f.read(length)
+        try:
+            header = json.loads(text)
+            ranges = {}
+            for name in self._names:
+                entry = header[name]
+                start, end = (int(x) for x in entry["data_offsets"])
+                shape = tuple(int(d) for d in entry["shape"])
+                ranges[name] = (_numpy_dtype(entry["dtype"], self.path, name), shape, 8 + length + start, end - start)
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            raise bad from None
+        return ranges
 
     def __getitem__(self, name: str) -> np.ndarray:
-        if name not in self._known:
+        if name not in self._ranges:
             raise KeyError(name)
-        with self._open() as f:
-            try:
-                return f.get_tensor(name)
-            except (AttributeError, TypeError) as exc:  # float8: safetensors' numpy path lacks it
-                raise ConversionError(f"{self.path}: tensor {name!r} has a dtype safetensors cannot give as "
-                                      f"numpy ({exc}); convert it with the PyTorch converter") from exc
-            except SafetensorError as exc:
-                raise ConversionError(f"{self.path}: tensor {name!r}: {exc}") from exc
+        dtype, shape, start, nbytes = self._ranges[name]
+        out = np.empty(nbytes, np.uint8)
+        source = open_source(self.path)
+        try:
+            source.read(start, nbytes, f"tensor {name!r}", into=out)
+        finally:
+            source.close()
+        return out.view(dtype).reshape(shape)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
 
     def __len__(self) -> int:
         return len(self._names)
+
+
+def _numpy_dtype(name: str, path, tensor: str) -> np.dtype:
+    """The numpy dtype of a safetensors dtype name (the format's names are safetensors')."""
+    try:
+        return numpy_dtype(name)
+    except DCFormatError:
+        raise ConversionError(f"{path}: tensor {tensor!r} has dtype {name}, which dcformat does not store") from None
 
 
 def read_safetensors(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
