@@ -299,3 +299,23 @@ def test_mapping_is_gone_and_asking_for_it_warns(tmp_path):
     with pytest.warns(DeprecationWarning, match="no longer maps"):
         with dcformat.safe_open(path, mmap=True) as f:
             assert_bit_equal(f.get_tensor("x"), np.arange(3, dtype=np.float32))
+
+
+def test_ml_dtypes_is_imported_only_for_its_dtypes(tmp_path):
+    """``import dcformat`` and float32 files leave ml_dtypes unimported; a BF16 array brings it."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, numpy as np, dcformat
+from dcformat.numpy import load_file, save_file
+from dcformat.format.dtypes import dtype_of, numpy_dtype
+save_file({{"w": np.linspace(-1, 1, 8192, dtype=np.float32).reshape(64, 128)}}, {str(tmp_path / "f.dcf")!r})
+assert load_file({str(tmp_path / "f.dcf")!r})["w"].dtype == np.float32
+assert "ml_dtypes" not in sys.modules, "imported for float32"
+assert str(numpy_dtype("BF16")) == "bfloat16" and "ml_dtypes" in sys.modules
+import ml_dtypes
+assert dtype_of(np.zeros(2, ml_dtypes.float8_e5m2)).name == "F8_E5M2"
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

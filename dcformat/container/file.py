@@ -313,9 +313,21 @@ def _shared_outputs(records, nbytes: list[int]) -> list[np.ndarray | None]:
             for r, o, n in zip(records, offsets, nbytes)]
 
 
-#: The numpy dtype of each wire dtype, looked up once per record.
-_NUMPY = {dtype: numpy_dtype(dtype) for dtype in C.DType}
-_NUMPY_BY_CODE = {dtype.value: numpy_type for dtype, numpy_type in _NUMPY.items()}
+class _NumpyDTypes(dict):
+    """The numpy dtype of each wire dtype (by DType, or by its code with ``by_code``), looked
+    up once per record; each filled in when first asked for (ml_dtypes' are imported then)."""
+
+    def __init__(self, by_code: bool = False):
+        super().__init__()
+        self._by_code = by_code
+
+    def __missing__(self, key):
+        value = self[key] = numpy_dtype(C.DType(key) if self._by_code else key)
+        return value
+
+
+_NUMPY = _NumpyDTypes()
+_NUMPY_BY_CODE = _NumpyDTypes(by_code=True)
 _DENSE, _RAW = C.Layout.DENSE, C.ValueKind.RAW
 
 

@@ -4,11 +4,16 @@ BF16 and the float8 types use ``ml_dtypes`` so that numpy holds them exactly; ev
 dtype is stored little-endian. Kernels see values through :func:`storage_view`, an
 unsigned integer view of the same bytes, so one gather kernel per width serves every
 dtype bit-exactly.
+
+``ml_dtypes`` is imported the first time one of its dtypes is asked for, not with
+dcformat: it takes about half a second to import, and a file of float32 tensors, or a
+caller that never asks for numpy arrays of them, has no use for it.
 """
 
 from __future__ import annotations
 
-import ml_dtypes
+import sys
+
 import numpy as np
 
 from .constants import DTYPE_SIZE, DType
@@ -25,13 +30,24 @@ _NUMPY = {
     DType.I64: np.dtype("<i8"),
     DType.U64: np.dtype("<u8"),
     DType.F16: np.dtype("<f2"),
-    DType.BF16: np.dtype(ml_dtypes.bfloat16),
     DType.F32: np.dtype("<f4"),
     DType.F64: np.dtype("<f8"),
-    DType.F8_E4M3: np.dtype(ml_dtypes.float8_e4m3fn),
-    DType.F8_E5M2: np.dtype(ml_dtypes.float8_e5m2),
 }
+#: The wire dtypes numpy holds through ml_dtypes, and the name of each there.
+_ML_DTYPES = {DType.BF16: "bfloat16", DType.F8_E4M3: "float8_e4m3fn", DType.F8_E5M2: "float8_e5m2"}
 _FROM_NUMPY = {dt.newbyteorder("<") if dt.byteorder not in "|=" else dt: code for code, dt in _NUMPY.items()}
+
+
+def _add_ml_dtypes() -> None:
+    """Import ml_dtypes and add its dtypes to both tables (once)."""
+    if DType.BF16 in _NUMPY:
+        return
+    import ml_dtypes
+
+    for code, name in _ML_DTYPES.items():
+        dt = np.dtype(getattr(ml_dtypes, name))
+        _FROM_NUMPY[dt] = code
+        _NUMPY[code] = dt
 _STORAGE = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
 
 
@@ -50,13 +66,18 @@ def wire_dtype(name: str | DType | int) -> DType:
 
 def numpy_dtype(dtype: DType | str) -> np.dtype:
     """The little-endian numpy dtype that holds a wire dtype exactly."""
-    return _NUMPY[wire_dtype(dtype)]
+    code = wire_dtype(dtype)
+    if code in _ML_DTYPES:
+        _add_ml_dtypes()
+    return _NUMPY[code]
 
 
 def dtype_of(array: np.ndarray, name: str = "") -> DType:
     """The wire dtype of a numpy array (either byte order); UnsupportedDType otherwise."""
     dt = array.dtype
     key = dt.newbyteorder("<") if dt.byteorder == ">" else dt
+    if key not in _FROM_NUMPY and "ml_dtypes" in sys.modules:  # an array of its dtypes needs it imported
+        _add_ml_dtypes()
     try:
         return _FROM_NUMPY[key]
     except KeyError:
