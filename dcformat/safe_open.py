@@ -12,8 +12,8 @@ import numpy as np
 from .container.file import ContainerFile
 from .container.source import open_source
 from .format.records import Record
-from .index import about, read_index
-from .interop.torch_arrays import numpy_view, to_torch
+from .index import INDEX_NAME, about, is_model_directory, read_index
+from .interop.torch_arrays import from_bits, numpy_view, to_torch
 from .errors import DCFormatError, FileClosed, TensorNotFound, UsageError
 
 
@@ -67,9 +67,10 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
                           stacklevel=2)
         self.framework = framework
         self._file: ContainerFile | _Shards | None = None
-        if Path(path).is_dir():
+        if (Path(path) / INDEX_NAME).is_file() or is_model_directory(path):  # a model directory (or another's)
             self._file = self._source = _Shards(path, verify=verify, decode_budget=decode_budget, threads=threads)
             return
+        # any other directory is IsADirectory, as for every reader of one file
         self._source = open_source(path)
         try:
             self._file = ContainerFile(self._source, verify=verify, decode_budget=decode_budget, threads=threads)
@@ -110,7 +111,10 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
         """
         if _is_torch(out):
             return self.get_tensors([name], out={name: out})[name]
-        array = self._opened().decode(name, out)
+        f = self._opened()
+        if self.framework in ("pt", "torch") and out is None:  # bits straight into a torch tensor
+            return from_bits(f.decode(name, bits=True), f.dtype(name))
+        array = f.decode(name, out)
         if self.framework in ("pt", "torch"):
             return to_torch(array)
         return array
@@ -123,15 +127,14 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
         share one allocation (see :meth:`ContainerFile.decode_all`).
         """
         given = dict(out or {})
-        views = {}
-        for name, target in given.items():
-            if _is_torch(target):
-                views[name] = numpy_view(target, name)
-            else:
-                views[name] = target
-        decoded = self._opened().decode_all(names, out=views)
+        f = self._opened()
+        # Torch tensors are decoded as their bits (no ml_dtypes for BF16), numpy arrays as values.
+        bits = self.framework in ("pt", "torch") and all(_is_torch(t) for t in given.values())
+        views = {name: numpy_view(t, name, bits=bits) if _is_torch(t) else t for name, t in given.items()}
+        decoded = f.decode_all(names, out=views, bits=bits)
         if self.framework in ("pt", "torch"):
-            return {k: given[k] if k in given else to_torch(v) for k, v in decoded.items()}
+            return {k: given[k] if k in given else from_bits(v, f.dtype(k)) if bits else to_torch(v)
+                    for k, v in decoded.items()}
         return {k: given.get(k, v) for k, v in decoded.items()}
 
     def records(self) -> list[Record]:
@@ -199,14 +202,18 @@ class _Shards:
     def metadata(self) -> dict[str, str]:
         return {k: v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in self.index.metadata.items()}
 
-    def decode(self, name: str, out=None) -> np.ndarray:
+    def dtype(self, name: str):
+        f, stored = self._where(name)
+        return f.dtype(stored)
+
+    def decode(self, name: str, out=None, bits: bool = False) -> np.ndarray:
         f, stored = self._where(name)
         try:
-            return f.decode(stored, out)
+            return f.decode(stored, out, bits=bits)
         except DCFormatError as exc:
             raise about(exc, f.source.path)
 
-    def decode_all(self, names=None, out=None) -> dict[str, np.ndarray]:
+    def decode_all(self, names=None, out=None, bits: bool = False) -> dict[str, np.ndarray]:
         """Each shard's stored tensors at once (into ``out`` where given); an alias asked for
         is a copy of its tensor (into its own ``out`` if given)."""
         names = self.keys() if names is None else list(names)
@@ -221,7 +228,7 @@ class _Shards:
             f = self._shard(shard)
             targets = {n: out[n] for n in stored if n in out and n in names}
             try:
-                decoded.update(f.decode_all(list(stored), out=targets))
+                decoded.update(f.decode_all(list(stored), out=targets, bits=bits))
             except DCFormatError as exc:
                 raise about(exc, f.source.path)
         result = {}

@@ -321,3 +321,43 @@ def test_torch_convert_is_the_interop_carrier():
         assert getattr(convert, name) is getattr(torch_arrays, name)
     assert torch_arrays.torch_dtype("BF16") is torch.bfloat16 and torch_arrays.wire_name(torch.bfloat16) == "BF16"
     assert torch_arrays.wire_name(torch.complex64) is None
+
+
+def test_torch_loading_needs_no_ml_dtypes(tmp_path):
+    """BF16 and float8 tensors reach torch as their bits: a fresh process loading them through
+    load_file, safe_open(framework="pt") and load_model never imports ml_dtypes (half a second)."""
+    import subprocess
+    import sys
+
+    import dcformat.torch as dct
+    from dcformat.compress import compress_tensors
+    from dcformat.numpy import save_file
+
+    g = torch.Generator().manual_seed(0)
+    state = {"w": torch.randn(64, 128, generator=g).to(torch.bfloat16),
+             "f8": torch.randn(32, 32, generator=g).to(torch.float8_e4m3fn),
+             "b": torch.randn(64, generator=g).to(torch.bfloat16)}
+    path = tmp_path / "m.dcf"
+    save_file(compress_tensors({k: dct.to_numpy(v) for k, v in state.items()})[0], path)  # w coded, the rest exact
+    expected = dct.load_file(path)  # this process: ml_dtypes may well be imported here already
+    bits = tmp_path / "bits.pt"
+    torch.save({k: v.view(torch.uint8) for k, v in expected.items()}, bits)
+    code = f"""
+import sys, torch, dcformat, dcformat.torch as dct
+want = {{k: v for k, v in torch.load({str(bits)!r}).items()}}
+got = dct.load_file({str(path)!r})
+with dcformat.safe_open({str(path)!r}, framework="pt") as f:
+    one = f.get_tensor("w")
+    into = torch.empty(64, 128, dtype=torch.bfloat16)
+    f.get_tensors(["w"], out={{"w": into}})
+m = torch.nn.Module(); m.register_buffer("w", torch.zeros(64, 128, dtype=torch.float32))
+dct.load_model(m, {str(path)!r}, strict=False)
+for k, v in got.items():
+    assert v.view(torch.uint8).equal(want[k]), k
+assert one.view(torch.uint8).equal(want["w"]) and into.view(torch.uint8).equal(want["w"])
+assert m.w.equal(got["w"].float())
+assert got["f8"].dtype == torch.float8_e4m3fn
+assert "ml_dtypes" not in sys.modules, "imported"
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

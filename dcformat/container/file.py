@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 
-from ..format.dtypes import numpy_dtype
+from ..format.dtypes import numpy_dtype, storage_dtype
 from ..encodings.decode import decode_record
 from ..errors import ChecksumMismatch, DecodeLimitExceeded, TensorNotFound, UsageError
 from .. import threads as _threads
@@ -67,20 +67,29 @@ class ContainerFile:
     def record(self, name: str) -> Record:
         return self._table[self._find(name)]
 
+    def dtype(self, name: str) -> C.DType:
+        """The wire dtype of tensor ``name`` (without building its whole record)."""
+        return C.DType(int(self._table.dtype[self._find(name)]))
+
     def _find(self, name: str) -> int:
         try:
             return self._table.position(name)  # name -> position, made on the first lookup
         except KeyError:
             raise TensorNotFound(name) from None
 
-    def decode(self, name: str, out: np.ndarray | None = None) -> np.ndarray:
-        """Decode one tensor (and, once, the bank it selects from)."""
+    def decode(self, name: str, out: np.ndarray | None = None, bits: bool = False) -> np.ndarray:
+        """Decode one tensor (and, once, the bank it selects from).
+
+        ``bits``: the tensor comes as its unsigned integers of the same width (its storage
+        dtype, uint16 for BF16), as ``out`` must then be; what a caller building torch
+        tensors wants, with no ml_dtypes to import."""
         position = self._find(name)
         record = self._table[position]
         bank = self._bank(record.bank_index) if record.value_kind == C.ValueKind.BANK else None
-        return self._decode(record, out, bank, key=position)
+        return self._decode(record, out, bank, key=position, bits=bits)
 
-    def decode_all(self, names=None, threads: int | None = None, out=None) -> dict[str, np.ndarray]:
+    def decode_all(self, names=None, threads: int | None = None, out=None, bits: bool = False
+                   ) -> dict[str, np.ndarray]:
         """Decode ``names`` (default: every tensor) as ``decode`` would one after another.
 
         Tensors decode on ``threads`` threads (default: the file's ``threads``, else every
@@ -92,8 +101,9 @@ class ContainerFile:
         to the budget). The other tensors share one zeroed allocation (64-byte aligned
         slices): a model's worth of memory in one piece takes huge pages where the system
         offers them, which halves the cost of first touching it. It is freed when the last
-        of those tensors is.
+        of those tensors is. ``bits`` as for :meth:`decode`.
         """
+        dtypes = _BITS if bits else _NUMPY
         given = {name: array for name, array in (out or {}).items() if array is not None}
         table = self._table
         if names is None:
@@ -122,7 +132,7 @@ class ContainerFile:
         results: list = [None] * fits
         for k, shape, code in zip(np.flatnonzero(empty).tolist(), table.shapes(positions[:fits][empty]),
                                   table.dtype[positions[:fits][empty]].tolist()):
-            results[k] = np.empty(shape, _NUMPY_BY_CODE[code])
+            results[k] = np.empty(shape, dtypes[C.DType(code)])
         work = np.flatnonzero(~empty).tolist()
         records = [table[p] for p in positions[work].tolist()]
         work_names = [names[k] for k in work]
@@ -130,10 +140,10 @@ class ContainerFile:
         banks = [self._bank(r.bank_index) if r.value_kind == C.ValueKind.BANK else None for r in records]
         if given:
             shared = iter(_shared_outputs([r for r in records if r.name not in given],
-                                          [n for r, n in zip(records, work_bytes) if r.name not in given]))
+                                          [n for r, n in zip(records, work_bytes) if r.name not in given], dtypes))
             outs = [given[n] if n in given else next(shared) for n in work_names]
         else:
-            outs = _shared_outputs(records, work_bytes)
+            outs = _shared_outputs(records, work_bytes, dtypes)
 
         # Results go straight into a list; of the errors only the first in order is kept,
         # and once a tensor has failed, those after it are not decoded (they would be
@@ -147,11 +157,12 @@ class ContainerFile:
                     continue
                 out_i = outs[i]
                 try:
-                    if out_i is None and (value := _empty(records[i], None, self.verify)) is not None:
+                    if out_i is None and (value := _empty(records[i], None, self.verify, dtypes)) is not None:
                         results[work[i]] = value  # nothing to read, and charged above
                         continue
                     zeroed = out_i is not None and work_names[i] not in given
-                    results[work[i]] = self._decode(records[i], out_i, banks[i], out_zeroed=zeroed, threads=asked)
+                    results[work[i]] = self._decode(records[i], out_i, banks[i], out_zeroed=zeroed, threads=asked,
+                                                    bits=bits)
                 except Exception as exc:  # re-raised below, first in order wins
                     with lock:
                         if i < first[0]:
@@ -216,27 +227,27 @@ class ContainerFile:
         return self._banks[index]
 
     def _decode(self, record: Record, out, bank=None, out_zeroed: bool = False,
-                threads: int | None = None, key: int | None = None) -> np.ndarray:
+                threads: int | None = None, key: int | None = None, bits: bool = False) -> np.ndarray:
         """Decode ``record``; ``key`` (its position, or -1 - a bank's index) says what to
         charge to the budget when ``out`` is None (None: charged already)."""
         if out is None and key is not None:
             self._charge(record, key)
 
         if out is None or out_zeroed:
-            empty = _empty(record, out, self.verify)
+            empty = _empty(record, out, self.verify, _BITS if bits else _NUMPY)
             if empty is not None:
                 return empty
         into = None
         if self.source.copies and (out is None or out_zeroed) and _stored_as_is(record):
             # read from the file straight into the output the reader allocates: the
             # values are the payload's bytes, so decoding them copies nothing more
-            out = np.empty(record.shape, numpy_dtype(record.dtype)) if out is None else out
+            out = np.empty(record.shape, (_BITS if bits else _NUMPY)[record.dtype]) if out is None else out
             into = out.reshape(-1).view(np.uint8)
         # Every segment of the record is bounds- and checksum-checked before any is decoded.
         views = {role: segment_view(self.header, self.source, record, role, verify=self.verify, into=into)
                  for role in record.segments}
         return decode_record(record, views.__getitem__, bank, out, out_zeroed=out_zeroed,
-                             threads=threads or self.threads)
+                             threads=threads or self.threads, bits=bits)
 
     def _charge(self, record: Record, key: int) -> None:
         """Refuse, before allocating, a tensor that would exceed the decode budget.
@@ -294,7 +305,7 @@ def _batches(order: list[int], nbytes: list[int]) -> list[list[int]]:
     return batches
 
 
-def _shared_outputs(records, nbytes: list[int]) -> list[np.ndarray | None]:
+def _shared_outputs(records, nbytes: list[int], dtypes) -> list[np.ndarray | None]:
     """A zeroed array per record, slices of a single allocation; None for a record left out.
 
     The caller has charged every record to the decode budget. A dense record joins only
@@ -309,29 +320,26 @@ def _shared_outputs(records, nbytes: list[int]) -> list[np.ndarray | None]:
             end += -(-n // SHARED_ALIGNMENT) * SHARED_ALIGNMENT
     arena = np.zeros(end + SHARED_ALIGNMENT, dtype=np.uint8)  # calloc: fresh pages come zeroed
     base = -arena.ctypes.data % SHARED_ALIGNMENT
-    return [None if o is None else arena[base + o:base + o + n].view(_NUMPY[r.dtype]).reshape(r.shape)
+    return [None if o is None else arena[base + o:base + o + n].view(dtypes[r.dtype]).reshape(r.shape)
             for r, o, n in zip(records, offsets, nbytes)]
 
 
 class _NumpyDTypes(dict):
-    """The numpy dtype of each wire dtype (by DType, or by its code with ``by_code``), looked
-    up once per record; each filled in when first asked for (ml_dtypes' are imported then)."""
-
-    def __init__(self, by_code: bool = False):
-        super().__init__()
-        self._by_code = by_code
+    """The numpy dtype of each wire dtype, looked up once per record; each filled in when
+    first asked for (ml_dtypes' are imported then)."""
 
     def __missing__(self, key):
-        value = self[key] = numpy_dtype(C.DType(key) if self._by_code else key)
+        value = self[key] = numpy_dtype(key)
         return value
 
 
 _NUMPY = _NumpyDTypes()
-_NUMPY_BY_CODE = _NumpyDTypes(by_code=True)
+#: The storage dtype of each wire dtype: what ``bits=True`` decodes to.
+_BITS = {dtype: storage_dtype(dtype) for dtype in C.DType}
 _DENSE, _RAW = C.Layout.DENSE, C.ValueKind.RAW
 
 
-def _empty(record: Record, out, verify: bool) -> np.ndarray | None:
+def _empty(record: Record, out, verify: bool, dtypes) -> np.ndarray | None:
     """A DENSE RAW record of no elements, decoded: its segment is empty (R20), so only its
     Checksum (R21) is left to check; None for any other record."""
     if record.layout is not _DENSE or record.value_kind is not _RAW or 0 not in record.shape:
@@ -339,7 +347,7 @@ def _empty(record: Record, out, verify: bool) -> np.ndarray | None:
     ref = record.segments["values"]
     if verify and ref.checksum != 0:  # the CRC-32 of no bytes
         raise ChecksumMismatch(f"values segment of {record.name!r}", ref.checksum, 0)
-    return np.empty(record.shape, _NUMPY[record.dtype]) if out is None else out
+    return np.empty(record.shape, dtypes[record.dtype]) if out is None else out
 
 
 def _stored_as_is(record: Record) -> bool:

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import CodeOutOfRange, FormatError, InvalidValue, SelectorOutOfRange, UsageError
 from .. import threads as _threads
 from ..format.constants import FLOAT_LAYOUT, DType, Layout, ValueKind, plane_widths
-from ..format.dtypes import numpy_dtype, storage_view
+from ..format.dtypes import numpy_dtype, storage_dtype, storage_view
 from ..format.records import Record, plane_names
 from ..kernels import placement
 from ..kernels import planes as plane_kernels
@@ -31,8 +31,12 @@ SegmentGetter = Callable[[str], memoryview]
 
 def decode_record(record: Record, segment: SegmentGetter, bank: np.ndarray | None = None,
                   out: np.ndarray | None = None, *, out_zeroed: bool = False,
-                  threads: int | None = None) -> np.ndarray:
+                  threads: int | None = None, bits: bool = False) -> np.ndarray:
     """The tensor a record describes, written into ``out`` when given.
+
+    ``bits``: as the unsigned integers of its width (:func:`~dcformat.format.dtypes.storage_dtype`,
+    which ``out`` must then have) instead of its numpy dtype: every path below works on
+    those bits anyway, and so needs no ml_dtypes for BF16 or float8.
 
     ``segment(role)`` returns the bytes of the record's segment with that role; ``bank``
     is the decoded bank for BANK-valued records. ``out_zeroed`` promises that ``out`` holds
@@ -43,7 +47,7 @@ def decode_record(record: Record, segment: SegmentGetter, bank: np.ndarray | Non
     the values. Streams are validated before the output is allocated: each stream codec
     bounds its symbol count by its payload first, so a dense record's N is proven by then.
     """
-    dtype = numpy_dtype(record.dtype)
+    dtype = storage_dtype(record.dtype) if bits else numpy_dtype(record.dtype)
     _check_output(record, dtype, out)
     if record.value_kind == ValueKind.GROUPED:
         return _decode_grouped(record, segment, dtype, out, out_zeroed, threads)

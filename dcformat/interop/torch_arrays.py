@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import UnsupportedDType, UsageError
-from ..format.dtypes import dtype_of, numpy_dtype, wire_dtype
+from ..format.dtypes import dtype_of, numpy_dtype, storage_dtype, wire_dtype
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["torch_dtype", "wire_name", "to_torch", "to_numpy", "numpy_view"]
+__all__ = ["torch_dtype", "wire_name", "to_torch", "to_numpy", "numpy_view", "from_bits"]
 
 #: Bit-carrier dtypes that torch.from_numpy accepts, by element width.
 _CARRIER_NP = {1: np.uint8, 2: np.int16, 4: np.int32, 8: np.int64}
@@ -81,8 +81,11 @@ def to_numpy(tensor: torch.Tensor, name: str = "") -> np.ndarray:
     return numpy_view(tensor.contiguous(), name).copy()
 
 
-def numpy_view(tensor: torch.Tensor, name: str = "") -> np.ndarray:
+def numpy_view(tensor: torch.Tensor, name: str = "", bits: bool = False) -> np.ndarray:
     """A numpy array over ``tensor``'s own memory, in its dtype: what is written there lands in it.
+
+    ``bits``: in the unsigned integer dtype of its width instead (its storage dtype), as
+    ``ContainerFile.decode(..., bits=True)`` writes; no ml_dtypes for a BF16 tensor.
 
     The tensor must be dense, contiguous and on the CPU (a GPU tensor has no memory numpy
     can see); autograd is bypassed, as ``load_state_dict`` bypasses it.
@@ -97,5 +100,18 @@ def numpy_view(tensor: torch.Tensor, name: str = "") -> np.ndarray:
                          f"{'non-contiguous ' if not tensor.is_contiguous() else ''}{tensor.device} {tensor.layout} one")
     flat = tensor.detach().reshape(-1)
     carrier = _tables()[2][flat.element_size()]
-    bits = flat.view(carrier) if flat.dtype != carrier else flat
-    return bits.numpy().view(numpy_dtype(wire)).reshape(tuple(tensor.shape))
+    carried = flat.view(carrier) if flat.dtype != carrier else flat
+    view = carried.numpy()
+    return view.view(storage_dtype(wire_dtype(wire)) if bits else numpy_dtype(wire)).reshape(tuple(tensor.shape))
+
+
+def from_bits(array: np.ndarray, dtype) -> torch.Tensor:
+    """The torch tensor of wire dtype ``dtype`` whose bits are ``array``'s (its storage
+    dtype, as ``decode(..., bits=True)`` gives), sharing its memory."""
+    import torch
+
+    target = torch_dtype(dtype)
+    if array.ndim == 0:
+        return from_bits(array.reshape(1), dtype).reshape(())
+    carrier = torch.from_numpy(np.ascontiguousarray(array).view(_CARRIER_NP[array.dtype.itemsize]))
+    return carrier if carrier.dtype == target else carrier.view(target)

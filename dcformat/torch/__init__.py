@@ -16,7 +16,10 @@ from __future__ import annotations
 from typing import Mapping
 
 from .. import numpy as _np
+from ..container.file import ContainerFile
+from ..container.source import open_source
 from ..errors import UsageError
+from ..interop.torch_arrays import from_bits
 from .convert import to_numpy, to_torch, torch_dtype
 
 
@@ -39,13 +42,24 @@ def save_file(tensors: Mapping, path, metadata: Mapping[str, str] | None = None,
 
 
 def load(data: bytes, **kwargs) -> dict:
-    """Decode ``.dcf`` bytes into a dict of torch tensors."""
-    return {k: to_torch(v) for k, v in _np.load(data, **kwargs).items()}
+    """Decode ``.dcf`` bytes into a dict of torch tensors (``kwargs`` as :func:`dcformat.numpy.load`)."""
+    return _load_torch(ContainerFile(data, **kwargs))
 
 
 def load_file(path, **kwargs) -> dict:
-    """Decode a ``.dcf`` file into a dict of torch tensors (a state dict)."""
-    return {k: to_torch(v) for k, v in _np.load_file(path, **kwargs).items()}
+    """Decode a ``.dcf`` file into a dict of torch tensors (a state dict; ``kwargs`` as
+    :func:`dcformat.numpy.load_file`)."""
+    source = open_source(path)
+    try:
+        return _load_torch(ContainerFile(source, **kwargs))
+    finally:
+        source.close()
+
+
+def _load_torch(container: ContainerFile) -> dict:
+    """Every tensor decoded as its bits (no ml_dtypes for BF16), then viewed as torch."""
+    container.decode_banks()
+    return {k: from_bits(v, container.dtype(k)) for k, v in container.decode_all(bits=True).items()}
 
 
 def save_model(model, path, metadata: Mapping[str, str] | None = None, *, overwrite: bool = False) -> None:
@@ -70,7 +84,7 @@ def load_model(model, path, *, strict: bool = True, **kwargs):
 
     from ..safe_open import safe_open
 
-    with safe_open(path, **kwargs) as f:
+    with safe_open(path, framework="pt", **kwargs) as f:
         targets = model.state_dict(keep_vars=True)
         records = {r.name: r for r in f.records()}
         missing = [k for k in targets if k not in records]
@@ -92,7 +106,7 @@ def load_model(model, path, *, strict: bool = True, **kwargs):
             decoded = f.get_tensors(present, out=direct)  # all cores; into the parameters where it can
             for name in present:
                 if name not in direct:
-                    targets[name].copy_(to_torch(decoded[name]))
+                    targets[name].copy_(decoded[name])
     return _IncompatibleKeys(missing, unexpected)
 
 
