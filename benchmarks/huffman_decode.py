@@ -44,7 +44,8 @@ sys.path.insert(0, str(HERE))
 import lossless_floats  # noqa: E402
 from runinfo import command_and_commit  # noqa: E402
 
-#: Units per PLANES block (dcformat.encodings.model.PLANE_BLOCK_UNITS).
+#: Units per PLANES block (dcformat.encodings.model.PLANE_BLOCK_UNITS when the results were made;
+#: the writer's block is 2**20 since).
 BLOCK = 1 << 18
 #: Exponent field (shift, bits) and the storage dtype of each label.
 LAYOUT = {"bf16": (7, np.uint16), "fp32": (23, np.uint32)}
