@@ -232,16 +232,17 @@ class ContainerFile:
         charge to the budget when ``out`` is None (None: charged already)."""
         if out is None and key is not None:
             self._charge(record, key)
+        dtypes = _BITS if bits else _NUMPY
 
         if out is None or out_zeroed:
-            empty = _empty(record, out, self.verify, _BITS if bits else _NUMPY)
+            empty = _empty(record, out, self.verify, dtypes)
             if empty is not None:
                 return empty
         into = None
         if self.source.copies and (out is None or out_zeroed) and _stored_as_is(record):
             # read from the file straight into the output the reader allocates: the
             # values are the payload's bytes, so decoding them copies nothing more
-            out = np.empty(record.shape, (_BITS if bits else _NUMPY)[record.dtype]) if out is None else out
+            out = np.empty(record.shape, dtypes[record.dtype]) if out is None else out
             into = out.reshape(-1).view(np.uint8)
         # Every segment of the record is bounds- and checksum-checked before any is decoded.
         views = {role: segment_view(self.header, self.source, record, role, verify=self.verify, into=into)

@@ -55,18 +55,10 @@ def wire_name(dtype: torch.dtype) -> str | None:
 
 def to_torch(array: np.ndarray) -> torch.Tensor:
     """A torch tensor with the same dtype and bits as ``array`` (shares memory when it can)."""
-    import torch
-
-    target = _tables()[0][dtype_of(array).name]
-    if array.ndim == 0:  # np.ascontiguousarray would make it 1-d
-        return to_torch(array.reshape(1)).reshape(())
+    dtype = dtype_of(array)
     if array.dtype.byteorder == ">":
         array = array.astype(array.dtype.newbyteorder("<"))
-    if not array.flags.writeable:  # torch would share memory it may not write
-        array = array.copy()
-    array = np.ascontiguousarray(array)
-    carrier = torch.from_numpy(array.view(_CARRIER_NP[array.dtype.itemsize]))
-    return carrier if carrier.dtype == target else carrier.view(target)
+    return from_bits(array, dtype)
 
 
 def to_numpy(tensor: torch.Tensor, name: str = "") -> np.ndarray:
@@ -106,12 +98,16 @@ def numpy_view(tensor: torch.Tensor, name: str = "", bits: bool = False) -> np.n
 
 
 def from_bits(array: np.ndarray, dtype) -> torch.Tensor:
-    """The torch tensor of wire dtype ``dtype`` whose bits are ``array``'s (its storage
-    dtype, as ``decode(..., bits=True)`` gives), sharing its memory."""
+    """The torch tensor of wire dtype ``dtype`` whose bits are ``array``'s, a little-endian
+    array of any dtype of that width (its storage dtype, as ``decode(..., bits=True)``
+    gives, or the dtype itself); it shares ``array``'s memory when it can."""
     import torch
 
     target = torch_dtype(dtype)
-    if array.ndim == 0:
+    if array.ndim == 0:  # np.ascontiguousarray would make it 1-d
         return from_bits(array.reshape(1), dtype).reshape(())
-    carrier = torch.from_numpy(np.ascontiguousarray(array).view(_CARRIER_NP[array.dtype.itemsize]))
+    if not array.flags.writeable:  # torch would share memory it may not write
+        array = array.copy()
+    array = np.ascontiguousarray(array)
+    carrier = torch.from_numpy(array.view(_CARRIER_NP[array.dtype.itemsize]))
     return carrier if carrier.dtype == target else carrier.view(target)
