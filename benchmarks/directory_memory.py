@@ -67,7 +67,6 @@ Writes ``benchmarks/results/directory_memory.txt``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -83,10 +82,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
 CACHE = HERE / ".cache" / "bigdir"
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(ROOT)]  # the benchmark helpers beside it, and tests.real_checkpoints
 
 from convert_memory import MIB, rss_mib  # noqa: E402
 from runinfo import command_and_commit  # noqa: E402
+from tests.real_checkpoints import _sha256  # noqa: E402
 
 #: One tensor's work, bytes per value: 6.5 x float32 (convert_memory.WORK_FACTOR x 4), plus a fixed part.
 WORK_PER_VALUE = 26
@@ -309,16 +309,8 @@ def operate(args: list[str], cap_mib: float | None, tag: str) -> dict:
 # --- the table -----------------------------------------------------------------------
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(16 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def shard_digests(directory: Path) -> dict[str, str]:
-    return {p.name: sha256(p) for p in sorted(directory.glob("*.dcf"))}
+    return {p.name: _sha256(p) for p in sorted(directory.glob("*.dcf"))}
 
 
 def same_tensors(a: Path, b: Path) -> tuple[bool, int]:
