@@ -91,6 +91,7 @@ MIB = 1 << 20
 
 sys.path.insert(0, str(ROOT))
 from tests.real_checkpoints import _sha256  # noqa: E402
+from runinfo import drop_from_page_cache  # noqa: E402
 
 
 class Unavailable(RuntimeError):
@@ -376,12 +377,7 @@ def drop_cache(directory: Path) -> None:
     """Write back and drop from the page cache every file of ``directory``."""
     for path in directory.rglob("*"):
         if path.is_file():
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
+            drop_from_page_cache(path)
 
 
 def time_load(directory: Path, runs: int, cold: bool) -> list[dict]:

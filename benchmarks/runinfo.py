@@ -1,7 +1,9 @@
-"""The command and the commit a benchmark's result file starts with."""
+"""What benchmarks share: the command and commit their result files start with, and the
+page-cache drop that their cold timings start from."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,3 +24,13 @@ def command_and_commit(script: str, watched: list[Path], what: str = "the script
     dirty = git("status", "--porcelain", "--", *(str(p) for p in watched))
     return (f"command: {cmd}\ncommit: {git('rev-parse', 'HEAD') or 'unknown'}"
             + (f" (with uncommitted changes to {what})" if dirty else "") + "\n")
+
+
+def drop_from_page_cache(path) -> None:
+    """Write back the file at ``path`` and drop it from the page cache (pages no process maps)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)

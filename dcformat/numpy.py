@@ -69,14 +69,20 @@ def load(data: bytes, *, verify: bool = True, decode_budget: int | None = None,
 
 
 def load_file(path, *, verify: bool = True, decode_budget: int | None = None,
-              threads: int | None = None) -> dict[str, np.ndarray]:
+              threads: int | None = None, mmap: bool = False) -> dict[str, np.ndarray]:
     """Decode every tensor of the ``.dcf`` file at ``path`` (arguments as :func:`load`).
 
     Each segment is read from the file once (``pread``, not mapped), checksum-verified and
     decoded; a file truncated while it is read is a ``TruncatedError``
     (:class:`~dcformat.errors.FileChanged`), never a crash.
+
+    ``mmap=True`` maps the file instead, and the tensors stored as they are (RAW records:
+    the lossless preset's ``--exact raw``) are views of the mapping, once their checksum
+    has passed: no copy, as safetensors hands them out. They are writable, copy-on-write
+    (the file never changes). Only for files that nothing truncates while they are mapped:
+    touching a page past a file's new end kills the process (``SIGBUS``).
     """
-    source = open_source(path)
+    source = open_source(path, mapped=mmap)
     try:
         return load(source, verify=verify, decode_budget=decode_budget, threads=threads)
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -38,11 +37,12 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
         Most bytes of decoded tensors this file may make the reader allocate; default
         ``max(256 MiB, 1024 x file size)``.
     mmap : bool, optional
-        Deprecated and without effect: each segment is read from the file when it is
-        decoded (``pread``), which is as fast as mapping the file was, and a file that
-        another process truncates while it is open is a ``TruncatedError``
-        (:class:`~dcformat.errors.FileChanged`), where touching a mapped page past its
-        new end killed the process (``SIGBUS``). ``mmap=True`` warns.
+        Map the file (each shard of a directory) instead of reading it with ``pread``:
+        tensors stored as they are (RAW records) are then views of the mapping, once
+        their checksum has passed, writable copy-on-write, as safetensors hands them out.
+        Only for files that nothing truncates while they are open: touching a mapped page
+        past a file's new end kills the process (``SIGBUS``), where ``pread`` raises
+        :class:`~dcformat.errors.FileChanged`. Tensors decoded into ``out=`` are copied.
     threads : int, optional
         Most threads one tensor decodes on (default: every core, or
         ``DCFORMAT_NUM_THREADS``).
@@ -61,17 +61,14 @@ class safe_open:  # noqa: N801 - named after safetensors.safe_open on purpose
                  decode_budget: int | None = None, mmap: bool = False, threads: int | None = None):
         if framework not in ("numpy", "np", "pt", "torch"):
             raise UsageError(f"framework must be 'numpy' or 'pt', got {framework!r}")
-        if mmap:
-            warnings.warn("safe_open(mmap=True) no longer maps the file: it is read as it is decoded, as fast, "
-                          "and safe from a file truncated under it; drop the argument", DeprecationWarning,
-                          stacklevel=2)
         self.framework = framework
         self._file: ContainerFile | _Shards | None = None
         if (Path(path) / INDEX_NAME).is_file() or is_model_directory(path):  # a model directory (or another's)
-            self._file = self._source = _Shards(path, verify=verify, decode_budget=decode_budget, threads=threads)
+            self._file = self._source = _Shards(path, verify=verify, decode_budget=decode_budget, threads=threads,
+                                                mmap=mmap)
             return
         # any other directory is IsADirectory, as for every reader of one file
-        self._source = open_source(path)
+        self._source = open_source(path, mapped=mmap)
         try:
             self._file = ContainerFile(self._source, verify=verify, decode_budget=decode_budget, threads=threads)
         except BaseException:
@@ -166,9 +163,10 @@ class _Shards:
     :class:`~dcformat.container.file.ContainerFile`, each name looked up in the index and
     decoded from its shard, opened on first use; an error of a shard names it (``exc.shard``)."""
 
-    def __init__(self, root, *, verify: bool, decode_budget: int | None, threads: int | None):
+    def __init__(self, root, *, verify: bool, decode_budget: int | None, threads: int | None, mmap: bool = False):
         self.index = read_index(root)
         self._options = dict(verify=verify, decode_budget=decode_budget, threads=threads)
+        self._mapped = mmap
         self._open: dict[str, ContainerFile] = {}
 
     def close(self) -> None:
@@ -181,7 +179,7 @@ class _Shards:
             path = self.index.root / shard
             source = None
             try:
-                source = open_source(path)
+                source = open_source(path, mapped=self._mapped)
                 self._open[shard] = ContainerFile(source, **self._options)
             except DCFormatError as exc:
                 if source is not None:

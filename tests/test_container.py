@@ -293,14 +293,6 @@ def test_every_method_after_close_raises_file_closed(tmp_path):
         g.get_tensor("x")
 
 
-def test_mapping_is_gone_and_asking_for_it_warns(tmp_path):
-    path = tmp_path / "m.dcf"
-    dcformat.save_file({"x": np.arange(3, dtype=np.float32)}, path)
-    with pytest.warns(DeprecationWarning, match="no longer maps"):
-        with dcformat.safe_open(path, mmap=True) as f:
-            assert_bit_equal(f.get_tensor("x"), np.arange(3, dtype=np.float32))
-
-
 def test_ml_dtypes_is_imported_only_for_its_dtypes(tmp_path):
     """``import dcformat`` and float32 files leave ml_dtypes unimported; a BF16 array brings it."""
     import subprocess

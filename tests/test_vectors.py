@@ -150,6 +150,12 @@ def test_valid_safe_open_per_tensor(entry):
 
 
 @pytest.mark.parametrize("entry", VALID, ids=_ids(VALID))
+def test_valid_load_file_mapped(entry):
+    """Mapped, raw records are views of the file: the same tensors as read with pread."""
+    assert_decoded(dcformat.load_file(VECTORS / entry["file"], mmap=True), entry)
+
+
+@pytest.mark.parametrize("entry", VALID, ids=_ids(VALID))
 def test_valid_reference(entry):
     data = _data(entry)
     _, metadata = read_expected(VECTORS / entry["expected"])
@@ -166,6 +172,13 @@ def test_valid_reference(entry):
 def test_invalid_load(entry):
     with pytest.raises(errors.FormatError) as info:
         dcformat.load(_data(entry))
+    assert_exact_error(info.value, entry["error"])
+
+
+@pytest.mark.parametrize("entry", [_fast(e) for e in INVALID])
+def test_invalid_load_file_mapped(entry):
+    with pytest.raises(errors.FormatError) as info:
+        dcformat.load_file(VECTORS / entry["file"], mmap=True)
     assert_exact_error(info.value, entry["error"])
 
 

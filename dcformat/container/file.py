@@ -140,10 +140,11 @@ class ContainerFile:
         banks = [self._bank(r.bank_index) if r.value_kind == C.ValueKind.BANK else None for r in records]
         if given:
             shared = iter(_shared_outputs([r for r in records if r.name not in given],
-                                          [n for r, n in zip(records, work_bytes) if r.name not in given], dtypes))
+                                          [n for r, n in zip(records, work_bytes) if r.name not in given], dtypes,
+                                          self.source.shares))
             outs = [given[n] if n in given else next(shared) for n in work_names]
         else:
-            outs = _shared_outputs(records, work_bytes, dtypes)
+            outs = _shared_outputs(records, work_bytes, dtypes, self.source.shares)
 
         # Results go straight into a list; of the errors only the first in order is kept,
         # and once a tensor has failed, those after it are not decoded (they would be
@@ -248,7 +249,7 @@ class ContainerFile:
         views = {role: segment_view(self.header, self.source, record, role, verify=self.verify, into=into)
                  for role in record.segments}
         return decode_record(record, views.__getitem__, bank, out, out_zeroed=out_zeroed,
-                             threads=threads or self.threads, bits=bits)
+                             threads=threads or self.threads, bits=bits, share=self.source.shares)
 
     def _charge(self, record: Record, key: int) -> None:
         """Refuse, before allocating, a tensor that would exceed the decode budget.
@@ -306,17 +307,18 @@ def _batches(order: list[int], nbytes: list[int]) -> list[list[int]]:
     return batches
 
 
-def _shared_outputs(records, nbytes: list[int], dtypes) -> list[np.ndarray | None]:
+def _shared_outputs(records, nbytes: list[int], dtypes, views: bool = False) -> list[np.ndarray | None]:
     """A zeroed array per record, slices of a single allocation; None for a record left out.
 
     The caller has charged every record to the decode budget. A dense record joins only
     if its stream has a byte per 8 units (every symbol takes a bit), so no header field
     sizes the allocation unchecked; the others are allocated alone, once their streams
-    are proven, as ``decode`` does. A record of no elements needs no memory and is left out.
+    are proven, as ``decode`` does. A record of no elements needs no memory and is left out,
+    as is, with ``views`` (a source that shares its bytes), a record stored as it is.
     """
     offsets, end = [], 0
     for r, n in zip(records, nbytes):
-        offsets.append(end if n and _size_proven(r) else None)
+        offsets.append(end if n and _size_proven(r) and not (views and _stored_as_is(r)) else None)
         if offsets[-1] is not None:
             end += -(-n // SHARED_ALIGNMENT) * SHARED_ALIGNMENT
     arena = np.zeros(end + SHARED_ALIGNMENT, dtype=np.uint8)  # calloc: fresh pages come zeroed

@@ -19,6 +19,7 @@ range past the source's end with ``TruncatedError`` naming the field:
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 
@@ -43,6 +44,9 @@ class ByteSource:
 
     #: Whether reading copies the bytes (so that reading ``into`` a buffer saves a copy).
     copies = False
+    #: Whether a view ``read`` returns may be handed out as a tensor's memory: it stays
+    #: valid after :meth:`close` and is writable without changing the source.
+    shares = False
 
     def close(self) -> None:
         """Release the file (if any); a read afterwards raises FileClosed."""
@@ -122,15 +126,49 @@ class FileSource(ByteSource):
         self._file.close()
 
 
+class MappedSource(MemorySource):
+    """A file mapped copy-on-write (``mmap.ACCESS_COPY``): reads are views of the mapping.
+
+    A view stays valid after :meth:`close` (the mapping goes when the last view does), and
+    writing to it changes this process's copy of the page, never the file. Only for files
+    that nothing truncates while they are mapped (see the module docstring).
+    """
+
+    shares = True
+
+    def __init__(self, file, path):
+        self.path = str(path)
+        with storage_errors(path, "read"):
+            size = os.fstat(file.fileno()).st_size
+            # an empty file cannot be mapped; it has no bytes to serve either
+            self._map = mmap.mmap(file.fileno(), size, access=mmap.ACCESS_COPY) if size else None
+        super().__init__(self._map if self._map is not None else b"")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        super().close()
+        self._view.release()
+        if self._map is not None:
+            try:
+                self._map.close()
+            except BufferError:  # tensors still share its pages: unmapped when the last goes
+                pass
+
+
 def as_source(data) -> ByteSource:
     """``data`` itself if it is a ByteSource, else a MemorySource over it."""
     return data if isinstance(data, ByteSource) else MemorySource(data)
 
 
-def open_source(path) -> FileSource:
-    """The file at ``path``, read with ``pread``; a StorageError if it cannot be opened."""
+def open_source(path, *, mapped: bool = False) -> ByteSource:
+    """The file at ``path``, read with ``pread`` (or mapped: :class:`MappedSource`); a
+    StorageError if it cannot be opened."""
     with storage_errors(path, "read"):
         file = open(path, "rb", buffering=0)
+    if mapped:
+        with file:  # the mapping outlives the descriptor
+            return MappedSource(file, path)
     try:
         return FileSource(file, path)
     except BaseException:

@@ -31,7 +31,7 @@ SegmentGetter = Callable[[str], memoryview]
 
 def decode_record(record: Record, segment: SegmentGetter, bank: np.ndarray | None = None,
                   out: np.ndarray | None = None, *, out_zeroed: bool = False,
-                  threads: int | None = None, bits: bool = False) -> np.ndarray:
+                  threads: int | None = None, bits: bool = False, share: bool = False) -> np.ndarray:
     """The tensor a record describes, written into ``out`` when given.
 
     ``bits``: as the unsigned integers of its width (:func:`~dcformat.format.dtypes.storage_dtype`,
@@ -41,7 +41,9 @@ def decode_record(record: Record, segment: SegmentGetter, bank: np.ndarray | Non
     ``segment(role)`` returns the bytes of the record's segment with that role; ``bank``
     is the decoded bank for BANK-valued records. ``out_zeroed`` promises that ``out`` holds
     zeros, so a sparse record need not clear it first. ``threads`` caps the threads the
-    record decodes on (:mod:`dcformat.threads`).
+    record decodes on (:mod:`dcformat.threads`). ``share``: a DENSE RAW record decoded
+    without ``out`` is a view of its segment, not a copy (the caller's segments may be
+    kept and written: :attr:`~dcformat.container.source.ByteSource.shares`).
 
     Segments are checked in FORMAT.md's order ("Order of checks"): codebook, gaps, then
     the values. Streams are validated before the output is allocated: each stream codec
@@ -60,7 +62,7 @@ def decode_record(record: Record, segment: SegmentGetter, bank: np.ndarray | Non
         table = storage_view(bank.reshape(-1)).reshape(bank.shape[0], record.unit_size)
     if record.layout == Layout.SPARSE:
         return _decode_sparse(record, segment, dtype, table, out, out_zeroed, threads)
-    return _decode_dense(record, segment, dtype, table, out, threads)
+    return _decode_dense(record, segment, dtype, table, out, threads, share)
 
 
 def _check_output(record: Record, dtype: np.dtype, out: np.ndarray | None) -> None:
@@ -81,11 +83,16 @@ def _check_bool(record: Record, raw: np.ndarray) -> None:
         raise InvalidValue(record.name, "BOOL bytes must be 0 or 1")
 
 
-def _raw_values(record: Record, segment: SegmentGetter, dtype: np.dtype) -> np.ndarray:
-    """The S stored units of a RAW record, as rows of storage integers."""
+def _raw(record: Record, segment: SegmentGetter, dtype: np.dtype) -> np.ndarray:
+    """The S stored values of a RAW record, a view of its segment."""
     raw = np.frombuffer(segment("values"), dtype=dtype, count=record.stored_count)
     _check_bool(record, raw)
-    return storage_view(raw).reshape(record.stored_count, 1)
+    return raw
+
+
+def _raw_values(record: Record, segment: SegmentGetter, dtype: np.dtype) -> np.ndarray:
+    """The S stored units of a RAW record, as rows of storage integers."""
+    return storage_view(_raw(record, segment, dtype)).reshape(record.stored_count, 1)
 
 
 def _index_role(record: Record) -> tuple[str, type]:
@@ -115,11 +122,16 @@ def _flat(out: np.ndarray, record: Record) -> np.ndarray:
     return storage_view(out.reshape(-1)).reshape(record.units, record.unit_size)
 
 
-def _decode_dense(record: Record, segment: SegmentGetter, dtype: np.dtype, table, out, threads) -> np.ndarray:
+def _decode_dense(record: Record, segment: SegmentGetter, dtype: np.dtype, table, out, threads,
+                  share: bool = False) -> np.ndarray:
     if table is None:
-        values = _raw_values(record, segment, dtype)
+        raw = _raw(record, segment, dtype)
+        if out is None and share:
+            return raw.reshape(record.shape)
+        if out is not None and raw.ctypes.data == out.ctypes.data:
+            return out  # the source read the segment straight into out
         out = np.empty(record.shape, dtype=dtype) if out is None else out
-        _flat(out, record)[...] = values
+        _flat(out, record)[...] = storage_view(raw).reshape(record.stored_count, 1)
         return out
     if record.unit_size == 1:
         role, range_error = _index_role(record)

@@ -46,10 +46,11 @@ def load(data: bytes, **kwargs) -> dict:
     return _load_torch(ContainerFile(data, **kwargs))
 
 
-def load_file(path, **kwargs) -> dict:
-    """Decode a ``.dcf`` file into a dict of torch tensors (a state dict; ``kwargs`` as
-    :func:`dcformat.numpy.load_file`)."""
-    source = open_source(path)
+def load_file(path, *, mmap: bool = False, **kwargs) -> dict:
+    """Decode a ``.dcf`` file into a dict of torch tensors (a state dict; ``mmap`` and
+    ``kwargs`` as :func:`dcformat.numpy.load_file`: with ``mmap=True`` raw records' tensors
+    share the mapped file's pages)."""
+    source = open_source(path, mapped=mmap)
     try:
         return _load_torch(ContainerFile(source, **kwargs))
     finally:
