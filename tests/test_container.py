@@ -311,3 +311,30 @@ assert dtype_of(np.zeros(2, ml_dtypes.float8_e5m2)).name == "F8_E5M2"
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_numba_is_imported_when_a_kernel_first_runs(tmp_path):
+    """``import dcformat``, reading headers and raw records need no Numba; a Huffman record
+    brings it, and every kernel module then holds dispatchers, not the lazy wrappers."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, numpy as np, dcformat
+from dcformat.numpy import load_file, save_file
+raw, coded = {str(tmp_path / "raw.dcf")!r}, {str(tmp_path / "coded.dcf")!r}
+save_file({{"w": np.arange(4096, dtype=np.float32)}}, raw)
+assert load_file(raw)["w"][-1] == 4095 and "numba" not in sys.modules, "imported for a raw record"
+with dcformat.safe_open(raw) as f:
+    assert f.keys() == ["w"] and "numba" not in sys.modules
+from dcformat.compress import CompressionSettings, compress_tensors
+w = np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32)
+out, _ = compress_tensors({{"w": w}}, CompressionSettings.preset("default"))
+assert "numba" in sys.modules
+save_file(out, coded)
+assert np.abs(load_file(coded)["w"] - w).max() < 0.1
+from dcformat.kernels import config, huffman
+assert not any(isinstance(v, config.Kernel) for v in vars(huffman).values())
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr

@@ -19,11 +19,9 @@ never raise. Callers check every descriptor against the buffers first.
 from __future__ import annotations
 
 import numpy as np
-from numba.cpython.unsafe.numbers import leading_zeros
-from numba.extending import overload
 
 from .bitpack import load64, pack, unpack
-from .config import kernel
+from .config import kernel, with_numba
 
 #: The chunk decoded to its symbol count, filled its bytes exactly, zero trailing bits.
 STATUS_OK = 0
@@ -469,7 +467,6 @@ def _multi_step(multi, bitbuf, out, pos):
     return _multi_step4(multi, bitbuf, out, pos)
 
 
-@overload(_multi_step)
 def _multi_step_compiled(multi, bitbuf, out, pos):
     # chosen when compiling, so the lookup itself has no branch
     if out.dtype.bitwidth == 16:
@@ -483,9 +480,19 @@ def _bits_used(bitbuf):
     return 57 - int(bitbuf).bit_length()
 
 
-@overload(_bits_used)
 def _bits_used_compiled(bitbuf):
     return lambda bitbuf: np.int64(leading_zeros(bitbuf)) - 7
+
+
+@with_numba
+def _register_overloads() -> None:
+    """The compiled bodies of the two helpers above, and the intrinsic one of them uses."""
+    global leading_zeros
+    from numba.cpython.unsafe.numbers import leading_zeros
+    from numba.extending import overload
+
+    overload(_multi_step)(_multi_step_compiled)
+    overload(_bits_used)(_bits_used_compiled)
 
 
 @kernel
