@@ -2,8 +2,8 @@
 into columns (dcformat.kernels.records) and the Python parser that reads one field at a
 time and names every rule broken (container/reader.py).
 
-The kernel runs on headers of SCAN_MIN_RECORDS records or more; here that threshold is
-set to 0 or out of reach, so both read the same files: every conformance vector, and
+The kernel runs on headers of SCAN_MIN_RECORDS records or more (SCAN_MIN_RECORDS_BEFORE_NUMBA
+before Numba is imported); here both thresholds are set to 0 or out of reach, so both read the same files: every conformance vector, and
 mutated files of every record kind (sparse, codebook, bank). The outcome of each, the
 records or the error with its message, must be the same.
 """
@@ -27,9 +27,15 @@ from dcformat.testing.mutate import field_offsets, mutations
 VECTORS = sorted((Path(__file__).resolve().parent.parent / "spec" / "vectors").glob("*/*.dcf"))
 
 
+def _scan_from(monkeypatch, records: int) -> None:
+    """The kernel scans headers of ``records`` records or more, Numba loaded or not."""
+    monkeypatch.setattr(reader, "SCAN_MIN_RECORDS", records)
+    monkeypatch.setattr(reader, "SCAN_MIN_RECORDS_BEFORE_NUMBA", records)
+
+
 def outcome(data: bytes, *, scan: bool, monkeypatch) -> tuple:
     """What reading ``data``'s framing gives: the header's records, or the error."""
-    monkeypatch.setattr(reader, "SCAN_MIN_RECORDS", 0 if scan else 1 << 30)
+    _scan_from(monkeypatch, 0 if scan else 1 << 30)
     try:
         header = reader.parse_header(data, verify=False)
         reader.check_data_layout(header, data)
@@ -96,11 +102,11 @@ def test_mutated_headers_read_alike(data, sample, monkeypatch):
 def test_drawn_containers_read_alike_and_decode_alike(spec, monkeypatch):
     data = spec.save()
     assert outcome(data, scan=True, monkeypatch=monkeypatch) == outcome(data, scan=False, monkeypatch=monkeypatch)
-    monkeypatch.setattr(reader, "SCAN_MIN_RECORDS", 0)
+    _scan_from(monkeypatch, 0)
     container = ContainerFile(data)
     container.decode_banks()
     scanned = container.decode_all()
-    monkeypatch.setattr(reader, "SCAN_MIN_RECORDS", 1 << 30)
+    _scan_from(monkeypatch, 1 << 30)
     python = dcformat.load(data)
     assert list(scanned) == list(python)
     for name in python:

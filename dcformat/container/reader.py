@@ -35,6 +35,7 @@ from ..errors import (
     UnsupportedVersion,
 )
 from ..format import constants as C
+from ..kernels import config as kernel_config
 from .checksum import crc32
 from .source import as_source
 from ..format.records import (STREAM_CODECS, Header, Record, RecordTable, SegmentRef, allowed_codecs,
@@ -157,8 +158,13 @@ def _parse_metadata(r: ByteReader) -> dict[str, str]:
 
 
 #: Headers of at least this many tensor records are read by a kernel into a RecordTable's
-#: columns; fewer are read here (loading the kernel costs more than reading them).
+#: columns; fewer are read here (loading the kernel costs more than reading them, some
+#: 10 us a record).
 SCAN_MIN_RECORDS = 256
+#: The same while Numba is not imported yet: importing it and loading its first kernel
+#: take some 0.5 s, what reading 50,000 records here does (a file of raw records and
+#: a program that decodes none needs no Numba at all).
+SCAN_MIN_RECORDS_BEFORE_NUMBA = 65536
 
 
 def _parse_tensors(r: ByteReader, banks: tuple[Record, ...], features: int = 0) -> RecordTable:
@@ -169,7 +175,8 @@ def _parse_tensors(r: ByteReader, banks: tuple[Record, ...], features: int = 0) 
     start = r.pos
     if r.remaining >= 4:
         (count,) = _U32.unpack_from(r.buf, r.pos)
-        if SCAN_MIN_RECORDS <= count <= C.MAX_TENSORS:
+        if max(SCAN_MIN_RECORDS, 0 if kernel_config.compiled() else SCAN_MIN_RECORDS_BEFORE_NUMBA) \
+                <= count <= C.MAX_TENSORS:
             table = _scan_tensors(r, count, banks, features)
             if table is not None:
                 return table

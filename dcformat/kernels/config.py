@@ -67,6 +67,11 @@ def with_numba(hook):
     return hook
 
 
+def compiled() -> bool:
+    """Whether Numba is in and every kernel has its dispatcher."""
+    return _ready
+
+
 def compile_all() -> None:
     """Import Numba and give every kernel its dispatcher (idempotent, thread-safe)."""
     global _ready
