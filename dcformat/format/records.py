@@ -168,12 +168,16 @@ class RecordTable(Sequence):
                "codebook_size": np.uint32, "bank_index": np.uint32, "scale_count": np.uint32,
                "offset_count": np.uint32, "segment_checksum": np.uint32}
 
-    def __init__(self, names: list[str], columns: dict[str, np.ndarray], dims: np.ndarray):
+    def __init__(self, names: list[str], columns: dict[str, np.ndarray], dims: np.ndarray,
+                 records: tuple[Record, ...] | None = None):
         self.names = names
         self.dims = dims
         for column in self.COLUMNS + self.SEGMENT_COLUMNS:
             setattr(self, column, columns[column])
         self._index: dict[str, int] | None = None
+        # The parsed Records, when the table was made from them (headers read one field at
+        # a time: tens of thousands of records at most): handed out again, not rebuilt.
+        self._records = records
 
     @classmethod
     def empty_columns(cls, count: int, segments: int) -> dict[str, np.ndarray]:
@@ -186,7 +190,7 @@ class RecordTable(Sequence):
     @classmethod
     def from_records(cls, records) -> "RecordTable":
         """The table of parsed ``records`` (their shapes within MAX_ELEMENTS)."""
-        records = list(records)
+        records = tuple(records)
         refs = [ref for r in records for ref in r.segments.values()]
         columns = cls.empty_columns(len(records), len(refs))
         dims: list[int] = []
@@ -206,7 +210,7 @@ class RecordTable(Sequence):
             # an Offset or Length may be any u64 until the data layout is checked
             big = any(v >= 1 << 62 for v in values)
             columns[column] = np.array(values, dtype=object if big else np.int64)
-        return cls([r.name for r in records], columns, np.array(dims, np.int64))
+        return cls([r.name for r in records], columns, np.array(dims, np.int64), records)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -258,6 +262,8 @@ class RecordTable(Sequence):
         return sizes * _ITEMSIZE[self.dtype]
 
     def _record(self, i: int) -> Record:
+        if self._records is not None:
+            return self._records[i]
         layout, value_kind = _LAYOUT[self.layout[i]], _VALUE_KIND[self.value_kind[i]]
         count = int(self.segment_count[i])
         dtype = _DTYPE[self.dtype[i]]
