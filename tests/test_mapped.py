@@ -140,3 +140,28 @@ def test_torch_tensors_share_the_mapped_pages(tmp_path):
         assert bytes(mapped[name].view(torch.uint8).reshape(-1).numpy()) in before
     mapped["w"].add_(1.0)  # writable, and the file stays as it was
     assert path.read_bytes() == before
+
+
+def test_a_directory_maps_each_shard(tmp_path):
+    from dataclasses import replace
+
+    from safetensors.numpy import save_file
+
+    from dcformat.compress import CompressionSettings
+    from dcformat.convert.directory import compress_directory
+
+    src = tmp_path / "model"
+    src.mkdir()
+    (src / "config.json").write_text('{"model_type": "demo"}')
+    rng = np.random.default_rng(1)
+    weights = {"a.weight": rng.standard_normal((48, 32)).astype(np.float32),
+               "b.weight": rng.standard_normal((16, 8)).astype(np.float32)}
+    save_file(weights, str(src / "model.safetensors"))
+    out = tmp_path / "model-dcf"
+    compress_directory(src, out, replace(CompressionSettings.preset("lossless"), exact="raw"), workers=1)
+    with dcformat.safe_open(out, mmap=True) as f:
+        got = {name: f.get_tensor(name) for name in f.keys()}
+    assert sorted(got) == sorted(weights)
+    for name, value in weights.items():
+        assert_bit_equal(got[name], value)
+        assert _in_mapping(got[name]), name
