@@ -29,6 +29,10 @@ unfused path), the peak RSS of converting MiniLM, Numba's cold and warm start, a
 plot of load time against model size (synthetic fc stacks, plus the real models), and
 the time and peak memory of loading MiniLM into a torch module three ways.
 
+The torch side, ``dcformat.torch.load_file`` beside ``safetensors.torch.load_file`` (which maps
+the file and copies nothing) with a touch of every page, warm, cold and in a fresh process, is
+``benchmarks/torch_load.py``.
+
 Writes ``benchmarks/results/decode_speed.txt`` and ``decode_speed.png``. Timings on a
 shared machine are noisy: every comparison is made side by side in this one run, and
 the load average is printed.
