@@ -37,7 +37,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -260,8 +259,7 @@ def main(argv=None) -> int:
             "+ ms: fresh wall minus safetensors'",
             f"# load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"]
     print("\n".join(head), flush=True)
-    with tempfile.TemporaryDirectory():
-        lines = measure(args.quick)
+    lines = measure(args.quick)
     lines.append(f"# load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     Path(args.out).write_text("\n".join(head + lines) + "\n")
     print(lines[-2])

@@ -175,8 +175,8 @@ def _parse_tensors(r: ByteReader, banks: tuple[Record, ...], features: int = 0) 
     start = r.pos
     if r.remaining >= 4:
         (count,) = _U32.unpack_from(r.buf, r.pos)
-        if max(SCAN_MIN_RECORDS, 0 if kernel_config.compiled() else SCAN_MIN_RECORDS_BEFORE_NUMBA) \
-                <= count <= C.MAX_TENSORS:
+        least = SCAN_MIN_RECORDS if kernel_config.compiled() else SCAN_MIN_RECORDS_BEFORE_NUMBA
+        if least <= count <= C.MAX_TENSORS:
             table = _scan_tensors(r, count, banks, features)
             if table is not None:
                 return table

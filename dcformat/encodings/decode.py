@@ -90,9 +90,14 @@ def _raw(record: Record, segment: SegmentGetter, dtype: np.dtype) -> np.ndarray:
     return raw
 
 
+def _units(record: Record, raw: np.ndarray) -> np.ndarray:
+    """A RAW record's S stored values as rows of storage integers, a unit per row."""
+    return storage_view(raw).reshape(record.stored_count, 1)
+
+
 def _raw_values(record: Record, segment: SegmentGetter, dtype: np.dtype) -> np.ndarray:
     """The S stored units of a RAW record, as rows of storage integers."""
-    return storage_view(_raw(record, segment, dtype)).reshape(record.stored_count, 1)
+    return _units(record, _raw(record, segment, dtype))
 
 
 def _index_role(record: Record) -> tuple[str, type]:
@@ -131,7 +136,7 @@ def _decode_dense(record: Record, segment: SegmentGetter, dtype: np.dtype, table
         if out is not None and raw.ctypes.data == out.ctypes.data:
             return out  # the source read the segment straight into out
         out = np.empty(record.shape, dtype=dtype) if out is None else out
-        _flat(out, record)[...] = storage_view(raw).reshape(record.stored_count, 1)
+        _flat(out, record)[...] = _units(record, raw)
         return out
     if record.unit_size == 1:
         role, range_error = _index_role(record)
