@@ -7,6 +7,7 @@ compression pipeline produces, and the error hierarchy.
 
 from . import errors
 from .encodings.model import (
+    AffineCodebook,
     BankValues,
     CodebookValues,
     Dense,
@@ -31,6 +32,6 @@ _install_hf()
 __all__ = [
     "save", "save_file", "load", "load_file", "load_metadata", "safe_open",
     "EncodedTensor", "Dense", "Sparse", "RawValues", "CodebookValues", "BankValues",
-    "GroupedValues", "PlaneValues",
+    "GroupedValues", "PlaneValues", "AffineCodebook",
     "errors", "DCFormatError", "FormatError", "UsageError", "__version__",
 ]

@@ -458,7 +458,10 @@ def _settings(args, torch_input: bool | None = None):
         text = Path(args.settings).read_text()
         settings = CompressionSettings.from_json(text)
     else:
-        settings = CompressionSettings.preset(args.preset or "default")
+        # A size budget alone means the rd preset: ecq for every float tensor, each weighed as
+        # a layer. --model measures each tensor's weight itself, on the default preset's tensors.
+        budget_only = args.bits_per_param is not None and not args.model
+        settings = CompressionSettings.preset(args.preset or ("rd" if budget_only else "default"))
     overrides = {k: v for k, v in (("sparsity", args.sparsity), ("quality", args.quality),
                                    ("code_bits", args.code_bits), ("gap_bits", args.gap_bits),
                                    ("init", args.init), ("max_rel_error", args.max_rel_error),

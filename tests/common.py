@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 
+from dcformat.errors import DCFormatError
 from dcformat.format.dtypes import storage_view
 
 
@@ -39,3 +40,27 @@ def check_config(codec) -> None:
     assert config == json.loads(json.dumps(config))
     assert get_codec(config) == codec
     assert eval(repr(codec), vars(streams)) == codec
+
+
+def scan_from(monkeypatch, records: int) -> None:
+    """The header-scan kernel reads headers of ``records`` tensor records or more, Numba
+    loaded or not (below that the Python parser reads them, as it does after the kernel
+    stops at a record it cannot vouch for)."""
+    from dcformat.container import reader
+
+    monkeypatch.setattr(reader, "SCAN_MIN_RECORDS", records)
+    monkeypatch.setattr(reader, "SCAN_MIN_RECORDS_BEFORE_NUMBA", records)
+
+
+def outcome(data: bytes, *, scan: bool, monkeypatch) -> tuple:
+    """What reading ``data``'s framing gives, through the kernel (``scan``) or the Python
+    parser: the header's records, or the error class and message."""
+    from dcformat.container import reader
+
+    scan_from(monkeypatch, 0 if scan else 1 << 30)
+    try:
+        header = reader.parse_header(data, verify=False)
+        reader.check_data_layout(header, data)
+    except DCFormatError as exc:
+        return type(exc), str(exc)
+    return header.banks, tuple(header.tensors), header.metadata

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 import shutil
 import weakref
 from pathlib import Path
@@ -207,14 +208,15 @@ def test_minilm_index_and_config(minilm_dir, tmp_path):
     original = json.loads((minilm_dir / "config.json").read_text())
     config = json.loads((out / "config.json").read_text())
     assert list(config) == [*original, "quantization_config"] and all(config[k] == v for k, v in original.items())
-    assert config["quantization_config"] == {"quant_method": "dcformat", "format_version": "1.2",
+    assert config["quantization_config"] == {"quant_method": "dcformat", "format_version": "1.3",
                                              "index": "model.dcf.index.json"}
     assert read_index(out).shards == tuple(sorted(set(index["weight_map"].values())))
     assert verify_directory(out) == (len(index["weight_map"]), 0)
 
 
 def test_minilm_budget_spans_the_model_and_workers_do_not_change_a_byte(minilm_dir, tmp_path):
-    settings = CompressionSettings.preset("rd")  # ecq, 4 bits per parameter
+    # ecq, 4 bits per parameter, every tensor weighed alike (tensor_balance 0: one SQNR to check)
+    settings = replace(CompressionSettings.preset("rd"), tensor_balance=0.0, min_rank=2, min_elements=4096)
     one = compress_directory(minilm_dir, tmp_path / "w1", settings, workers=1)
     two = compress_directory(minilm_dir, tmp_path / "w2", settings, workers=2)
     assert tree(tmp_path / "w1") == tree(tmp_path / "w2")
@@ -330,7 +332,6 @@ def test_conversion_never_holds_two_shards(bf16_dir, tmp_path, monkeypatch):
 
 
 def test_budget_the_model_cannot_meet_is_refused_before_any_output(bf16_dir, tmp_path):
-    from dataclasses import replace
 
     with pytest.raises(InvalidSettings, match="cannot be met: the smallest budget"):
         compress_directory(bf16_dir, tmp_path / "dcf", replace(CompressionSettings.preset("rd"), bits_per_param=0.05),

@@ -24,10 +24,11 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 
 import dcformat
-from dcformat import Dense, EncodedTensor, GroupedValues, PlaneValues, Sparse
+from dcformat import AffineCodebook, Dense, EncodedTensor, GroupedValues, PlaneValues, Sparse
 from dcformat.container.reader import parse_header
 from dcformat.errors import DCFormatError
-from dcformat.format.constants import FEATURE_GROUPED, FEATURE_PLANES, PREAMBLE_FORMAT, DType, Layout, plane_widths
+from dcformat.format.constants import (FEATURE_AFFINE, FEATURE_GROUPED, FEATURE_PLANES, PREAMBLE_FORMAT, DType,
+                                       Layout, plane_widths)
 from dcformat.kernels import planes as plane_kernels
 from dcformat.streams import HuffmanCodec, PackedCodec
 from dcformat.testing import (
@@ -330,10 +331,17 @@ def _has_planes(spec: ContainerSpec) -> bool:
     return _has(spec, PlaneValues)
 
 
+def _has_affine(spec: ContainerSpec) -> bool:
+    records = [*spec.tensors.values(), *spec.banks.values()]
+    return any(isinstance(t, EncodedTensor) and isinstance(getattr(t.values, "codebook", None), AffineCodebook)
+               for t in records)
+
+
 @settings(max_examples=60, deadline=None)
 @given(containers(max_tensors=3))
 def test_planes_set_version_minor_2_and_feature_bit_1(spec):
-    planes, grouped = _has_planes(spec), _has(spec, GroupedValues)
+    # the minor is the largest among the features used (AFFINE codebooks: 3, bit 2)
+    planes, grouped, affine = _has_planes(spec), _has(spec, GroupedValues), _has_affine(spec)
     data = spec.save()
     with tempfile.TemporaryDirectory() as tmp:  # the streaming writer too
         path = os.path.join(tmp, "f.dcf")
@@ -345,8 +353,9 @@ def test_planes_set_version_minor_2_and_feature_bit_1(spec):
         assert major == 1
         assert bool(required & FEATURE_PLANES) == planes
         assert bool(required & FEATURE_GROUPED) == grouped
-        assert required & ~(FEATURE_PLANES | FEATURE_GROUPED) == 0
-        assert minor == (2 if planes else 1 if grouped else 0)
+        assert bool(required & FEATURE_AFFINE) == affine
+        assert required & ~(FEATURE_PLANES | FEATURE_GROUPED | FEATURE_AFFINE) == 0
+        assert minor == (3 if affine else 2 if planes else 1 if grouped else 0)
 
 
 # --- (e) truncated files ---------------------------------------------------------------

@@ -24,24 +24,9 @@ from dcformat.format.records import RecordTable
 from dcformat.testing import containers
 from dcformat.testing.mutate import field_offsets, mutations
 
+from .common import outcome, scan_from
+
 VECTORS = sorted((Path(__file__).resolve().parent.parent / "spec" / "vectors").glob("*/*.dcf"))
-
-
-def _scan_from(monkeypatch, records: int) -> None:
-    """The kernel scans headers of ``records`` records or more, Numba loaded or not."""
-    monkeypatch.setattr(reader, "SCAN_MIN_RECORDS", records)
-    monkeypatch.setattr(reader, "SCAN_MIN_RECORDS_BEFORE_NUMBA", records)
-
-
-def outcome(data: bytes, *, scan: bool, monkeypatch) -> tuple:
-    """What reading ``data``'s framing gives: the header's records, or the error."""
-    _scan_from(monkeypatch, 0 if scan else 1 << 30)
-    try:
-        header = reader.parse_header(data, verify=False)
-        reader.check_data_layout(header, data)
-    except dcformat.errors.DCFormatError as exc:
-        return type(exc), str(exc)
-    return header.banks, tuple(header.tensors), header.metadata
 
 
 def test_the_vectors_read_alike(monkeypatch):
@@ -58,9 +43,11 @@ def test_the_vectors_read_alike(monkeypatch):
 @pytest.fixture(scope="module")
 def sample() -> list[bytes]:
     rng = np.random.default_rng(7)
-    """Files of every record kind: dense, empty, sparse, codebook and bank records."""
+    """Files of every record kind: dense, empty, sparse, codebook and bank records, GROUPED
+    ones and AFFINE codebooks."""
     rng = np.random.default_rng(7)
-    kinds = ("bank-sparse", "bank-codebook-quantized", "codebook-huffman", "sparse-", "many-tensors", "grouped-")
+    kinds = ("bank-sparse", "bank-codebook-quantized", "codebook-huffman", "sparse-", "many-tensors", "grouped-",
+             "affine-")
     full = dcformat.EncodedTensor(  # Entry_Count equal to the units: one more is refused
         "F32", (2, 3), dcformat.Sparse(2, np.zeros(6, np.uint16)),
         dcformat.CodebookValues(np.arange(4, dtype=np.float32), rng.integers(0, 4, 6).astype(np.uint16)))
@@ -102,11 +89,11 @@ def test_mutated_headers_read_alike(data, sample, monkeypatch):
 def test_drawn_containers_read_alike_and_decode_alike(spec, monkeypatch):
     data = spec.save()
     assert outcome(data, scan=True, monkeypatch=monkeypatch) == outcome(data, scan=False, monkeypatch=monkeypatch)
-    _scan_from(monkeypatch, 0)
+    scan_from(monkeypatch, 0)
     container = ContainerFile(data)
     container.decode_banks()
     scanned = container.decode_all()
-    _scan_from(monkeypatch, 1 << 30)
+    scan_from(monkeypatch, 1 << 30)
     python = dcformat.load(data)
     assert list(scanned) == list(python)
     for name in python:
@@ -134,7 +121,7 @@ def _after_banks(data: bytes) -> reader.ByteReader:
     r = reader.ByteReader(bytes(data[reader.C.PREAMBLE_SIZE:reader.C.PREAMBLE_SIZE + header.header_size]))
     r.u32("Alignment")
     reader._parse_metadata(r)
-    reader._parse_records(r, "bank", reader.C.MAX_BANKS, banks=())
+    reader._parse_records(r, "bank", reader.C.MAX_BANKS, banks=(), features=header.required_features)
     return r
 
 

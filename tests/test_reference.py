@@ -579,7 +579,7 @@ def test_r3_unsupported_version():
 
 
 def test_r4_unknown_required_feature():
-    refuse(build(required=1 << 2), errors.UnsupportedFeature)  # v1.2 knows bits 0 (GROUPED) and 1 (PLANES)
+    refuse(build(required=1 << 3), errors.UnsupportedFeature)  # v1.3 knows bits 0 (GROUPED), 1 (PLANES), 2 (AFFINE)
     refuse(build(required=1 << 31), errors.UnsupportedFeature)
 
 
@@ -658,7 +658,7 @@ def test_r13_unknown_dtype():
 def test_r14_unknown_encodings():
     refuse(build([replace(f32(), layout=2)]), errors.UnknownEncoding)
     refuse(build([replace(f32(), value_kind=5)]), errors.UnknownEncoding)  # 3 GROUPED (v1.1), 4 PLANES (v1.2)
-    refuse(build([Rec("t", U8, (1,), [Seg(3, b"\0")])]), errors.UnknownEncoding)
+    refuse(build([Rec("t", U8, (1,), [Seg(4, b"\0")])]), errors.UnknownEncoding)  # 3 is AFFINE (v1.3)
     stream = huff([(HUFF_CHUNK, [0, 1])], [1, 1], 2)
     stream.entries[0][0] = 2
     refuse(build([codebook_rec("t", U8, (2,), [1, 2], Seg(HUFFMAN, stream.payload()))]),

@@ -133,8 +133,9 @@ def plan(h: Histogram, step_bins: int, kappa: float = 0.0, max_entries: int = 40
     Nf = N.astype(np.float64)
     lam = float(kappa) * delta * delta
     assign = cell
-    offsets = np.arange(-reach, reach + 1)
-    cand = np.clip(cell[:, None] + offsets[None, :], 0, ncell - 1)
+    if iterations:  # each bin's candidate cells (kappa 0 encodes plan none: the grid's cells stand)
+        offsets = np.arange(-reach, reach + 1)
+        cand = np.clip(cell[:, None] + offsets[None, :], 0, ncell - 1)
     for _ in range(iterations):
         Nc = np.bincount(assign, weights=Nf, minlength=ncell)
         Sc = np.bincount(assign, weights=S, minlength=ncell)

@@ -23,13 +23,14 @@ from collections.abc import Callable, Iterator, Mapping
 import numpy as np
 
 from ..encodings.lossless import exact_tensor
-from ..encodings.model import CodebookValues, Dense, EncodedTensor, GroupedValues, PlaneValues, RawValues
+from ..encodings.model import AffineCodebook, CodebookValues, Dense, EncodedTensor, GroupedValues, PlaneValues, RawValues
 from ..encodings.sparse import SparseEntries, build_sparse, gaps_to_positions, positions_to_gaps, smallest_sparse
 from ..errors import InvalidSettings, UnsupportedDType, UsageError
-from ..format.constants import DEFAULT_ALIGNMENT, PREAMBLE_SIZE
+from ..format.affine import round_to
+from ..format.constants import AFFINE_CODEBOOK_BYTES, DEFAULT_ALIGNMENT, PREAMBLE_SIZE, DType
 from ..kernels.kmeans import coded_squared_error, squared_sum
 from ..streams.choose import CodedStream, code_stream
-from . import budget, grouped
+from . import budget, grouped, uniform
 from ._dtypes import COMPRESSIBLE, numpy_dtype, scale_exponent, wire_name, work_dtype
 from .ecq import SPARSE_GAP_BITS, SPARSE_TRY_ZERO_SHARE, ZERO_SNAP_ERROR_SHARE
 from .kmeans import Patterns, assign, kmeans_1d
@@ -170,8 +171,17 @@ def _compress_ecq(cand, step: float | None, assign: Assign | None = None) -> tup
         error = _squared_error(cand.x, cb, codes, 0)
     n = codes.size
     cb, error = _exact_zero_code(cand.x, cb, codes, error)
-    dense = code_stream(codes, cb.size, huffman=cand.settings.huffman)
-    sparse = _sparse_if_smaller(codes, cb, dense, cand.settings.huffman)
+    book = cb.astype(book_dtype)
+    dense, sparse = _coded(codes, cb, cand.settings.huffman)
+    if assign is None and uniform.worth_trying(cb.size, cand.value_bits, n, cand.wire):
+        grid = uniform.uniform_codes(cand.x, p.delta, cand.wire, cand.max_entries,
+                                     float32_book=cand.scales is not None)
+        bound = cand.max_distortion  # the tensor's own error bound holds on the grid too
+        if grid is not None and (bound is None or grid.error <= bound):
+            grid_streams = _coded(grid.codes, grid.entries, cand.settings.huffman)
+            if uniform.better(_stream_bytes(dense, sparse) + cb.size * book.itemsize, error,
+                              _stream_bytes(*grid_streams) + AFFINE_CODEBOOK_BYTES, grid.error, n):
+                codes, cb, book, error, (dense, sparse) = grid.codes, grid.entries, grid.book, grid.error, grid_streams
     if sparse is None:
         layout, stream = Dense(), dense
         kept, entries, fillers, gap_bits, kind = n, n, 0, None, CODEBOOK
@@ -181,10 +191,10 @@ def _compress_ecq(cand, step: float | None, assign: Assign | None = None) -> tup
         kind = SPARSE_CODEBOOK
     energy = cand.energy
     if cand.scales is None:
-        values = CodebookValues.coded(cb.astype(book_dtype), stream)
+        values = CodebookValues.coded(book, stream)
     else:  # the same codes, each row scaled back by the reader
         scales = cand.scales
-        values = GroupedValues.coded(scales.row, cb.astype(book_dtype), stream, scales.table, scales.codes)
+        values = GroupedValues.coded(scales.row, book, stream, scales.table, scales.codes)
         kind = GROUPED_ROWS if sparse is None else SPARSE_GROUPED_ROWS
         original = cand.x * scales.per_row.repeat(scales.row)  # the tensor's own values (x / s * s, exact)
         decoded = grouped.scaled_back(cb[codes], scales).astype(dtype).astype(np.float64)
@@ -230,6 +240,16 @@ def _exact_zero_code(x: np.ndarray, cb: np.ndarray, codes: np.ndarray, error: fl
     if (z > 0 and snapped[z - 1] >= 0.0) or (z + 1 < cb.size and snapped[z + 1] <= 0.0):
         return cb, error  # would no longer be ascending
     return snapped, _squared_error(x, snapped, codes, 0)
+
+
+def _coded(codes: np.ndarray, cb: np.ndarray, huffman: bool) -> tuple[CodedStream, SparseEntries | None]:
+    """The codes coded dense, and the sparse layout when that is smaller (else None)."""
+    dense = code_stream(codes, cb.size, huffman=huffman)
+    return dense, _sparse_if_smaller(codes, cb, dense, huffman)
+
+
+def _stream_bytes(dense: CodedStream, sparse: SparseEntries | None) -> int:
+    return dense.nbytes if sparse is None else sparse.nbytes
 
 
 def _sparse_if_smaller(codes: np.ndarray, cb: np.ndarray, dense: CodedStream,
@@ -487,7 +507,7 @@ def _plan_budget(tensors: Mapping[str, np.ndarray], settings: CompressionSetting
     planning summaries of the ``ecq`` ones are kept. A budget the model cannot meet (or
     that these settings cannot spend) is refused here, before anything is encoded.
     """
-    from .ratedistortion import Allocation
+    from .ratedistortion import Allocation, balance
 
     pad = (DEFAULT_ALIGNMENT - 1) / 2
     fixed = PREAMBLE_SIZE + budget.header_bytes(metadata) + pad  # the header's padding, on average
@@ -506,6 +526,7 @@ def _plan_budget(tensors: Mapping[str, np.ndarray], settings: CompressionSetting
     if params == 0:
         return None
     fixed -= trailing  # no padding after the file's last segment
+    balance(cands, settings.tensor_balance)
     bpp = settings.bits_per_param
     target = bpp * params / 8
     alloc = Allocation(cands, budget.tolerance(bpp) * params / 8)
@@ -560,7 +581,10 @@ def reconstruct(encoded: EncodedTensor) -> np.ndarray:
 
         return load(save({"t": encoded}))["t"]
     if isinstance(vals, CodebookValues):
-        codebook = np.asarray(vals.codebook).astype(dtype, copy=False)
+        codebook = vals.codebook
+        if isinstance(codebook, AffineCodebook):  # its float32 entries, rounded as a reader rounds them
+            codebook = round_to(codebook.entries(), DType[encoded.dtype]).view(dtype)
+        codebook = np.asarray(codebook).astype(dtype, copy=False)
         codes = np.asarray(vals.codes, dtype=np.int64)
         if codes.size and (codes.min() < 0 or codes.max() >= codebook.size):
             raise UsageError("a code is outside the codebook")

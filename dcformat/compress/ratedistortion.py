@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..format import constants as C
-from . import budget
+from ..format.constants import AFFINE_CODEBOOK_BYTES
+from . import budget, uniform
 from ._dtypes import numpy_dtype
 from .ecq import (
     FINE,
@@ -85,6 +86,8 @@ class Candidate:
     #: Row scales (``groups="rows"``): ``x`` is then every row divided by its scale, the
     #: codebook is float32 and the record holds GROUPED values (:mod:`.grouped`).
     scales: object = None
+    #: The budget's weight of this tensor for its size (``tensor_balance``), on top of its rd_weight.
+    balance: float = 1.0
     _memo: dict = field(default_factory=dict)  # step -> predicted bytes
 
     def __post_init__(self):
@@ -132,7 +135,7 @@ class Candidate:
         the coarsest step (:data:`COARSEST_SQNR_DB`)."""
         if self.rms == 0.0:
             return 1.0  # all zeros: one cell at any step
-        s = step_for_sqnr(self.rms, sqnr_db) / math.sqrt(self.settings.rd_weight)
+        s = step_for_sqnr(self.rms, sqnr_db) / math.sqrt(self.settings.rd_weight * self.balance)
         return min(s, self.floor_step, step_for_sqnr(self.rms, COARSEST_SQNR_DB))
 
     def cost(self, step: float) -> float:
@@ -174,7 +177,8 @@ class Candidate:
         n, s, q = (np.diff(np.concatenate(([0.0], a, [total]))) for a, total in
                    zip((n, s, q), (self.size, self._total(3), self._total(4))))
         zero = -cmin if cmin <= 0 <= cmax else None
-        return n, s, q, zero
+        points = np.arange(cmin, cmax + 1, dtype=np.float64) * (F * d)  # the cells' grid points
+        return n, s, q, zero, points
 
     def _total(self, i: int) -> float:
         return float(self.grid[i][-1])
@@ -209,10 +213,12 @@ class Candidate:
         n = p.counts.astype(np.float64)
         s = p.codebook * n
         q = s * p.codebook + p.distortion / max(p.entries, 1)
-        return n, s, q, int(np.argmin(np.abs(p.codebook)))
+        return n, s, q, int(np.argmin(np.abs(p.codebook))), None
 
-    def _stored_bytes(self, n: np.ndarray, s: np.ndarray, q: np.ndarray, zero: int | None) -> float:
-        """What the pipeline stores for cells holding ``n`` values (sums ``s``, squares ``q``)."""
+    def _stored_bytes(self, n: np.ndarray, s: np.ndarray, q: np.ndarray, zero: int | None,
+                      points: np.ndarray | None = None) -> float:
+        """What the pipeline stores for cells holding ``n`` values (sums ``s``, squares ``q``;
+        ``points``: the cells' grid points, None when the cells are not a grid's)."""
         alive = n >= 0.5
         counts = n[alive]
         error = float(np.sum(np.maximum(q[alive] - s[alive] ** 2 / counts, 0.0)))
@@ -226,7 +232,27 @@ class Candidate:
             zero_code = None if zero_code is None else int(inverse.ravel()[zero_code])
         # a cell expected to hold less than half a value now and then holds one: its entry counts
         entries = float(counts.size + np.sum(-np.expm1(-n[~alive])))
-        cb_bytes = entries * self.value_bits / 8
+        table_bytes = entries * self.value_bits / 8
+        held = np.flatnonzero(alive)
+        # a few values spread thin over fine cells (no cell expects a whole one) keep the table
+        if held.size and uniform.worth_trying(round(entries), self.value_bits, self.size, self.wire):
+            # on an AFFINE codebook (what the encode chooses when it pays): a code for every
+            # cell from the first held to the last, the empty ones too, and 8 bytes of grid
+            span = n[held[0]:held[-1] + 1]
+            grid_zero = zero - held[0] if zero is not None and held[0] <= zero <= held[-1] else None
+            grid = self._record_bytes(AFFINE_CODEBOOK_BYTES, span, grid_zero, 0.0, error)
+            table = self._record_bytes(table_bytes, counts, zero_code, centroid, error)
+            if points is None:
+                return min(grid, table)
+            # the encode's choice: the grid's bytes against the error of reconstructing at its points
+            grid_error = float(np.sum(np.maximum(q - 2.0 * s * points + n * points ** 2, 0.0)))
+            return grid if uniform.better(table, error, grid, grid_error, self.size) else table
+        return self._record_bytes(table_bytes, counts, zero_code, centroid, error)
+
+    def _record_bytes(self, cb_bytes: float, counts: np.ndarray, zero_code: int | None, centroid: float,
+                      error: float) -> float:
+        """The record of codes with these ``counts`` (the alphabet: one symbol each) and a
+        codebook of ``cb_bytes``: dense, or sparse where the zero code dominates."""
         alphabet = max(int(counts.size), 1)
         huffman = self.settings.huffman
         codes = budget.stream_bytes(counts, alphabet, huffman=huffman)
@@ -258,6 +284,15 @@ class Candidate:
             if best is None or sum(pair) < sum(best):
                 best = pair
         return best
+
+
+def balance(cands: list[Candidate], exponent: float) -> None:
+    """Weigh each candidate by ``(n_max / n) ** exponent`` for its size (``tensor_balance``)."""
+    if exponent and cands:
+        largest = max(c.size for c in cands)
+        for c in cands:
+            c.balance = (largest / max(c.size, 1)) ** exponent
+            c._memo.clear()
 
 
 def total_cost(cands: list[Candidate], sqnr_db: float) -> float:

@@ -3,7 +3,7 @@
 A :class:`TensorSettings` says how one tensor is compressed (pruning, code and gap
 widths, k-means initialisation, stream codec). A :class:`CompressionSettings` maps
 tensor names and shapes to them: a tensor is compressed only if it is floating (F16,
-BF16, F32, F64), has at least two dimensions and at least ``min_elements`` elements,
+BF16, F32, F64), has at least ``min_rank`` dimensions (2) and at least ``min_elements`` elements,
 and no ``keep`` pattern names it; then the first matching :class:`Rule` gives its
 settings, else ``default``. ``None`` settings mean "keep exact".
 
@@ -292,6 +292,10 @@ class CompressionSettings:
         Glob patterns of tensors always kept exact (checked before the rules).
     min_elements : int
         Tensors with fewer elements are kept exact.
+    min_rank : int
+        Tensors with fewer dimensions are kept exact: 2 (the default) keeps biases and
+        norms exact; 1 codes them too, which pays with the ecq quantizer, whose codebook
+        on a uniform grid costs 8 bytes (an AFFINE codebook) rather than a table.
     bits_per_param : float or None
         A size budget for the whole file: its bytes x 8 over its parameters (every
         element of every tensor, exact ones included), counting everything stored
@@ -308,6 +312,15 @@ class CompressionSettings:
         They steer the ``bits_per_param`` allocation: a tensor weighted ``w`` ends at
         ``10 log10 w`` dB more SQNR than one weighted 1. Stored as sorted
         ``(name, factor)`` pairs so settings stay hashable and comparable.
+    tensor_balance : float
+        How a ``bits_per_param`` budget weighs a tensor's size: its distortion is its
+        squared error relative to its mean square, times ``(n_max / n) ** tensor_balance``
+        for a tensor of ``n`` values (``n_max``: the largest ``ecq`` tensor's). 0 weighs
+        every value alike: every tensor at the same SQNR. 1 weighs every tensor alike,
+        whatever its size, as a chain of layers does (each layer's relative error reaches
+        the output about as it is): a tensor ten times smaller gets 10 dB more SQNR, for
+        few bytes. The ``rd`` preset (what ``--bits-per-param`` starts from) uses
+        :data:`RD_TENSOR_BALANCE`.
     exact : {"planes", "raw"}
         How tensors kept exact are stored: "planes" (default) stores each float tensor
         as entropy-coded bit planes where that is smaller than its raw bytes, bit-exact
@@ -329,8 +342,10 @@ class CompressionSettings:
     rules: tuple[Rule, ...] = ()
     keep: tuple[str, ...] = ()
     min_elements: int = 4096
+    min_rank: int = 2
     bits_per_param: float | None = None
     rd_weights: tuple[tuple[str, float], ...] = ()
+    tensor_balance: float = 0.0
     exact: str = "planes"
 
     def __post_init__(self):
@@ -347,12 +362,17 @@ class CompressionSettings:
             raise InvalidSettings("keep patterns must be strings")
         object.__setattr__(self, "keep", keep)
         _check_int("min_elements", self.min_elements, 0, 2**63 - 1)
+        _check_int("min_rank", self.min_rank, 0, 8)
         if self.bits_per_param is not None:
             b = _check_float("bits_per_param", self.bits_per_param)
             if b <= 0.0:
                 raise InvalidSettings(f"bits_per_param must be > 0, got {b!r}")
             object.__setattr__(self, "bits_per_param", b)
         object.__setattr__(self, "rd_weights", _check_rd_weights(self.rd_weights))
+        balance = _check_float("tensor_balance", self.tensor_balance)
+        if not 0.0 <= balance <= MAX_TENSOR_BALANCE:
+            raise InvalidSettings(f"tensor_balance must be in [0, {MAX_TENSOR_BALANCE:g}], got {balance!r}")
+        object.__setattr__(self, "tensor_balance", balance)
         if self.exact not in EXACT_ENCODINGS:
             raise InvalidSettings(f"exact must be one of {list(EXACT_ENCODINGS)}, got {self.exact!r}")
 
@@ -365,8 +385,8 @@ class CompressionSettings:
 
         if dtype not in COMPRESSIBLE:
             return "not floating"
-        if len(shape) < 2:
-            return "fewer than 2 dimensions"
+        if len(shape) < self.min_rank:
+            return f"fewer than {self.min_rank} dimensions"
         n = math.prod(int(d) for d in shape)
         if n < max(self.min_elements, 1):
             return f"fewer than {self.min_elements} elements"
@@ -393,8 +413,9 @@ class CompressionSettings:
         """A JSON-safe dict; :meth:`from_dict` inverts it."""
         return {"default": None if self.default is None else self.default.to_dict(),
                 "rules": [r.to_dict() for r in self.rules],
-                "keep": list(self.keep), "min_elements": self.min_elements,
-                "bits_per_param": self.bits_per_param, "rd_weights": dict(self.rd_weights), "exact": self.exact}
+                "keep": list(self.keep), "min_elements": self.min_elements, "min_rank": self.min_rank,
+                "bits_per_param": self.bits_per_param, "rd_weights": dict(self.rd_weights),
+                "tensor_balance": self.tensor_balance, "exact": self.exact}
 
     @classmethod
     def from_dict(cls, data: dict) -> "CompressionSettings":
@@ -471,11 +492,25 @@ def _paper() -> CompressionSettings:
     )
 
 
+#: The ``rd`` preset's tensor balance, and the smallest tensor it codes. Chosen on
+#: MobileNetV2's tuning crops (benchmarks/posttraining_mobilenet.py; the held-out crops
+#: carry every reported figure) among balances 0, 0.5, 0.75, 1 and 1.25, with tensors of
+#: at least 4,096 values and 2 dimensions coded, or every float tensor of at least 64
+#: values: every tensor from 64 values at 1.25 had the highest tuning ratio at logit
+#: cosine 0.999 and 0.99 (1.25 and 1 within the crops' noise of each other).
+RD_TENSOR_BALANCE = 1.25
+RD_MIN_ELEMENTS = 64
+#: The largest tensor_balance accepted: beyond it the smallest tensors would be asked for
+#: more SQNR than any codebook can give.
+MAX_TENSOR_BALANCE = 4.0
+
+
 def _rd() -> CompressionSettings:
-    # Post-training, no data: entropy-constrained quantization of every matrix under a
-    # global budget of 4 bits per parameter; 1-D tensors (biases, norms) stay exact.
-    return CompressionSettings(default=TensorSettings(quantizer="ecq", code_bits=12),
-                               bits_per_param=4.0)
+    # Post-training, no data: entropy-constrained quantization of every float tensor of at
+    # least 64 values (biases and norms too: on AFFINE codebooks they cost a few bits a
+    # value) under a global budget of 4 bits per parameter, each tensor weighted as a layer.
+    return CompressionSettings(default=TensorSettings(quantizer="ecq", code_bits=12), bits_per_param=4.0,
+                               min_elements=RD_MIN_ELEMENTS, min_rank=1, tensor_balance=RD_TENSOR_BALANCE)
 
 
 #: Tensors of at least this many values take :func:`_default`'s 9-bit codebooks.

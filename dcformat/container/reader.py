@@ -231,8 +231,10 @@ for _dtype in C.PLANES_DTYPES:
 _SCAN_DTYPE_SIZES = np.zeros(256, np.int64)
 for _dtype, _size in C.DTYPE_SIZE.items():
     _SCAN_DTYPE_SIZES[_dtype] = _size
-#: Bit 0: may code a bytes segment (codebook, values); bit 1: a stream (gaps, codes, selectors).
+#: Bit 0: may code a bytes segment (codebook, values); bit 1: a stream (gaps, codes,
+#: selectors); bit 2: an AFFINE codebook (v1.3).
 _SCAN_CODEC_ROLES = np.array([(1 if c in allowed_codecs("values") else 0) | (2 if c in allowed_codecs("codes") else 0)
+                              | (4 if c == C.SegmentCodec.AFFINE else 0)
                               for c in range(max(C.SegmentCodec) + 1)], np.int64)
 
 
@@ -336,13 +338,17 @@ def _parse_record(r: ByteReader, kind: str, banks: tuple[Record, ...], names: se
         name, dtype, layout, stored, fields["block_size"], end - pos)
     for role, allowed in roles:
         if end - pos < _REF.size:  # the fields that are there are checked first, in order
-            if end - pos >= 1:
-                _check_codec(buf[pos], allowed, role, name)
+            if end - pos >= 1 and _check_codec(buf[pos], allowed, role, name) is _AFFINE:
+                _check_affine(name, dtype, value_kind, features)
             raise TruncatedError(f"{role} Segment_Ref of {name!r}", _REF.size, end - pos)
         code, offset, length, checksum = _REF.unpack_from(buf, pos)
         pos += _REF.size
         codec = _check_codec(code, allowed, role, name)
-        expected = _expected_length(role, stored, itemsize, value_kind, fields)
+        if codec is _AFFINE:
+            _check_affine(name, dtype, value_kind, features)
+            expected = C.AFFINE_CODEBOOK_BYTES
+        else:
+            expected = _expected_length(role, stored, itemsize, value_kind, fields)
         if expected is not None and length != expected:
             raise InvalidHeader("Length", f"{role} segment of {name!r} is {length} bytes, expected {expected}")
         segments[role] = SegmentRef(codec, offset, length, checksum)
@@ -358,6 +364,15 @@ def _check_codec(code: int, allowed, role: str, name: str):
     if codec not in allowed:
         raise InvalidHeader("Codec", f"{role} segment of {name!r} cannot use {codec.name}")
     return codec
+
+
+def _check_affine(name: str, dtype, value_kind, features: int) -> None:
+    """What an AFFINE codebook requires (R44): the file's feature bit, and for CODEBOOK
+    values a dtype its float32 entries round to."""
+    if not features & C.FEATURE_AFFINE:
+        raise InvalidHeader("Codec", f"AFFINE codebook of {name!r} without Required_Features bit 2")
+    if value_kind is not _GROUPED and dtype not in C.AFFINE_DTYPES:
+        raise InvalidHeader("Codec", f"AFFINE codebook of {name!r} needs F32, F16 or BF16, not {dtype.name}")
 
 
 def _expected_length(role: str, stored: int, itemsize: int, value_kind, fields: dict) -> int | None:
@@ -457,6 +472,7 @@ _DTYPES, _LAYOUTS, _KINDS, _CODECS = ({member.value: member for member in enum}
                                      for enum in (C.DType, C.Layout, C.ValueKind, C.SegmentCodec))
 _DENSE, _SPARSE, _RAW, _GROUPED = C.Layout.DENSE, C.Layout.SPARSE, C.ValueKind.RAW, C.ValueKind.GROUPED
 _PLANES = C.ValueKind.PLANES
+_AFFINE = C.SegmentCodec.AFFINE
 #: (Layout, Value_Kind) -> the record's segment roles in order, each with the codecs it allows
 #: (a PLANES record's depend on its fields: :func:`_plane_roles`).
 _ROLES = {(layout, kind): tuple((role, allowed_codecs(role)) for role in segment_roles(layout, kind))

@@ -82,6 +82,7 @@ class _Layout:
         self._bank_info: dict[str, BankInfo] = {}
         self._tensors: dict[str, _PlacedRecord] = {}
         self._data_size = 0  # bytes of the data section placed so far, padding included
+        self._affine = False  # some codebook segment placed is AFFINE (Required_Features bit 2)
 
     def _expect(self, *states: WriterState) -> None:
         if self.state not in states:
@@ -117,6 +118,7 @@ class _Layout:
                     self._sink(bytes(offset - self._data_size))
                 self._sink(payload)
                 refs[role] = SegmentRef(C.SegmentCodec(codec), offset, len(payload), crc32(payload))
+                self._affine = self._affine or codec == C.SegmentCodec.AFFINE
                 self._data_size = offset + len(payload)
         except BaseException:
             # The sink may hold part of this record now: later offsets would be wrong.
@@ -145,7 +147,8 @@ class _Layout:
     def _required_features(self) -> int:
         kinds = {r.value_kind for r in self._tensors.values()}
         return ((C.FEATURE_GROUPED if C.ValueKind.GROUPED in kinds else 0)
-                | (C.FEATURE_PLANES if C.ValueKind.PLANES in kinds else 0))
+                | (C.FEATURE_PLANES if C.ValueKind.PLANES in kinds else 0)
+                | (C.FEATURE_AFFINE if self._affine else 0))
 
     def _check_budget(self, file_size: int) -> None:
         """Refuse a file that readers would refuse to decode under their default budget

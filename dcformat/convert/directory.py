@@ -18,7 +18,7 @@ it. Every other file is copied, but the weights of the model in other formats (a
 ``pytorch_model.bin`` beside ``model.safetensors``, ``tf_model.h5``, ``flax_model.msgpack``, ...:
 :data:`OTHER_WEIGHTS`), which are left out and named in the report; the copied ``config.json``
 gains, after its own keys in their order, ``"quantization_config": {"quant_method": "dcformat",
-"format_version": "1.2", "index": "model.dcf.index.json"}``. A model whose config already has a
+"format_version": "1.3", "index": "model.dcf.index.json"}``. A model whose config already has a
 ``quantization_config`` is refused: its weights are another method's codes.
 
 Tied weights are stored once. In a PyTorch shard, names whose tensors share one storage, offset,

@@ -18,7 +18,8 @@ import numpy as np
 
 from ..errors import CodeOutOfRange, FormatError, InvalidValue, SelectorOutOfRange, UsageError
 from .. import threads as _threads
-from ..format.constants import FLOAT_LAYOUT, DType, Layout, ValueKind, plane_widths
+from ..format.affine import affine_entries, round_to, unpack_affine
+from ..format.constants import FLOAT_LAYOUT, DType, Layout, SegmentCodec, ValueKind, plane_widths
 from ..format.dtypes import numpy_dtype, storage_dtype, storage_view
 from ..format.records import Record, plane_names
 from ..kernels import placement
@@ -73,9 +74,19 @@ def _check_output(record: Record, dtype: np.dtype, out: np.ndarray | None) -> No
 
 
 def _codebook(record: Record, segment: SegmentGetter, dtype: np.dtype) -> np.ndarray:
+    if record.segments["codebook"].codec == SegmentCodec.AFFINE:
+        return round_to(_affine_entries(record, segment), record.dtype).view(dtype)
     codebook = np.frombuffer(segment("codebook"), dtype=dtype, count=record.codebook_size)
     _check_bool(record, codebook)
     return codebook
+
+
+def _affine_entries(record: Record, segment: SegmentGetter) -> np.ndarray:
+    """An AFFINE codebook's float32 entries, its Base and Step proven finite (R45)."""
+    base, step = unpack_affine(segment("codebook"))
+    if not (np.isfinite(base) and np.isfinite(step)):
+        raise InvalidValue(record.name, "AFFINE codebook Base and Step must be finite")
+    return affine_entries(base, step, record.codebook_size)
 
 
 def _check_bool(record: Record, raw: np.ndarray) -> None:
@@ -313,18 +324,15 @@ def _decode_grouped(record: Record, segment: SegmentGetter, dtype: np.dtype, out
     if as_f32:
         return work
     out = np.empty(record.shape, dtype) if out is None else out
-    rounded = storage_view(out.reshape(-1))
-    if record.dtype == DType.F16:
-        with np.errstate(over="ignore"):  # above 65520 rounds to inf
-            rounded[...] = flat.astype(np.float16).view(np.uint16)
-    else:  # BF16: round to nearest, ties to even (no NaN can arise from finite tables)
-        bits = flat.view(np.uint32)
-        rounded[...] = ((bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16))
+    storage_view(out.reshape(-1))[...] = round_to(flat, record.dtype)  # no NaN can arise from finite tables
     return out
 
 
 def _finite_table(record: Record, segment: SegmentGetter, role: str, count: int) -> np.ndarray:
-    table = np.frombuffer(segment(role), dtype="<f4", count=count)
+    if record.segments[role].codec == SegmentCodec.AFFINE:  # only a codebook can be
+        table = _affine_entries(record, segment)
+    else:
+        table = np.frombuffer(segment(role), dtype="<f4", count=count)
     if not np.isfinite(table).all():
         raise InvalidValue(record.name, f"GROUPED {role} must be finite")
     return table

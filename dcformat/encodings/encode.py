@@ -13,7 +13,9 @@ from typing import Mapping
 
 import numpy as np
 
+from ..format.affine import pack_affine
 from ..format.constants import (
+    AFFINE_DTYPES,
     CHUNK_ENTRY_SIZE,
     DEFAULT_CHUNK_SYMBOLS,
     GROUPED_DTYPES,
@@ -42,7 +44,8 @@ from ..kernels import planes as plane_kernels
 from ..streams.base import StreamCodec
 from ..streams.huffman import HuffmanCodec
 from ..streams.packed import PackedCodec
-from .model import BankValues, CodebookValues, Dense, EncodedTensor, GroupedValues, PlaneValues, RawValues, Sparse
+from .model import (AffineCodebook, BankValues, CodebookValues, Dense, EncodedTensor, GroupedValues, PlaneValues,
+                    RawValues, Sparse)
 
 
 @dataclass(frozen=True)
@@ -96,12 +99,17 @@ def encode_tensor(name: str, tensor, banks: Mapping[str, BankInfo] | None = None
     fields: dict = {}
     segments: dict = {}
     if isinstance(values, CodebookValues):
-        codebook = _typed(name, "codebook", values.codebook, dtype)
-        if not 1 <= codebook.size <= MAX_CODEBOOK_SIZE:
-            raise InvalidSettings(f"codebook of {name!r} has {codebook.size} entries; allowed 1..{MAX_CODEBOOK_SIZE}")
-        fields["codebook_size"] = codebook.size
-        segments["codebook"] = (0, _bytes_of(codebook))
-        alphabet = codebook.size
+        if isinstance(values.codebook, AffineCodebook):
+            if dtype not in AFFINE_DTYPES:
+                raise InvalidSettings(f"an AFFINE codebook of {name!r} needs an F32, F16 or BF16 tensor, "
+                                      f"not {dtype.name}")
+            segments["codebook"], size = _affine(name, values.codebook)
+        else:
+            codebook = _typed(name, "codebook", values.codebook, dtype)
+            segments["codebook"], size = (0, _bytes_of(codebook)), codebook.size
+        if not 1 <= size <= MAX_CODEBOOK_SIZE:
+            raise InvalidSettings(f"codebook of {name!r} has {size} entries; allowed 1..{MAX_CODEBOOK_SIZE}")
+        fields["codebook_size"] = alphabet = size
     elif isinstance(values, GroupedValues):
         alphabet = _grouped_tables(name, values, dtype, units, isinstance(enc.layout, Sparse), is_bank, fields,
                                    segments)
@@ -169,11 +177,16 @@ def _grouped_tables(name: str, values: GroupedValues, dtype: DType, units: int, 
     if not 1 <= group_size <= MAX_ELEMENTS:
         raise InvalidSettings(f"group_size of {name!r} is {group_size}; allowed 1..{MAX_ELEMENTS}")
     groups = -(-units // group_size)
-    codebook = _table(name, "codebook", values.codebook, MAX_CODEBOOK_SIZE)
+    if isinstance(values.codebook, AffineCodebook):
+        segments["codebook"], size = _affine(name, values.codebook)
+        if not (1 <= size <= MAX_CODEBOOK_SIZE and np.isfinite(values.codebook.entries()).all()):
+            raise InvalidSettings(f"the AFFINE codebook of {name!r} must have 1..{MAX_CODEBOOK_SIZE} finite entries")
+    else:
+        codebook = _table(name, "codebook", values.codebook, MAX_CODEBOOK_SIZE)
+        segments["codebook"], size = (0, _bytes_of(codebook)), codebook.size
     scales = _table(name, "scales", values.scales, MAX_GROUP_TABLE_SIZE)
     if not (scales > 0).all():
         raise InvalidSettings(f"scales of {name!r} must be positive")
-    segments["codebook"] = (0, _bytes_of(codebook))
     segments["scales"] = (0, _bytes_of(scales))
     segments["scale_codes"] = _group_stream(name, "scale_codes", values.scale_codes, scales.size, groups,
                                             values.table_codec)
@@ -190,9 +203,16 @@ def _grouped_tables(name: str, values: GroupedValues, dtype: DType, units: int, 
         segments["offset_codes"] = _group_stream(name, "offset_codes",
                                                  [] if values.offset_codes is None else values.offset_codes,
                                                  offsets.size, groups, values.table_codec)
-    fields.update(codebook_size=codebook.size, group_size=group_size, scale_count=scales.size,
+    fields.update(codebook_size=size, group_size=group_size, scale_count=scales.size,
                   offset_count=0 if offsets is None else offsets.size)
-    return codebook.size
+    return size
+
+
+def _affine(name: str, codebook: AffineCodebook) -> tuple[tuple, int]:
+    """The (wire id, payload) of an AFFINE codebook segment, and its size."""
+    if not codebook.finite:
+        raise InvalidSettings(f"the AFFINE codebook of {name!r} needs a finite base and step")
+    return (SegmentCodec.AFFINE, pack_affine(codebook.base, codebook.step)), codebook.size
 
 
 def _plane_blocks(name: str, values: PlaneValues, dtype: DType, raw: np.ndarray, segments: dict) -> int:

@@ -19,8 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import math
+
 import numpy as np
 
+from ..format.affine import affine_entries
 from ..streams.base import StreamCodec
 from ..streams.choose import CodedStream
 
@@ -72,11 +75,43 @@ class RawValues:
     values: np.ndarray
 
 
+@dataclass(frozen=True)
+class AffineCodebook:
+    """A codebook of ``size`` entries on a uniform grid, stored as its base and step alone
+    (FORMAT.md, "AFFINE codebooks", v1.3): entry ``i`` is ``base + step * i`` in float32
+    (two rounded operations), rounded to the tensor's dtype. 8 bytes instead of ``size``
+    values: what makes a small tensor, or a 1-D one, worth coding. For CODEBOOK values of
+    an F32, F16 or BF16 tensor, and as the shared codebook of GROUPED values.
+
+    ``base`` and ``step`` are rounded to float32 here, so the object says what is stored.
+    """
+
+    base: float
+    step: float
+    size: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "base", float(np.float32(self.base)))
+        object.__setattr__(self, "step", float(np.float32(self.step)))
+        object.__setattr__(self, "size", int(self.size))
+
+    @property
+    def finite(self) -> bool:
+        return math.isfinite(self.base) and math.isfinite(self.step)
+
+    def entries(self) -> np.ndarray:
+        """The float32 entries, as every reader computes them (before rounding to a dtype)."""
+        return affine_entries(self.base, self.step, self.size)
+
+
 @dataclass(frozen=True, eq=False)
 class CodebookValues:
-    """Each stored unit holds a code; the value is ``codebook[code]``."""
+    """Each stored unit holds a code; the value is ``codebook[code]``.
 
-    codebook: np.ndarray
+    ``codebook`` is an array of the tensor's dtype, or an :class:`AffineCodebook`.
+    """
+
+    codebook: np.ndarray | AffineCodebook
     codes: np.ndarray
     codec: StreamCodec = field(default_factory=_default_codec)
     _coded: CodedStream | None = _coded_field()
@@ -117,7 +152,7 @@ class GroupedValues:
     """
 
     group_size: int
-    codebook: np.ndarray
+    codebook: np.ndarray | AffineCodebook  # float32, or AFFINE (v1.3)
     codes: np.ndarray
     scales: np.ndarray
     scale_codes: np.ndarray

@@ -15,8 +15,8 @@ from enum import IntEnum
 MAGIC = b"\x89DCF\r\n\x1a\n"
 VERSION_MAJOR = 1
 #: The newest minor version this package reads and writes (v1.1: GROUPED values; v1.2:
-#: PLANES values).
-VERSION_MINOR = 2
+#: PLANES values; v1.3: AFFINE codebooks).
+VERSION_MINOR = 3
 #: What a writer puts in Version_Minor for a file that uses nothing of a later minor: a
 #: v1.0 reader decodes every such file, byte for byte as before.
 BASE_VERSION_MINOR = 0
@@ -25,10 +25,12 @@ BASE_VERSION_MINOR = 0
 FEATURE_GROUPED = 1 << 0
 #: Required_Features bit 1 (v1.2): some record has PLANES values.
 FEATURE_PLANES = 1 << 1
+#: Required_Features bit 2 (v1.3): some codebook segment is AFFINE (its Base and Step).
+FEATURE_AFFINE = 1 << 2
 #: Required_Features bits known to this version.
-KNOWN_REQUIRED_FEATURES = FEATURE_GROUPED | FEATURE_PLANES
+KNOWN_REQUIRED_FEATURES = FEATURE_GROUPED | FEATURE_PLANES | FEATURE_AFFINE
 #: The minor version that defines each required feature bit.
-FEATURE_MINOR = {FEATURE_GROUPED: 1, FEATURE_PLANES: 2}
+FEATURE_MINOR = {FEATURE_GROUPED: 1, FEATURE_PLANES: 2, FEATURE_AFFINE: 3}
 
 # Preamble: Magic, Version_Major, Version_Minor, Required_Features, Optional_Features,
 # Header_Size, Header_Checksum.
@@ -145,11 +147,19 @@ class SegmentCodec(IntEnum):
     BYTES = 0
     PACKED = 1
     HUFFMAN = 2
+    #: v1.3, Required_Features bit FEATURE_AFFINE: a codebook segment holding the Base and
+    #: Step of a uniform grid (entry i is Base + Step * i in float32), not its values.
+    AFFINE = 3
 
 
 #: Element types a GROUPED record may have (its tables are F32; values are computed in
 #: float32 and rounded to the element type).
 GROUPED_DTYPES = frozenset({DType.F32, DType.F16, DType.BF16})
+#: Element types a CODEBOOK record with an AFFINE codebook may have (entries are computed
+#: in float32 and rounded to the element type, as GROUPED values are).
+AFFINE_DTYPES = GROUPED_DTYPES
+#: Length of an AFFINE codebook segment: Base and Step, two little-endian binary32.
+AFFINE_CODEBOOK_BYTES = 8
 
 
 #: The bits of each float dtype a PLANES record splits (FORMAT.md, "PLANES values"):

@@ -18,6 +18,8 @@ from .constants import DTYPE_SIZE, PREAMBLE_SIZE, DType, Layout, SegmentCodec, V
 #: Segment roles in on-disk order, with the codecs each role allows.
 STREAM_CODECS = frozenset({SegmentCodec.PACKED, SegmentCodec.HUFFMAN})
 BYTES_CODECS = frozenset({SegmentCodec.BYTES})
+#: A codebook may also be AFFINE (v1.3): its Base and Step (with rules of its own, R44).
+CODEBOOK_CODECS = frozenset({SegmentCodec.BYTES, SegmentCodec.AFFINE})
 
 
 #: The segments a GROUPED record has before its gaps (FORMAT.md, "GROUPED values"): the
@@ -72,6 +74,8 @@ def nonzero_product(shape) -> int:
 
 
 def allowed_codecs(role: str) -> frozenset:
+    if role == "codebook":
+        return CODEBOOK_CODECS
     return BYTES_CODECS if role in BYTES_ROLES else STREAM_CODECS
 
 

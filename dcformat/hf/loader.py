@@ -47,6 +47,7 @@ from transformers.utils.quantization_config import QuantizationConfigMixin
 
 from ..convert.directory import FORMAT, INDEX_NAME, read_index
 from ..errors import ConversionError, DCFormatError, UsageError
+from ..format.constants import VERSION_MAJOR, VERSION_MINOR
 from ..interop.torch_arrays import torch_dtype
 from ..safe_open import safe_open
 
@@ -61,7 +62,7 @@ _pending = threading.local()
 class DcformatConfig(QuantizationConfigMixin):
     """The ``quantization_config`` of a compressed model directory (``quant_method`` "dcformat")."""
 
-    def __init__(self, format_version: str = "1.2", index: str = INDEX_NAME, **kwargs):
+    def __init__(self, format_version: str = f"{VERSION_MAJOR}.{VERSION_MINOR}", index: str = INDEX_NAME, **kwargs):
         self.quant_method = FORMAT
         self.format_version = format_version
         self.index = index

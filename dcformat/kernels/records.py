@@ -50,7 +50,9 @@ def scan_tensor_records(buf, pos, count, limits, dtype_sizes, codec_roles, featu
 
     ``dtype_sizes[code]`` is a DType's size, 0 for an unknown code; ``codec_roles[code]``
     has bit 0 set if the codec may code a bytes segment (codebook, values), bit 1 a
-    stream (gaps, codes, selectors). Layout 0/1 is DENSE/SPARSE; Value_Kind 0/1/2 is
+    stream (gaps, codes, selectors), bit 2 if it is the AFFINE codec of a codebook, 8
+    bytes, which needs bit 2 of ``features`` and, for CODEBOOK values, a dtype
+    ``grouped_dtypes`` marks. Layout 0/1 is DENSE/SPARSE; Value_Kind 0/1/2 is
     RAW/CODEBOOK/BANK/GROUPED/PLANES (any later kind is left to the caller); GROUPED needs
     bit 0 of ``features`` (the file's Required_Features) and a dtype ``grouped_dtypes``
     marks, PLANES bit 1 and a dtype with ``plane_counts[code]`` planes (0: not a float).
@@ -206,10 +208,12 @@ def scan_tensor_records(buf, pos, count, limits, dtype_sizes, codec_roles, featu
             next_segment += total
             continue
         roles = 0
+        # an AFFINE codebook (v1.3): the file's feature bit, a float32-rounded dtype
+        affine = 4 if (features & 4) and (kind == 3 or grouped_dtypes[code]) else 0
         if kind == 1:  # codebook
-            wants[0], expects[0], roles = 1, codebook_size[i] * itemsize, 1
+            wants[0], expects[0], roles = 1 | affine, codebook_size[i] * itemsize, 1
         elif kind == 3:  # codebook, scales, scale codes, offsets, offset codes (tables in F32)
-            wants[0], expects[0] = 1, 4 * codebook_size[i]
+            wants[0], expects[0] = 1 | affine, 4 * codebook_size[i]
             wants[1], expects[1] = 1, 4 * np.int64(scale_count[i])
             wants[2], expects[2] = 2, -1
             wants[3], expects[3] = 1, 4 * np.int64(offset_count[i])
@@ -235,7 +239,10 @@ def scan_tensor_records(buf, pos, count, limits, dtype_sizes, codec_roles, featu
             pos += 21
             if codec >= codec_roles.shape[0] or not (codec_roles[codec] & wants[role]) or offset < 0 or seg_length < 0:
                 return i, pos, next_segment
-            if expects[role] >= 0 and seg_length != expects[role]:
+            if codec_roles[codec] & 4:
+                if seg_length != 8:
+                    return i, pos, next_segment
+            elif expects[role] >= 0 and seg_length != expects[role]:
                 return i, pos, next_segment
             segment_codec[n] = codec
             segment_offset[n] = offset

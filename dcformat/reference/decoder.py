@@ -6,7 +6,8 @@ Who it is for
     :func:`parse_record` ("Header", "Records"), :func:`check_data_layout` ("Data
     section"), :func:`decode_record` ("Decoding a record"), and in :mod:`.streams`
     :func:`~.streams.decode_packed_stream` and :func:`~.streams.decode_huffman_stream`
-    ("Streams"); GROUPED and PLANES values in :mod:`.grouped` and :mod:`.planes`.
+    ("Streams"); GROUPED and PLANES values and AFFINE codebooks in :mod:`.grouped`,
+    :mod:`.planes` and :mod:`.affine`.
     Comments quote the sentence they implement. The small primitives (the
     bounds-checked byte reader, the LSB-first bit reader, the canonical Huffman code
     builder) come last, in :mod:`.primitives`.
@@ -23,18 +24,20 @@ How it is checked
     writer of its own, a few lines per structure) and mutates them to break each
     rejection rule R1-R33 in turn, asserting the exact error class (GROUPED's R34-R39
     through the conformance vectors and tests/test_grouped.py, PLANES' R40-R43 through
-    the vectors and a few files of its own). Property tests
+    the vectors and a few files of its own; AFFINE's R44-R45 through the vectors and
+    tests/test_affine.py). Property tests
     hold it and the fast reader (:func:`dcformat.load`, :class:`dcformat.safe_open`)
     to identical results, the same arrays or the same error class, and it must decode
     or refuse every conformance vector in ``spec/vectors/`` as ``MANIFEST.json`` says.
 
 Order of checks
     It raises at the first failure, in the order a reader meets the rules: preamble
-    (R1-R6), header checksum (R7), header fields as they are read (R8-R16, R20, R34-R37, R40-R43: a
-    rule is checked as soon as the fields it names have been read), data-section layout
+    (R1-R6), header checksum (R7), header fields as they are read (R8-R16, R20, R34-R37, R40-R44: a
+    rule is checked as soon as the fields it names have been read; an AFFINE codebook's
+    R44 right after its Codec, then its Length right after its Segment_Ref), data-section layout
     (R18 placement, then the file's end R19/R18, then padding R17), then record by
     record, banks first, in header order: decode budget (R33), every segment's checksum
-    (R21), then each segment's content in segment order (codebook R32; GROUPED tables
+    (R21), then each segment's content in segment order (codebook R32, an AFFINE one R45; GROUPED tables
     and per-group codes R38/R39, see :mod:`.grouped`; gaps R22-R29 then R31; values R32;
     codes or selectors R22-R29 then R30; PLANES planes, block by block, R22-R29, see
     :mod:`.planes`). Inside a Huffman stream:
@@ -103,9 +106,11 @@ from ..errors import (
     UnsupportedVersion,
     UsageError,
 )
+from .affine import affine_entries, check_affine_codec, check_affine_length
 from .grouped import (
     GROUPED_DTYPES,
     GroupedFields,
+    float32_as_dtype,
     parse_grouped_parameters,
     read_group_tables,
     table_segments,
@@ -134,8 +139,16 @@ NUMPY_DTYPES = {
     DType.F8_E5M2: np.dtype(ml_dtypes.float8_e5m2),
 }
 
-#: Segment roles whose codec must be BYTES; the others hold streams.
-BYTES_SEGMENTS = ("codebook", "values", "scales", "offsets")
+#: "A codebook segment (of a CODEBOOK or a GROUPED record) must be BYTES or AFFINE, a
+#: values, scales or offsets segment BYTES, and a stream segment ... PACKED or HUFFMAN"
+#: (R15): the codecs of the roles that do not hold streams.
+NON_STREAM_CODECS = {
+    "codebook": (SegmentCodec.BYTES, SegmentCodec.AFFINE),
+    "values": (SegmentCodec.BYTES,),
+    "scales": (SegmentCodec.BYTES,),
+    "offsets": (SegmentCodec.BYTES,),
+}
+STREAM_CODECS = (SegmentCodec.PACKED, SegmentCodec.HUFFMAN)
 
 
 @dataclass
@@ -527,7 +540,8 @@ def parse_record(reader: ByteReader, kind: str, index: int, taken_names: set[str
     if value_kind == ValueKind.PLANES:  # the planes of every block, after the gaps (R43 first)
         planes, plane_table = plane_segments(reader, label, layout, dtype, stored, block_size)
         table.extend(plane_table)
-    segments = tuple(parse_segment_ref(reader, kind, name, role, length) for role, length in table)
+    segments = tuple(parse_segment_ref(reader, kind, name, role, length, dtype, value_kind, required_features)
+                     for role, length in table)
     return Record(kind, name, dtype, shape, elements, layout, value_kind, gap_bits, entry_count,
                   codebook_size, bank_index, bank_size, unit_elements, units, stored, segments, grouped,
                   planes)
@@ -608,25 +622,30 @@ def segment_table(layout: Layout, value_kind: ValueKind, codebook_size: int | No
     return table
 
 
-def parse_segment_ref(reader: ByteReader, kind: str, name: str, role: str,
-                      expected_length: int | None) -> SegmentRef:
+def parse_segment_ref(reader: ByteReader, kind: str, name: str, role: str, expected_length: int | None,
+                      dtype: DType, value_kind: ValueKind, required_features: int) -> SegmentRef:
     """One Segment_Ref: Codec, Offset, Length, Checksum; ``expected_length`` is the
-    Length the record's fields fix (None: any)."""
+    Length the record's fields fix for a BYTES segment (None: any); ``dtype``,
+    ``value_kind`` and the file's ``required_features`` are what R44 names."""
     where = f"{kind} {name!r} {role} segment"
     codec = reader.read_u8(f"{where} Codec")
-    # "a code not in the table is UnknownEncoding"; "A codebook or values segment must
-    # be BYTES and a stream segment PACKED or HUFFMAN, else InvalidHeader"
+    # "a code not in the table is UnknownEncoding"; "else InvalidHeader (R15)"
     if not is_known(SegmentCodec, codec):
         raise UnknownEncoding(f"{role} Codec", codec, name)
-    if (codec == SegmentCodec.BYTES) != (role in BYTES_SEGMENTS):
+    if codec not in NON_STREAM_CODECS.get(role, STREAM_CODECS):
         raise InvalidHeader(f"{where} Codec", f"{SegmentCodec(codec).name} cannot hold a "
                                               f"{role} segment")
+    affine = codec == SegmentCodec.AFFINE
+    if affine:  # R44's feature and DType parts, "checked right after the Codec is read"
+        check_affine_codec(where, dtype, value_kind, required_features)
     offset = reader.read_u64(f"{where} Offset")
     length = reader.read_u64(f"{where} Length")
     checksum = reader.read_u32(f"{where} Checksum")
+    if affine:  # R44: "its Length must be 8 ..., checked right after its Segment_Ref is read"
+        check_affine_length(where, length)
     # "A BYTES segment's Length must equal its count times the DType's size else
     # InvalidHeader" (R20); a GROUPED record's table segments: R37.
-    if expected_length is not None and length != expected_length:
+    elif expected_length is not None and length != expected_length:
         raise InvalidHeader(f"{where} Length", f"{length} bytes, must be {expected_length}")
     return SegmentRef(role, codec, offset, length, checksum)
 
@@ -775,7 +794,11 @@ def decode_record(data: bytes, header: Header, record: Record, bank_bytes: list[
 
 
 def read_codebook(payload: bytes, record: Record) -> list[bytes]:
-    """The codebook segment: "C values of the record's DType"."""
+    """The codebook segment: "C values of the record's DType"; or AFFINE, "each e_i
+    rounded to its DType as for GROUPED values" (R45 first)."""
+    if record.segment("codebook").codec == SegmentCodec.AFFINE:
+        entries = affine_entries(payload, record.name, record.codebook_size)
+        return [float32_as_dtype(entry, record.dtype) for entry in entries]
     check_bool_bytes(payload, record, "codebook")
     return split(payload, record.itemsize)
 

@@ -6,7 +6,8 @@ by entries of two small tables that per-group code streams select. This module h
 what the record adds to "Records" (R35-R37: its fields and its segments; the DTypes R34
 allows, which :mod:`.decoder` checks with PLANES' R40) and to
 "Decoding a record" (R38, R39, and the value of a unit, computed bit-exactly in float32
-and rounded to the record's DType). :mod:`.decoder` calls it where a GROUPED record
+and rounded to the record's DType). Its codebook may be AFFINE (v1.3), its entries then
+computed by :mod:`.affine`. :mod:`.decoder` calls it where a GROUPED record
 differs from a CODEBOOK one; everything else (gaps, codes, placement) is shared.
 
 The arithmetic is numpy float32 scalars (IEEE binary32, round to nearest even, one
@@ -28,8 +29,10 @@ from ..format.constants import (
     MAX_GROUP_TABLE_SIZE,
     DType,
     Layout,
+    SegmentCodec,
 )
 from ..errors import CodeOutOfRange, InvalidHeader, InvalidValue, LimitExceeded
+from .affine import affine_entries
 from .primitives import ByteReader, ceil_div
 from .streams import decode_stream
 
@@ -86,7 +89,8 @@ def read_table_size(reader: ByteReader, label: str, field: str, limit: int, leas
 def table_segments(codebook_size: int, fields: GroupedFields) -> list[tuple[str, int | None]]:
     """The table segments and the Length each must have (None: a stream), R37: "codebook
     4 x C; scales 4 x Scale_Count; offsets 4 x Offset_Count; offset_codes 0 when
-    Offset_Count is 0". The tables are float32 whatever the record's DType."""
+    Offset_Count is 0". The tables are float32 whatever the record's DType. (An AFFINE
+    codebook has 8 bytes instead, R44: see :func:`.decoder.parse_segment_ref`.)"""
     return [("codebook", 4 * codebook_size), ("scales", 4 * fields.scale_count), ("scale_codes", None),
             ("offsets", 4 * fields.offset_count), ("offset_codes", None if fields.offset_count else 0)]
 
@@ -109,7 +113,7 @@ def read_group_tables(payloads: dict[str, bytes], record) -> GroupTables:
     (R38), offset codes (stream rules, then R39)."""
     fields = record.grouped
     groups = fields.groups(record.units)
-    codebook = read_float32_table(payloads["codebook"], record.name, "codebook")
+    codebook = read_codebook_table(payloads["codebook"], record)
     scales = read_float32_table(payloads["scales"], record.name, "scales")
     # "every scale must be greater than 0 else InvalidValue"
     if not all(scale > 0 for scale in scales):
@@ -124,13 +128,35 @@ def read_group_tables(payloads: dict[str, bytes], record) -> GroupTables:
     return GroupTables(codebook, [scales[code] for code in scale_codes], group_offsets)
 
 
+def read_codebook_table(payload: bytes, record) -> list[np.float32]:
+    """The shared codebook: stored (BYTES), or the entries of an AFFINE codebook (R45 first:
+    "checked where the codebook's contents are ..., before R32 or R38 would be"); "A GROUPED
+    record's codebook is the e_i themselves, which R38 requires to be finite"."""
+    if record.segment("codebook").codec == SegmentCodec.AFFINE:
+        codebook = affine_entries(payload, record.name, record.codebook_size)
+    else:
+        codebook = float32_values(payload)
+    check_finite(codebook, record.name, "codebook")
+    return codebook
+
+
 def read_float32_table(payload: bytes, name: str, role: str) -> list[np.float32]:
     """A table segment: little-endian float32 values, each finite else InvalidValue (R38)."""
-    table = [np.float32(value) for (value,) in struct.iter_unpack("<f", payload)]
+    table = float32_values(payload)
+    check_finite(table, name, role)
+    return table
+
+
+def float32_values(payload: bytes) -> list[np.float32]:
+    return [np.float32(value) for (value,) in struct.iter_unpack("<f", payload)]
+
+
+def check_finite(table: list[np.float32], name: str, role: str) -> None:
+    """R38: "every codebook value must be finite, every scale finite ..., every offset
+    finite, else InvalidValue (every entry, used or not)"."""
     for i, value in enumerate(table):
         if not math.isfinite(value):
             raise InvalidValue(name, f"GROUPED {role} entry {i} is {value}, must be finite")
-    return table
 
 
 def read_group_codes(payloads: dict[str, bytes], record, role: str, groups: int, table_size: int) -> list[int]:
@@ -154,6 +180,14 @@ def unit_value(tables: GroupTables, code: int, group: int, dtype: DType) -> byte
         value = tables.codebook[code] * tables.group_scales[group]
         if tables.group_offsets is not None:
             value = value + tables.group_offsets[group]
+    return float32_as_dtype(value, dtype)
+
+
+def float32_as_dtype(value: np.float32, dtype: DType) -> bytes:
+    """A float32 ``value`` "rounded to the DType: F32 as is; F16 (binary16) and BF16 to
+    nearest, ties to even, a magnitude that rounds past the largest finite value becoming
+    an infinity of its sign", as the DType's little-endian bytes (GROUPED values, and the
+    entries of a CODEBOOK record's AFFINE codebook)."""
     assert isinstance(value, np.float32)  # float32 operands give a float32 result
     bits = int(np.array(value, dtype=np.float32).view(np.uint32))
     if dtype == DType.F32:
@@ -167,7 +201,7 @@ def round_float32_bits(bits: int, *, exponent_bits: int, fraction_bits: int) -> 
     """The binary32 value ``bits`` rounded to a narrower IEEE-style binary format (F16:
     5 and 10 bits; BF16: 8 and 7), "round to nearest, ties to even", as that format's
     bits. Magnitudes that round to or past 2^(bias+1) become infinity; NaN cannot arise
-    (the tables are finite)."""
+    (the tables and an AFFINE codebook's Base and Step are finite)."""
     sign = bits >> 31
     biased = (bits >> 23) & 0xFF
     fraction = bits & 0x7FFFFF

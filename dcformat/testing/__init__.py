@@ -9,7 +9,8 @@ Valid inputs, with the oracle that says what they decode to:
 - :func:`containers`: a :class:`ContainerSpec` (tensors, the banks they select from,
   metadata) ready for ``dcformat.save(spec.tensors, spec.metadata, banks=spec.banks)``;
 - :func:`expected_tensors`, :func:`expected_banks`, :func:`expected_array`: the plain
-  numpy decode of what was written, independent of dcformat's decoders.
+  numpy decode of what was written, independent of dcformat's decoders
+  (:func:`affine_entries`: an AFFINE codebook's float32 entries).
 
 Invalid inputs: :func:`mutations` of a valid file (aimed with :func:`field_offsets`),
 and :func:`refresh_checksums` to carry an edit past the CRC checks. Forward
@@ -28,7 +29,7 @@ except ImportError as exc:  # pragma: no cover
     raise ImportError("dcformat.testing needs hypothesis: pip install 'dcformat[test]'") from exc
 
 from .elements import DTYPE_NAMES, WIRE_NUMPY_DTYPES, arrays, special_bit_patterns
-from .expected import expected_array, expected_banks, expected_tensors
+from .expected import affine_entries, expected_array, expected_banks, expected_tensors
 from .mutate import Field, field_offsets, future_version, mutations, refresh_checksums
 from .strategies import (
     LAYOUTS,
@@ -46,6 +47,6 @@ __all__ = [
     "DTYPE_NAMES", "LAYOUTS", "VALUE_KINDS", "WIRE_NUMPY_DTYPES", "ContainerSpec",
     "arrays", "banks", "codebook_sizes", "containers", "encoded_tensors", "special_bit_patterns",
     "stream_codecs", "symbol_streams",
-    "expected_array", "expected_banks", "expected_tensors",
+    "affine_entries", "expected_array", "expected_banks", "expected_tensors",
     "Field", "field_offsets", "future_version", "mutations", "refresh_checksums",
 ]

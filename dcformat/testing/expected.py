@@ -6,7 +6,8 @@ from the :class:`~dcformat.EncodedTensor` objects and applies spec/FORMAT.md,
 "Decoding a record": an output of zero bits, the stored units' values (raw, the
 codebook entry of each code, the bank row of each selector, the scaled codebook entry
 of GROUPED values, or the raw value PLANES values split) placed at every unit
-(DENSE) or at ``cumsum(gaps + 1) - 1`` (SPARSE).
+(DENSE) or at ``cumsum(gaps + 1) - 1`` (SPARSE). An AFFINE codebook's entries (v1.3)
+are computed here too, from its base and step.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import math
 
 import numpy as np
 
-from ..encodings.model import (BankValues, CodebookValues, Dense, EncodedTensor, GroupedValues, PlaneValues,
-                               RawValues, Sparse)
+from ..encodings.model import (AffineCodebook, BankValues, CodebookValues, Dense, EncodedTensor, GroupedValues,
+                               PlaneValues, RawValues, Sparse)
 from .elements import WIRE_NUMPY_DTYPES, _wire_name
 
-__all__ = ["expected_tensors", "expected_banks", "expected_array"]
+__all__ = ["expected_tensors", "expected_banks", "expected_array", "affine_entries"]
 
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
@@ -77,7 +78,7 @@ def expected_array(tensor, banks: dict[str, np.ndarray] | None = None) -> np.nda
         rows = table[np.asarray(values.selectors, dtype=np.int64).reshape(-1)]
     elif isinstance(values, CodebookValues):
         unit = 1
-        table = _bits_of(values.codebook, name)
+        table = _bits_of(_codebook_table(values.codebook, dtype), name)
         rows = table[np.asarray(values.codes, dtype=np.int64).reshape(-1)].reshape(-1, 1)
     elif isinstance(values, (RawValues, PlaneValues)):  # PLANES: the raw values, losslessly
         unit = 1
@@ -112,7 +113,7 @@ def grouped_values(tensor: EncodedTensor) -> np.ndarray:
     else:
         positions = np.arange(units, dtype=np.int64)
     group = positions // int(values.group_size)
-    codebook = np.asarray(values.codebook, dtype=np.float32)
+    codebook = _float32_codebook(values.codebook)
     stored = codebook[np.asarray(values.codes, dtype=np.int64).reshape(-1)]
     scale = np.asarray(values.scales, dtype=np.float32)[np.asarray(values.scale_codes, dtype=np.int64)]
     with np.errstate(over="ignore"):
@@ -121,6 +122,38 @@ def grouped_values(tensor: EncodedTensor) -> np.ndarray:
             offset = np.asarray(values.offsets, dtype=np.float32)[np.asarray(values.offset_codes, dtype=np.int64)]
             stored = stored + offset[group]
         return stored.astype(WIRE_NUMPY_DTYPES[tensor.dtype])
+
+
+def affine_entries(codebook: AffineCodebook) -> np.ndarray:
+    """The float32 entries of an AFFINE codebook, ``f32(base + f32(step * f32(i)))``
+    (FORMAT.md, "AFFINE codebooks"): numpy float32 arrays, each operation rounded on its
+    own (numpy never fuses a multiply and an add), an infinity past the float32 range.
+
+    Examples
+    --------
+    >>> from dcformat import AffineCodebook
+    >>> affine_entries(AffineCodebook(-1.0, 0.5, 5))
+    array([-1. , -0.5,  0. ,  0.5,  1. ], dtype=float32)
+    """
+    with np.errstate(over="ignore"):
+        return np.float32(codebook.base) + np.float32(codebook.step) * np.arange(codebook.size, dtype=np.float32)
+
+
+def _float32_codebook(codebook) -> np.ndarray:
+    """A GROUPED codebook's float32 entries: the table, or an AFFINE codebook's entries."""
+    if isinstance(codebook, AffineCodebook):
+        return affine_entries(codebook)
+    return np.asarray(codebook, dtype=np.float32)
+
+
+def _codebook_table(codebook, dtype: np.dtype) -> np.ndarray:
+    """A CODEBOOK tensor's entries in its dtype: the table, or an AFFINE codebook's float32
+    entries cast by numpy (ml_dtypes for BF16) to nearest even, past the largest finite
+    value an infinity."""
+    if not isinstance(codebook, AffineCodebook):
+        return codebook
+    with np.errstate(over="ignore"):
+        return affine_entries(codebook).astype(dtype)
 
 
 def expected_banks(spec) -> dict[str, np.ndarray]:

@@ -2,8 +2,9 @@
 
 :func:`field_offsets` walks a valid file with the header parser and names the byte
 range of every field: preamble fields, counts, string lengths, shapes, record fields,
-segment references, the first and last bytes of each payload, padding, and inside
-Huffman segments the table, the chunk entries and the start of each chunk's bits.
+segment references, the first and last bytes of each payload, padding, inside
+Huffman segments the table, the chunk entries and the start of each chunk's bits, and
+an AFFINE codebook's Base and Step.
 :func:`mutations` draws copies of the file with a few edits each: bit flips,
 interesting integers written over fields, random byte overwrites, truncation,
 extension, splices with another file, duplicated, deleted or inserted regions. With
@@ -190,6 +191,8 @@ def field_offsets(data: bytes) -> tuple[Field, ...]:
             fields.append(Field(f"{label} payload last byte", stop - 1, 1, "payload"))
             if ref.codec == C.SegmentCodec.HUFFMAN:
                 fields += _huffman_fields(data, label, start, stop)
+            elif ref.codec == C.SegmentCodec.AFFINE:  # two float32: a reader must refuse NaN and inf
+                fields += [Field(f"{label} Base", start, 4, "payload"), Field(f"{label} Step", start + 4, 4, "payload")]
         end = ref.offset + ref.length
     return tuple(f for f in fields if f.offset + f.size <= len(data))
 
@@ -278,7 +281,9 @@ def _interesting(size: int, original: int) -> list[int]:
               4097, 65535, 65536, 65537, 1 << 24, (1 << 31) - 1, 1 << 31, (1 << 32) - 1, 1 << 32,
               1 << 48, (1 << 48) + 1, 1 << 63, top - 1, top - 2,
               original + 1, original - 1, original + 8, original - 8, original + 64, original * 2,
-              original // 2, original << 8, original ^ (top >> 1)}
+              original // 2, original << 8, original ^ (top >> 1),
+              # float32 NaN, +inf, -inf, the largest finite, a signalling NaN (AFFINE Base and Step)
+              0x7FC00000, 0x7F800000, 0xFF800000, 0x7F7FFFFF, 0xFF800001}
     return sorted({v % top for v in values})
 
 

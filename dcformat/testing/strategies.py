@@ -16,8 +16,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ..encodings.model import (BankValues, CodebookValues, Dense, EncodedTensor, GroupedValues, PlaneValues,
-                               RawValues, Sparse)
+from ..encodings.model import (AffineCodebook, BankValues, CodebookValues, Dense, EncodedTensor, GroupedValues,
+                               PlaneValues, RawValues, Sparse)
 from ..streams import HuffmanCodec, PackedCodec
 from .elements import (
     _EXPLICIT_LIMIT,
@@ -32,6 +32,7 @@ from .elements import (
     _wire_name,
     arrays,
 )
+from .expected import affine_entries
 
 __all__ = [
     "LAYOUTS", "VALUE_KINDS", "ContainerSpec", "stream_codecs", "symbol_streams", "codebook_sizes",
@@ -44,6 +45,8 @@ LAYOUTS: tuple[str, ...] = ("dense", "sparse")
 VALUE_KINDS: tuple[str, ...] = ("raw", "codebook", "bank", "grouped", "planes")
 #: The dtypes GROUPED values may have (FORMAT.md, "GROUPED values").
 GROUPED_DTYPES: tuple[str, ...] = ("F32", "F16", "BF16")
+#: The dtypes a CODEBOOK tensor's AFFINE codebook may have (FORMAT.md, "AFFINE codebooks").
+AFFINE_DTYPES: tuple[str, ...] = GROUPED_DTYPES
 #: The dtypes PLANES values may have (FORMAT.md, "PLANES values"): every float type.
 PLANES_DTYPES: tuple[str, ...] = tuple(_FLOAT_BITS)
 #: A PLANES tensor drawn has at most this many blocks (each block is a stream per plane)...
@@ -234,7 +237,7 @@ def _gap_bits() -> st.SearchStrategy[int]:
 
 def encoded_tensors(dtypes=DTYPE_NAMES, shapes=None, *, layouts=LAYOUTS, values=("raw", "codebook"),
                     banks: Mapping[str, object] | None = None, max_codebook_size: int = 4096,
-                    codecs: st.SearchStrategy | None = None) -> st.SearchStrategy[EncodedTensor]:
+                    codecs: st.SearchStrategy | None = None, affine: bool = True) -> st.SearchStrategy[EncodedTensor]:
     """Arbitrary valid :class:`~dcformat.EncodedTensor` objects.
 
     Parameters
@@ -256,6 +259,10 @@ def encoded_tensors(dtypes=DTYPE_NAMES, shapes=None, *, layouts=LAYOUTS, values=
     codecs : strategy of StreamCodec, optional
         Codecs of the gap, code, selector and plane streams (default
         :func:`stream_codecs`).
+    affine : bool
+        Also draw AFFINE codebooks (v1.3, :class:`~dcformat.AffineCodebook`): for about one
+        CODEBOOK tensor of F32, F16 or BF16 in four, and one GROUPED tensor in four. A
+        reader of v1.2 or earlier passes False.
 
     Returns
     -------
@@ -266,7 +273,9 @@ def encoded_tensors(dtypes=DTYPE_NAMES, shapes=None, *, layouts=LAYOUTS, values=
     Sparse tensors use any ``gap_bits`` from 1 to 16 and any density, empty included;
     skips wider than the widest gap are bridged with filler entries whose value is
     usually zero (a zero raw value, a code whose codebook entry is zero, or a selector
-    of an all-zero kernel when the bank has one) and sometimes not. Symbol streams
+    of an all-zero kernel when the bank has one) and sometimes not. AFFINE codebooks have
+    any finite base and step, and steps of half an F16 or BF16 spacing (entries at ties);
+    a CODEBOOK tensor's entries may round to infinities, a GROUPED one's are finite. Symbol streams
     are often skewed (see :func:`symbol_streams`). PLANES values have any block size
     from 1 (at most 64 blocks, under 256 segments) to more than the stored count, and one codec
     for every plane or a tuple of one per plane (sometimes the default). One tensor in
@@ -344,16 +353,20 @@ def encoded_tensors(dtypes=DTYPE_NAMES, shapes=None, *, layouts=LAYOUTS, values=
                 draw, name, bits.view(dtype), codec_strategy)
         elif kind == "codebook":
             size = draw(codebook_sizes(max_codebook_size))
-            codebook = draw(_value_bits(name, size))
+            grid = affine and name in AFFINE_DTYPES and _one_in_four(draw)
+            codebook = None if grid else draw(_value_bits(name, size))
             codes = draw(symbol_streams(stored, size)).copy()
-            if zero_fillers:
-                zero = draw(st.integers(0, size - 1))
-                codebook[zero] = 0
-                codes[is_filler] = zero
-            value = CodebookValues(codebook.view(dtype), codes, draw(codec_strategy))
+            zero = _zero_filler_code(draw, codes, is_filler, size) if zero_fillers else None
+            if grid:
+                codebook = _affine_codebook(draw, size, finite=False, zero_at=zero)
+            else:
+                if zero is not None:
+                    codebook[zero] = 0
+                codebook = codebook.view(dtype)
+            value = CodebookValues(codebook, codes, draw(codec_strategy))
         elif kind == "grouped":
             value = _grouped_values(draw, units, is_filler, zero_fillers, isinstance(layout, Sparse),
-                                    min(max_codebook_size, 4096), codec_strategy)
+                                    min(max_codebook_size, 4096), codec_strategy, affine)
         else:
             size = bank.shape[0]
             selectors = draw(symbol_streams(stored, size)).copy()
@@ -410,6 +423,44 @@ def _plane_values(draw, name: str, values: np.ndarray, codec_strategy) -> PlaneV
     return PlaneValues(values, block_size, tuple(draw(codec_strategy) for _ in range(_plane_count(name))))
 
 
+def _one_in_four(draw) -> bool:
+    return draw(st.integers(0, 3)) == 0
+
+
+def _zero_filler_code(draw, codes: np.ndarray, is_filler: np.ndarray, size: int) -> int:
+    """The code every filler gets (its entry is to be zero); ``codes`` changed in place."""
+    zero = draw(st.integers(0, size - 1))
+    codes[is_filler] = zero
+    return zero
+
+
+#: AFFINE Bases: any finite float32, small integers, and values at the F16 and float32 tops.
+_AFFINE_BASES = st.one_of(st.floats(width=32, allow_nan=False, allow_infinity=False),
+                          st.integers(-4096, 4096).map(float),
+                          st.sampled_from([0.0, -0.0, 1.0, -1.0, 65504.0, -65504.0, 3.0e38, -3.0e38]))
+#: AFFINE Steps: any finite float32; half the spacing of F16 (2^-11 at 1, 2^-25 below its
+#: subnormals) and of BF16 (2^-8 at 1), whose grids land on ties; 0; huge ones.
+_AFFINE_STEPS = st.one_of(st.floats(width=32, allow_nan=False, allow_infinity=False),
+                          st.sampled_from([sign * 2.0 ** e for e in (-25, -11, -8, 0, 3, 100, 120)
+                                           for sign in (1, -1)] + [0.0, -0.0, 0.05]))
+
+
+def _affine_codebook(draw, size: int, *, finite: bool, zero_at: int | None) -> AffineCodebook:
+    """An AFFINE codebook of ``size`` entries. ``zero_at``: Base is ``-f32(Step x zero_at)``,
+    so that entry is +0.0 (fillers select it). ``finite``: every entry finite (GROUPED
+    tables must be). Either may need a smaller Step: it is quartered until both hold
+    (down to 0 at worst, every entry then the finite Base)."""
+    base, step = draw(_AFFINE_BASES), draw(_AFFINE_STEPS)
+    while True:
+        if zero_at is not None:
+            with np.errstate(over="ignore"):
+                base = -float(np.float32(step) * np.float32(zero_at))
+        book = AffineCodebook(base, step, size)
+        if math.isfinite(book.base) and not (finite and not np.isfinite(affine_entries(book)).all()):
+            return book
+        step = float(np.float32(step) / np.float32(4))
+
+
 def _f32_tables(special: list[float]) -> st.SearchStrategy[float]:
     """Finite float32 values: any, small integers (whose products with powers of two land
     on the halfway points of F16 and BF16), and ``special`` ones."""
@@ -433,22 +484,29 @@ def _group_sizes(units: int) -> st.SearchStrategy[int]:
 
 
 def _grouped_values(draw, units: int, is_filler, zero_fillers: bool, sparse: bool, max_codebook_size: int,
-                    codec_strategy) -> GroupedValues:
-    """GROUPED values for ``units`` units, ``is_filler.size`` of them stored: finite tables,
-    positive scales, offsets only for a DENSE layout."""
+                    codec_strategy, affine: bool) -> GroupedValues:
+    """GROUPED values for ``units`` units, ``is_filler.size`` of them stored: finite tables
+    (or an AFFINE codebook of finite entries), positive scales, offsets only for a DENSE
+    layout."""
     group_size = draw(_group_sizes(units))
     groups = -(-units // group_size)
+    grid = affine and _one_in_four(draw)
+
+    def table_size(most: int) -> int:
+        return draw(st.one_of(st.integers(1, min(8, most)), st.integers(1, most)))
 
     def table(elements, most: int) -> np.ndarray:
-        size = draw(st.one_of(st.integers(1, min(8, most)), st.integers(1, most)))
+        size = table_size(most)
         return np.array(draw(st.lists(elements, min_size=size, max_size=size)), dtype=np.float32)
 
-    codebook = table(_CODEBOOK_VALUES, max_codebook_size)
-    codes = draw(symbol_streams(is_filler.size, codebook.size)).copy()
-    if zero_fillers:
-        zero = draw(st.integers(0, codebook.size - 1))
+    codebook = None if grid else table(_CODEBOOK_VALUES, max_codebook_size)
+    size = table_size(max_codebook_size) if grid else codebook.size
+    codes = draw(symbol_streams(is_filler.size, size)).copy()
+    zero = _zero_filler_code(draw, codes, is_filler, size) if zero_fillers else None
+    if grid:
+        codebook = _affine_codebook(draw, size, finite=True, zero_at=zero)
+    elif zero is not None:
         codebook[zero] = 0
-        codes[is_filler] = zero
     scales = table(_SCALES, 300)
     scale_codes = draw(symbol_streams(groups, scales.size))
     offsets = offset_codes = None
@@ -471,18 +529,21 @@ def _untidy(draw, layout, value):
             return array.astype(array.dtype.newbyteorder(">"))
         return np.repeat(array, 2)[::2]  # same values, not contiguous
 
+    def table(codebook, untidy):  # an AFFINE codebook has no array to untidy
+        return codebook if isinstance(codebook, AffineCodebook) else untidy(codebook)
+
     if isinstance(layout, Sparse):
         layout = Sparse(layout.gap_bits, symbols(layout.gaps), layout.codec)
     if isinstance(value, RawValues):
         value = RawValues(values(value.values))
     elif isinstance(value, CodebookValues):
-        value = CodebookValues(values(value.codebook), symbols(value.codes), value.codec)
+        value = CodebookValues(table(value.codebook, values), symbols(value.codes), value.codec)
     elif isinstance(value, PlaneValues):  # a per-plane tuple may come as a list
         codec = list(value.codec) if isinstance(value.codec, tuple) else value.codec
         value = PlaneValues(values(value.values), value.block_size, codec)
     elif isinstance(value, GroupedValues):  # tables stay float32 (native order), strided
         strided = (lambda t: None if t is None else np.repeat(t, 2)[::2])
-        value = GroupedValues(value.group_size, strided(value.codebook), symbols(value.codes),
+        value = GroupedValues(value.group_size, table(value.codebook, strided), symbols(value.codes),
                               strided(value.scales), symbols(value.scale_codes), strided(value.offsets),
                               None if value.offset_codes is None else symbols(value.offset_codes),
                               value.codec, value.table_codec)
@@ -491,13 +552,13 @@ def _untidy(draw, layout, value):
     return layout, value
 
 
-def banks(dtypes=DTYPE_NAMES, *, max_size: int = 64, encoded: bool = True) -> st.SearchStrategy:
+def banks(dtypes=DTYPE_NAMES, *, max_size: int = 64, encoded: bool = True, affine: bool = True) -> st.SearchStrategy:
     """One kernel bank: an array (or an EncodedTensor) of shape ``(L, *kernel)``.
 
     ``L`` is 1 to ``max_size`` (sometimes 1, sometimes exactly ``max_size``), the
     kernel has rank 0 to 3 with sides 1 to 4, and the bank often has an all-zero row
     for fillers to select. With ``encoded`` the bank itself may be stored sparse or
-    codebook-coded, as the format allows.
+    codebook-coded, as the format allows (with ``affine``, by an AFFINE codebook too, v1.3).
 
     Examples
     --------
@@ -518,7 +579,8 @@ def banks(dtypes=DTYPE_NAMES, *, max_size: int = 64, encoded: bool = True) -> st
         kernel = draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4))
         shape = (size, *kernel)
         if encoded and draw(st.booleans()):
-            return draw(encoded_tensors([name], shape, values=("raw", "codebook"), max_codebook_size=64))
+            return draw(encoded_tensors([name], shape, values=("raw", "codebook"), max_codebook_size=64,
+                                        affine=affine))
         bits = draw(_value_bits(name, math.prod(shape))).reshape(size, -1)
         if draw(st.booleans()):
             bits[draw(st.integers(0, size - 1))] = 0
@@ -600,8 +662,8 @@ def _unique(names: list[str], count: int, stem: str) -> list[str]:
 
 def containers(dtypes=DTYPE_NAMES, *, layouts=LAYOUTS, values=VALUE_KINDS, min_tensors: int = 0,
                max_tensors: int = 4, max_banks: int = 2, plain_arrays: bool = True,
-               metadata: st.SearchStrategy | None = None,
-               alignments: st.SearchStrategy | None = None) -> st.SearchStrategy[ContainerSpec]:
+               metadata: st.SearchStrategy | None = None, alignments: st.SearchStrategy | None = None,
+               affine: bool = True) -> st.SearchStrategy[ContainerSpec]:
     """Whole containers: tensors, the banks they select from, and metadata.
 
     Parameters
@@ -624,6 +686,8 @@ def containers(dtypes=DTYPE_NAMES, *, layouts=LAYOUTS, values=VALUE_KINDS, min_t
     alignments : strategy of int or None, optional
         ``ContainerSpec.alignment``. Default: None (the writers' 64) most of the time,
         else 8, 16, 32, 128 or 4096.
+    affine : bool
+        Draw AFFINE codebooks (v1.3) for tensors and banks (see :func:`encoded_tensors`).
 
     Returns
     -------
@@ -658,11 +722,12 @@ def containers(dtypes=DTYPE_NAMES, *, layouts=LAYOUTS, values=VALUE_KINDS, min_t
             least = 1 if values == ("bank",) and max_tensors > 0 else 0
             count = draw(st.integers(least, max(least, max_banks)))
             for name in _unique(draw(st.lists(_names(), max_size=count)), count, "bank"):
-                bank_specs[name] = draw(banks(dtypes))
+                bank_specs[name] = draw(banks(dtypes, affine=affine))
         kinds = [v for v in values if v != "bank" or bank_specs]
         choices = []
         if kinds:
-            choices.append(encoded_tensors(dtypes, layouts=layouts, values=kinds, banks=bank_specs or None))
+            choices.append(encoded_tensors(dtypes, layouts=layouts, values=kinds, banks=bank_specs or None,
+                                           affine=affine))
         if arrays_ok:
             choices.append(arrays(dtypes, big_endian=True, non_contiguous=True))
         tensors = {}

@@ -31,4 +31,5 @@ FAMILIES = (
     "order",           # Appendix B, "Order of checks"
     "grouped",         # R34-R39 (v1.1); GROUPED values, their rounding and their order of checks
     "planes",          # R40-R43 (v1.2); PLANES values: every float's bits, blocks, per-plane codecs, order
+    "affine",          # R44-R45 (v1.3); AFFINE codebooks: entries, their rounding, where they may be, order
 )

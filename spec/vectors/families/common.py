@@ -15,7 +15,7 @@ import struct
 import ml_dtypes
 import numpy as np
 
-from dcformat import BankValues, CodebookValues, EncodedTensor, GroupedValues, Sparse
+from dcformat import AffineCodebook, BankValues, CodebookValues, EncodedTensor, GroupedValues, Sparse
 from dcformat.container.writer import ContainerWriter
 from dcformat.format import constants as C
 from dcformat.format.dtypes import dtype_of, numpy_dtype
@@ -132,7 +132,8 @@ def expected_tensor(tensor, banks: dict[str, np.ndarray]) -> np.ndarray:
         rows = _uint(bank).reshape(bank.shape[0], k)[np.asarray(values.selectors, dtype=np.int64)]
     elif isinstance(values, CodebookValues):
         k = 1
-        rows = _uint(values.codebook)[np.asarray(values.codes, dtype=np.int64).reshape(-1)].reshape(-1, 1)
+        rows = _uint(codebook_table(values.codebook, dtype))[np.asarray(values.codes, dtype=np.int64).reshape(-1)]
+        rows = rows.reshape(-1, 1)
     else:  # RawValues, and PlaneValues (lossless: the values themselves, bit for bit)
         k = 1
         rows = _uint(values.values).reshape(-1, 1)
@@ -157,11 +158,30 @@ def grouped_expected(tensor: EncodedTensor) -> np.ndarray:
     scales = np.asarray(values.scales, np.float32)[np.asarray(values.scale_codes, dtype=np.int64)]
     out = np.zeros(n, np.float32)
     with np.errstate(over="ignore"):
-        v = np.asarray(values.codebook, np.float32)[codes] * scales[group]
+        v = float32_codebook(values.codebook)[codes] * scales[group]
         if values.offsets is not None:
             v = v + np.asarray(values.offsets, np.float32)[np.asarray(values.offset_codes, dtype=np.int64)][group]
         out[units] = v
         return out.astype(numpy_dtype(tensor.dtype)).reshape(tensor.shape)
+
+
+def float32_codebook(codebook) -> np.ndarray:
+    """A GROUPED codebook's float32 entries: the table given, or an AFFINE codebook's
+    ``f32(Base + f32(Step x f32(i)))`` (FORMAT.md, "AFFINE codebooks") by numpy float32
+    arrays, one rounding an operation, never fused."""
+    if not isinstance(codebook, AffineCodebook):
+        return np.asarray(codebook, np.float32)
+    with np.errstate(over="ignore"):
+        return np.float32(codebook.base) + np.float32(codebook.step) * np.arange(codebook.size, dtype=np.float32)
+
+
+def codebook_table(codebook, dtype: np.dtype) -> np.ndarray:
+    """A CODEBOOK record's entries in its dtype: the table given, or an AFFINE codebook's
+    float32 entries cast by numpy (ml_dtypes for BF16) to F16 or BF16, to nearest even."""
+    if not isinstance(codebook, AffineCodebook):
+        return codebook
+    with np.errstate(over="ignore"):
+        return float32_codebook(codebook).astype(dtype)
 
 
 def build(tensors: dict, metadata: dict | None = None, banks: dict | None = None,

@@ -93,6 +93,23 @@ def extra_bank(rec: Rec) -> Callable[[Model], None]:
     return lambda m: m.banks.append(rec)
 
 
+def to_front(name: str) -> Callable[[Model], None]:
+    """Move tensor record ``name`` to the front of the tensor records."""
+    def change(m: Model) -> None:
+        rec = m.tensor(name)
+        m.tensors.remove(rec)
+        m.tensors.insert(0, rec)
+    return change
+
+
+def set_payload(name: str, role: str, change: Callable[[bytes], bytes]) -> Callable[[Model], None]:
+    """Tensor ``name``'s ``role`` payload changed (its Length, offsets and checksums follow)."""
+    def edit(m: Model) -> None:
+        seg = m.tensor(name).seg(role)
+        seg.payload = change(seg.payload)
+    return edit
+
+
 def as_bank(name: str) -> Callable[[Model], None]:
     """Move tensor record ``name`` to the end of the bank records, as it is."""
     def change(m: Model) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dcformat import Dense, GroupedValues, Sparse
+from dcformat import AffineCodebook, Dense, GroupedValues, Sparse
 from dcformat.format import constants as C
 from dcformat.streams import HuffmanCodec
 
@@ -22,7 +22,8 @@ def f32(values) -> np.ndarray:
 
 def grouped(group_size, codebook, codes, scales, scale_codes, offsets=None, offset_codes=None,
             codec=PACKED, table_codec=PACKED) -> GroupedValues:
-    return GroupedValues(group_size, f32(codebook), u16(codes), f32(scales), u16(scale_codes),
+    book = codebook if isinstance(codebook, AffineCodebook) else f32(codebook)  # AFFINE: v1.3, families/affine.py
+    return GroupedValues(group_size, book, u16(codes), f32(scales), u16(scale_codes),
                          None if offsets is None else f32(offsets),
                          None if offset_codes is None else u16(offset_codes), codec, table_codec)
 

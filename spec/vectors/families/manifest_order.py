@@ -22,7 +22,7 @@ optional-feature-bit alignment-8 alignment-4096 bank-and-tensor-same-name no-ten
 zero-size-encoded zero-size-huge-dims limits-at-maximum bool-encodings sparse-gaps-multi-chunk
 bad-magic-high-bit-stripped bad-magic-byte-reversed bad-magic-crlf-to-lf bad-magic-lf-to-crlf
 empty-file shorter-than-magic truncated-after-magic truncated-in-preamble version-major-2
-version-major-0 version-major-byte-swapped required-feature-bit-2 required-feature-bit-31
+version-major-0 version-major-byte-swapped required-feature-bit-3 required-feature-bit-31
 header-size-over-limit header-size-u64-max header-size-at-limit-truncated
 header-size-past-file-end truncated-in-header header-checksum-wrong
 header-checksum-covers-preamble header-checksum-covers-header header-size-zero
@@ -34,7 +34,7 @@ elements-product-wraps-u64 codebook-size-65537 bank-size-65537 tensor-name-inval
 tensor-name-overlong-utf8 tensor-name-utf8-surrogate tensor-name-truncated-utf8
 tensor-name-utf8-above-max bank-name-invalid-utf8 metadata-key-invalid-utf8
 metadata-value-invalid-utf8 duplicate-tensor-name duplicate-bank-name duplicate-metadata-key
-dtype-15 dtype-255 layout-2 value-kind-5 codec-3-on-stream-segment codec-255-on-values-segment
+dtype-15 dtype-255 layout-2 value-kind-5 codec-4-on-stream-segment codec-255-on-values-segment
 chunk-mode-2 chunk-mode-255 gap-bits-0 gap-bits-17 entry-count-over-units codebook-size-0
 bank-index-out-of-range bank-index-u32-max bank-dtype-mismatch tensor-rank-below-kernel-rank
 tensor-shape-not-ending-with-kernel bank-rank-0 bank-size-0 bank-kernel-dim-0 bank-valued-bank

@@ -18,8 +18,8 @@ from .registry import order
 order("version-before-header-checksum", "R3", "UnsupportedVersion", "R7",
       "Version_Major 2 and a Header_Checksum that does not match.", preamble("major", 2, fix_checksum=False))
 order("required-feature-before-header-size", "R4", "UnsupportedFeature", "R5",
-      "Required_Features bit 2 (unknown to v1.2) and Header_Size over the limit.",
-      patched(base_raw, lambda p: (p.put(12, "I", 4), p.put(20, "Q", C.MAX_HEADER_SIZE + 1)), header_checksum=False))
+      "Required_Features bit 3 (unknown to v1.3) and Header_Size over the limit.",
+      patched(base_raw, lambda p: (p.put(12, "I", 8), p.put(20, "Q", C.MAX_HEADER_SIZE + 1)), header_checksum=False))
 order("header-checksum-before-fields", "R7", "ChecksumMismatch", "R13",
       "DType 15 in a tensor record, Header_Checksum not updated.",
       patched(base_raw, lambda p: p.set("tensor", "a", "dtype", "B", 15), header_checksum=False))

@@ -13,7 +13,7 @@ from dcformat.streams import HuffmanCodec
 
 from .common import HUFFMAN, PACKED, Rand, build, enc, from_bits, sparsify, u16, write_file
 from .edits import (as_bank, break_checksum, both, cut_after, edited, packed_symbol, patched, preamble, put_byte,
-                    seg_byte)
+                    seg_byte, set_payload, to_front)
 from .grouped import grouped
 from .huff import huffman_modes, set_bits, stream_edited
 from .model import parse, serialize
@@ -243,25 +243,9 @@ def _field(name: str, field: str, fmt: str, value):
     return patched(base_planes, lambda p: p.set("tensor", name, field, fmt, value))
 
 
-def _payload(name: str, role: str, change):
-    """A vector maker: one plane's payload changed (its Length and checksums follow)."""
-    def edit(m) -> None:
-        seg = m.tensor(name).seg(role)
-        seg.payload = change(seg.payload)
-    return edit
-
-
 def _trailing_bit(name: str, role: str):
     """Set the top bit of a PACKED plane's last byte (bits after its last symbol)."""
     return put_byte(seg_byte("tensor", name, role, -1), lambda b: b | 0x80)
-
-
-def _first(name: str):
-    def change(m) -> None:
-        rec = m.tensor(name)
-        m.tensors.remove(rec)
-        m.tensors.insert(0, rec)
-    return change
 
 
 def _refs_past_header(p) -> None:
@@ -316,15 +300,16 @@ invalid("planes-sparse-segment-refs-huge-count", "R43", "TruncatedError",
 # Segment codecs: plane segments are streams
 invalid("planes-bytes-codec-on-plane", "R15", "InvalidHeader", "A plane Segment_Ref (mantissa2[1]) with Codec BYTES.",
         patched(base_planes, lambda p: p.put(p.segment("tensor", "d", "mantissa2[1]")[0], "B", C.SegmentCodec.BYTES)))
-invalid("planes-codec-3-on-plane", "R14", "UnknownEncoding", "A plane Segment_Ref (exponent[1] of s) with Codec 3.",
-        patched(base_planes, lambda p: p.put(p.segment("tensor", "s", "exponent[1]")[0], "B", 3)))
+invalid("planes-codec-4-on-plane", "R14", "UnknownEncoding",
+        "A plane Segment_Ref (exponent[1] of s) with Codec 4 (3 is AFFINE, v1.3).",
+        patched(base_planes, lambda p: p.put(p.segment("tensor", "s", "exponent[1]")[0], "B", 4)))
 # Plane streams
 invalid("planes-packed-plane-short", "R22", "CorruptStream",
         "The PACKED exponent plane of d's last block (2 symbols of 8 bits) cut to 1 byte.",
-        edited(base_planes, _payload("d", "exponent[2]", lambda b: b[:-1])))
+        edited(base_planes, set_payload("d", "exponent[2]", lambda b: b[:-1])))
 invalid("planes-packed-plane-long", "R22", "CorruptStream",
         "The PACKED mantissa2 plane of s's block 0 (2 symbols of 3 bits) given a second byte.",
-        edited(base_planes, _payload("s", "mantissa2[0]", lambda b: b + b"\x00")))
+        edited(base_planes, set_payload("s", "mantissa2[0]", lambda b: b + b"\x00")))
 invalid("planes-packed-plane-trailing-bits", "R22", "NonZeroPadding",
         "The PACKED exponent plane of s's block 0 (2 symbols of 5 bits) with bit 7 set.",
         patched(base_planes, _trailing_bit("s", "exponent[0]")))
@@ -352,7 +337,7 @@ invalid("planes-decode-budget", "R33", "DecodeLimitExceeded",
 order("planes-record-before-layout-parameters", "R40", "InvalidHeader", "R8",
       "The first record, SPARSE PLANES, in a file without Required_Features bit 1, the header cut right "
       "after its Value_Kind: R40 is checked as soon as Value_Kind is read, before Gap_Bits.",
-      patched(edited(base_planes, _first("s")),
+      patched(edited(base_planes, to_front("s")),
               lambda p: (p.put(12, "I", 0),
                          p.put(20, "Q", p.field("tensor", "s", "value_kind") + 1 - C.PREAMBLE_SIZE))))
 order("planes-block-size-before-entry-count", "R42", "LimitExceeded", "R15",
@@ -368,7 +353,7 @@ order("planes-segment-count-before-segment-refs", "R43", "TruncatedError", "R14"
 order("planes-checksums-before-planes", "R21", "ChecksumMismatch", "R22",
       "d's first plane cut short (its Checksum updated) and its last plane's Checksum wrong: every checksum "
       "of the record is verified before any plane is decoded.",
-      patched(edited(base_planes, _payload("d", "exponent[0]", lambda b: b[:-1])), lambda p: None,
+      patched(edited(base_planes, set_payload("d", "exponent[0]", lambda b: b[:-1])), lambda p: None,
               then=break_checksum("tensor", "d", "mantissa3[2]")))
 order("planes-gaps-before-planes", "R31", "GapOverrun", "R22",
       "A SPARSE PLANES record whose gaps overrun the tensor and whose first plane has a bit set after its "
@@ -377,8 +362,8 @@ order("planes-gaps-before-planes", "R31", "GapOverrun", "R22",
 order("planes-planes-in-order", "R22", "CorruptStream", "R22 (padding)",
       "In s's block 0, the mantissa1 plane one byte short and the later mantissa2 plane with a bit set after "
       "its last symbol: a block's planes are decoded in order.",
-      patched(edited(base_planes, _payload("s", "mantissa1[0]", lambda b: b[:-1])), _trailing_bit("s", "mantissa2[0]")))
+      patched(edited(base_planes, set_payload("s", "mantissa1[0]", lambda b: b[:-1])), _trailing_bit("s", "mantissa2[0]")))
 order("planes-blocks-in-order", "R22", "NonZeroPadding", "R22 (length)",
       "Block 0's last plane (mantissa2[0]) with a bit set after its last symbol and block 1's exponent plane "
       "one byte short: every plane of block 0 comes before any of block 1.",
-      patched(edited(base_planes, _payload("s", "exponent[1]", lambda b: b[:-1])), _trailing_bit("s", "mantissa2[0]")))
+      patched(edited(base_planes, set_payload("s", "exponent[1]", lambda b: b[:-1])), _trailing_bit("s", "mantissa2[0]")))

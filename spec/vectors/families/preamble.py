@@ -80,9 +80,9 @@ invalid("version-major-byte-swapped", "R3", "UnsupportedVersion",
         "Version_Major 256: the u16 1 written big-endian (checksum recomputed).", preamble("major", 0x0100))
 
 # R4 required features
-invalid("required-feature-bit-2", "R4", "UnsupportedFeature",
-        "Required_Features bit 2 set: version 1.2 knows bits 0 and 1 only (checksum recomputed).",
-        preamble("required", 4))
+invalid("required-feature-bit-3", "R4", "UnsupportedFeature",
+        "Required_Features bit 3 set: version 1.3 knows bits 0, 1 and 2 only (checksum recomputed).",
+        preamble("required", 8))
 invalid("required-feature-bit-31", "R4", "UnsupportedFeature",
         "Required_Features bit 31 set, Optional_Features clear (checksum recomputed).",
         preamble("required", 0x80000000))

@@ -24,8 +24,9 @@ invalid("layout-2", "R14", "UnknownEncoding", "A tensor with Layout 2.",
 invalid("value-kind-5", "R14", "UnknownEncoding",
         "A tensor with Value_Kind 5 (3 is GROUPED, v1.1; 4 is PLANES, v1.2).",
         patched(base_raw, lambda p: p.set("tensor", "a", "value_kind", "B", 5)))
-invalid("codec-3-on-stream-segment", "R14", "UnknownEncoding", "A codes Segment_Ref with Codec 3.",
-        patched(base_codebook, lambda p: p.put(p.segment("tensor", "w", "codes")[0], "B", 3)))
+invalid("codec-4-on-stream-segment", "R14", "UnknownEncoding",
+        "A codes Segment_Ref with Codec 4 (3 is AFFINE, v1.3).",
+        patched(base_codebook, lambda p: p.put(p.segment("tensor", "w", "codes")[0], "B", 4)))
 invalid("codec-255-on-values-segment", "R14", "UnknownEncoding",
         "A values Segment_Ref with Codec 255 (an unknown code, not merely a wrong known one).",
         patched(base_raw, lambda p: p.put(p.segment("tensor", "a", "values")[0], "B", 255)))
