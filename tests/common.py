@@ -25,6 +25,20 @@ def assert_bit_equal(actual: np.ndarray, expected: np.ndarray, what: str = "tens
                              f"{flips} bits differ in all")
 
 
+def assert_decoders_give(data: bytes, name: str, want: np.ndarray, tmp_dir) -> None:
+    """Every reader decodes tensor ``name`` of the file ``data`` to ``want``, bit for bit:
+    ``dcformat.load``, ``safe_open`` on the file written under ``tmp_dir``, the reference decoder."""
+    import dcformat
+    from dcformat.reference import decode_file
+
+    assert_bit_equal(dcformat.load(data)[name], want, "dcformat.load")
+    path = tmp_dir / "t.dcf"
+    path.write_bytes(data)
+    with dcformat.safe_open(path) as f:
+        assert_bit_equal(f.get_tensor(name), want, "safe_open")
+    assert_bit_equal(decode_file(data).tensors[name], want, "reference")
+
+
 def assert_dicts_bit_equal(actual: dict, expected: dict) -> None:
     assert list(actual) == list(expected)
     for name in expected:
