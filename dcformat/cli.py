@@ -469,6 +469,10 @@ def _settings(args, torch_input: bool | None = None):
     if args.bits_per_param is not None or args.max_rel_error is not None or args.min_sqnr is not None:
         overrides.setdefault("quantizer", "ecq")
         overrides.setdefault("code_bits", args.code_bits or 12)
+        if not args.settings:  # a settings file says itself whether it keeps row sums
+            overrides.setdefault("keep_row_sums", True)
+    if args.row_sums is not None:
+        overrides["keep_row_sums"] = args.row_sums == "keep"
     if args.no_huffman:
         overrides["huffman"] = False
     settings = settings.with_overrides(**overrides)
@@ -486,7 +490,8 @@ def _settings(args, torch_input: bool | None = None):
 _LOSSY = (("sparsity", "--sparsity"), ("quality", "--quality"), ("code_bits", "--code-bits"),
           ("gap_bits", "--gap-bits"), ("init", "--init"), ("no_huffman", "--no-huffman"),
           ("bits_per_param", "--bits-per-param"), ("max_rel_error", "--max-rel-error"),
-          ("min_sqnr", "--min-sqnr"), ("rd_weights", "--rd-weights"), ("groups", "--groups"), ("model", "--model"))
+          ("min_sqnr", "--min-sqnr"), ("rd_weights", "--rd-weights"), ("groups", "--groups"), ("row_sums", "--row-sums"),
+          ("model", "--model"))
 
 
 def _given(args, dest: str) -> bool:
@@ -524,6 +529,9 @@ def _check_options(args, torch_input: bool | None = None) -> None:
     if args.groups == "rows" and not ecq:
         raise UsageError("--groups rows shares the ecq quantizer's codebook across a tensor's rows; add "
                          "--bits-per-param, --max-rel-error, --min-sqnr or --preset rd")
+    if args.row_sums and not ecq:
+        raise UsageError(f"--row-sums {args.row_sums} steers the ecq quantizer's codes; add --bits-per-param, "
+                         "--max-rel-error, --min-sqnr or --preset rd")
     if args.prototxt and Path(args.input).suffix.lower() != ".net":
         raise UsageError(f"--prototxt describes a 2016 .net file, and {args.input} is not one; drop --prototxt")
     from .convert import TORCH_SUFFIXES
@@ -633,6 +641,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--groups", choices=("tensor", "rows"),
                    help="ecq: one codebook per tensor, or shared by its rows (output channels), each row scaled "
                         "by its RMS (format v1.1: GROUPED values)")
+    p.add_argument("--row-sums", choices=("keep", "free"),
+                   help="ecq: keep each row's (output channel's) sum by moving a few codes to a neighbouring "
+                        "entry, a data-free correction of the output bias quantization adds (keep: the default "
+                        "wherever the ecq quantizer is used), or quantize each value alone (free)")
     p.add_argument("--exact", choices=("planes", "raw"),
                    help="how tensors kept exact are stored: planes (default; float tensors as entropy-coded "
                         "exponent and mantissa planes where smaller, bit-exact, format v1.2) or raw (as they are)")

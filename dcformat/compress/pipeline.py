@@ -30,7 +30,7 @@ from ..format.affine import round_to
 from ..format.constants import AFFINE_CODEBOOK_BYTES, DEFAULT_ALIGNMENT, PREAMBLE_SIZE, DType
 from ..kernels.kmeans import coded_squared_error, squared_sum
 from ..streams.choose import CodedStream, code_stream
-from . import budget, grouped, uniform
+from . import budget, grouped, rowsums, uniform
 from ._dtypes import COMPRESSIBLE, numpy_dtype, scale_exponent, wire_name, work_dtype
 from .ecq import SPARSE_GAP_BITS, SPARSE_TRY_ZERO_SHARE, ZERO_SNAP_ERROR_SHARE
 from .kmeans import Patterns, assign, kmeans_1d
@@ -182,6 +182,13 @@ def _compress_ecq(cand, step: float | None, assign: Assign | None = None) -> tup
             if uniform.better(_stream_bytes(dense, sparse) + cb.size * book.itemsize, error,
                               _stream_bytes(*grid_streams) + AFFINE_CODEBOOK_BYTES, grid.error, n):
                 codes, cb, book, error, (dense, sparse) = grid.codes, grid.entries, grid.book, grid.error, grid_streams
+    if assign is None and cand.settings.keep_row_sums and rowsums.applies(cand.shape):
+        kept_sums = rowsums.keep_row_sums(cand.x, codes, cb, cand.shape[0])
+        kept_error = _squared_error(cand.x, cb, kept_sums, 0)
+        bound = cand.max_distortion  # a floor outranks the correction
+        if bound is None or kept_error <= bound:
+            codes, error = kept_sums, kept_error
+            dense, sparse = _coded(codes, cb, cand.settings.huffman)
     if sparse is None:
         layout, stream = Dense(), dense
         kept, entries, fillers, gap_bits, kind = n, n, 0, None, CODEBOOK

@@ -115,6 +115,12 @@ class TensorSettings:
         shared by the rows (output channels) of a tensor of two or more dimensions, each
         row scaled by its own RMS (GROUPED values, format v1.1;
         :mod:`dcformat.compress.grouped`); tensors without such rows keep one codebook.
+    keep_row_sums : bool
+        ``ecq`` only. Move a few codes of each row (output channel) of a tensor of two or
+        more dimensions to a neighbouring codebook entry so that the row's quantization
+        error sums to about zero (:mod:`dcformat.compress.rowsums`): a data-free
+        correction of the bias the error adds to the layer's output. On in the ``rd``
+        preset. Not with an ``assign`` function (GPTQ compensates with data instead).
 
     Examples
     --------
@@ -138,6 +144,7 @@ class TensorSettings:
     min_sqnr_db: float | None = None
     rd_weight: float = 1.0
     groups: str = "tensor"
+    keep_row_sums: bool = False
 
     def __post_init__(self):
         if self.sparsity is not None and self.quality is not None:
@@ -179,6 +186,8 @@ class TensorSettings:
         object.__setattr__(self, "rd_weight", w)
         if self.groups not in GROUPS:
             raise InvalidSettings(f"groups must be one of {list(GROUPS)}, got {self.groups!r}")
+        if not isinstance(self.keep_row_sums, bool):
+            raise InvalidSettings(f"keep_row_sums must be true or false, got {self.keep_row_sums!r}")
 
     @property
     def max_relative_error(self) -> float | None:
@@ -508,8 +517,10 @@ MAX_TENSOR_BALANCE = 4.0
 def _rd() -> CompressionSettings:
     # Post-training, no data: entropy-constrained quantization of every float tensor of at
     # least 64 values (biases and norms too: on AFFINE codebooks they cost a few bits a
-    # value) under a global budget of 4 bits per parameter, each tensor weighted as a layer.
-    return CompressionSettings(default=TensorSettings(quantizer="ecq", code_bits=12), bits_per_param=4.0,
+    # value) under a global budget of 4 bits per parameter, each tensor weighted as a layer,
+    # each row's sum kept (compress/rowsums.py).
+    return CompressionSettings(default=TensorSettings(quantizer="ecq", code_bits=12, keep_row_sums=True),
+                               bits_per_param=4.0,
                                min_elements=RD_MIN_ELEMENTS, min_rank=1, tensor_balance=RD_TENSOR_BALANCE)
 
 

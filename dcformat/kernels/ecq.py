@@ -62,3 +62,44 @@ def minmax_energy(x):
             hi = v
         e += v * v
     return lo, hi, e
+
+
+@kernel
+def keep_row_sums(x, codes, codebook, row, cost, order_scratch):
+    """Move codes of each ``row``-long row of ``x`` to a neighbouring entry of the ascending
+    ``codebook`` until the row's reconstruction error sums as near zero as one move allows.
+
+    Moves go one way (down where the row reconstructs too large, up where too small), the
+    cheapest in added squared error first, each only while it brings the sum nearer zero.
+    Exact zeros never move. ``cost`` and ``order_scratch`` are ``row``-long scratch arrays.
+    Returns the number of codes moved.
+    """
+    top = codebook.size - 1
+    moved = 0
+    for base in range(0, x.size, row):
+        s = 0.0
+        for j in range(row):
+            s += codebook[codes[base + j]] - np.float64(x[base + j])
+        if s == 0.0:
+            continue
+        way = -1 if s > 0.0 else 1
+        for j in range(row):
+            v = np.float64(x[base + j])
+            c = np.int64(codes[base + j])
+            if v == 0.0 or c + way < 0 or c + way > top:
+                cost[j] = np.inf
+            else:
+                now, then = codebook[c] - v, codebook[c + way] - v
+                cost[j] = then * then - now * now
+        order_scratch[:] = np.argsort(cost, kind="mergesort")
+        for k in range(row):
+            j = order_scratch[k]
+            if cost[j] == np.inf:
+                break
+            c = np.int64(codes[base + j])
+            t = s + codebook[c + way] - codebook[c]
+            if abs(t) < abs(s):
+                s = t
+                codes[base + j] = c + way
+                moved += 1
+    return moved
