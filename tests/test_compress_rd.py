@@ -102,6 +102,28 @@ def _huffman_bits(p):
     return p.code_bits
 
 
+@pytest.mark.parametrize("F, cap", [(1, 4096), (7, 4096), (16, 40), (3, 2)])
+def test_a_uniform_plan_sums_its_cells_as_bincount_does(F, cap):
+    # the plan's cells, bit for bit what np.bincount over the grid's cells gives (its kernels
+    # add the bins in the same order), whatever the step and the codebook cap
+    rng = np.random.default_rng(F)
+    x = np.concatenate([rng.laplace(size=30_000), [-40.0, 55.0]]).astype(np.float32)
+    lo, hi, e = stats(x)
+    h = Histogram.build(x, 0.01, lo, hi, e)
+    p = plan(h, F, kappa=0.0, max_entries=cap, iterations=0)
+    step = int(round(p.delta / h.delta0))
+    g = h.lo + np.arange(h.counts.size)
+    used = np.flatnonzero(h.counts)
+    cmin, cmax = (g[used[0]] + step // 2) // step, (g[used[-1]] + step // 2) // step
+    cell = np.clip(np.floor_divide(g + step // 2, step), cmin, cmax) - cmin
+    n, s = (np.bincount(cell, weights=w, minlength=cmax - cmin + 1) for w in (h.counts.astype(np.float64), h.sums))
+    alive = n > 0
+    assert p.codebook.size <= cap
+    assert np.array_equal(p.counts, np.rint(n[alive]).astype(np.int64))
+    assert np.array_equal(p.codebook, s[alive] / n[alive])
+    assert np.array_equal(p.code_of_bin, (np.cumsum(alive) - 1)[cell])
+
+
 def test_entropy_constrained_assignment_lowers_rate():
     rng = np.random.default_rng(6)
     x = rng.laplace(size=200_000).astype(np.float32)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..kernels.ecq import emit_codes, fine_histogram, minmax_energy
+from ..kernels.ecq import cell_totals, emit_codes, fine_histogram, grid_cells, minmax_energy
 from ..streams.canonical import code_lengths
 
 #: Most fine bins per histogram.
@@ -117,9 +117,8 @@ def plan(h: Histogram, step_bins: int, kappa: float = 0.0, max_entries: int = 40
     """Plan an ECQ quantizer of step ``step_bins * h.delta0`` with at most ``max_entries`` codes."""
     F = max(1, int(step_bins))
     nb = h.counts.size
-    g = h.lo + np.arange(nb, dtype=np.int64)
     used = np.flatnonzero(h.counts)
-    gmin, gmax = int(g[used[0]]), int(g[used[-1]])
+    gmin, gmax = h.lo + int(used[0]), h.lo + int(used[-1])
     while True:
         # The codebook cap bounds range / step: widen the step until the range fits.
         cmin, cmax = (gmin + F // 2) // F, (gmax + F // 2) // F
@@ -127,13 +126,14 @@ def plan(h: Histogram, step_bins: int, kappa: float = 0.0, max_entries: int = 40
             break
         F = max(F + 1, int(math.ceil(F * (cmax - cmin + 1) / max_entries)))
     delta = F * h.delta0
-    cell = np.clip(np.floor_divide(g + F // 2, F), cmin, cmax) - cmin
+    cell = np.empty(nb, np.int64)
+    grid_cells(h.lo, F, cmin, cmax, cell)
     ncell = cmax - cmin + 1
     N, S, Q = h.counts, h.sums, h.squares
-    Nf = N.astype(np.float64)
     lam = float(kappa) * delta * delta
     assign = cell
     if iterations:  # each bin's candidate cells (kappa 0 encodes plan none: the grid's cells stand)
+        Nf = N.astype(np.float64)
         offsets = np.arange(-reach, reach + 1)
         cand = np.clip(cell[:, None] + offsets[None, :], 0, ncell - 1)
     for _ in range(iterations):
@@ -151,9 +151,8 @@ def plan(h: Histogram, step_bins: int, kappa: float = 0.0, max_entries: int = 40
         if np.array_equal(new, assign):
             break
         assign = new
-    Nc = np.bincount(assign, weights=Nf, minlength=ncell)
-    Sc = np.bincount(assign, weights=S, minlength=ncell)
-    Qc = np.bincount(assign, weights=Q, minlength=ncell)
+    Nc, Sc, Qc = np.zeros(ncell), np.zeros(ncell), np.zeros(ncell)
+    cell_totals(assign, N, S, Q, Nc, Sc, Qc)
     alive = Nc > 0
     rank = np.cumsum(alive) - 1
     Nk, Sk, Qk = Nc[alive], Sc[alive], Qc[alive]

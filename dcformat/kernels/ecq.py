@@ -103,3 +103,28 @@ def keep_row_sums(x, codes, codebook, row, cost, order_scratch):
                 codes[base + j] = c + way
                 moved += 1
     return moved
+
+
+@kernel
+def grid_cells(lo, step_bins, cmin, cmax, out):
+    """``out[b]``: the cell of fine bin ``b`` on a grid of ``step_bins`` bins a cell, cells
+    ``cmin``..``cmax`` numbered from 0 (bins beyond the ends in the end cells)."""
+    half = step_bins // 2
+    for b in range(out.size):
+        c = (lo + b + half) // step_bins
+        if c < cmin:
+            c = cmin
+        elif c > cmax:
+            c = cmax
+        out[b] = c - cmin
+
+
+@kernel
+def cell_totals(cell, counts, sums, squares, n, s, q):
+    """Add each fine bin's count, sum and sum of squares to its cell's, bins in order
+    (``np.bincount(cell, weights=...)``'s order, so the same float64 sums)."""
+    for b in range(cell.size):
+        c = cell[b]
+        n[c] += np.float64(counts[b])
+        s[c] += sums[b]
+        q[c] += squares[b]
