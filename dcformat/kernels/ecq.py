@@ -65,14 +65,15 @@ def minmax_energy(x):
 
 
 @kernel
-def keep_row_sums(x, codes, codebook, row, cost, order_scratch):
+def keep_row_sums(x, codes, codebook, bits, rate_weight, bias_weight, row, cost, order_scratch):
     """Move codes of each ``row``-long row of ``x`` to a neighbouring entry of the ascending
-    ``codebook`` until the row's reconstruction error sums as near zero as one move allows.
+    ``codebook`` while that brings the row's error sum ``s`` nearer zero and pays.
 
-    Moves go one way (down where the row reconstructs too large, up where too small), the
-    cheapest in added squared error first, each only while it brings the sum nearer zero.
-    Exact zeros never move. ``cost`` and ``order_scratch`` are ``row``-long scratch arrays.
-    Returns the number of codes moved.
+    A move goes the one way that shrinks ``|s|`` (down where the row reconstructs too
+    large); it costs its added squared error plus ``rate_weight`` times the bits it adds
+    (``bits[c]``: code c's length) and is taken, cheapest first, where that is below
+    ``bias_weight * (s**2 - t**2)``, ``t`` the sum after it. Exact zeros never move.
+    ``cost`` and ``order_scratch`` are ``row``-long scratch arrays. Returns the moves made.
     """
     top = codebook.size - 1
     moved = 0
@@ -90,7 +91,7 @@ def keep_row_sums(x, codes, codebook, row, cost, order_scratch):
                 cost[j] = np.inf
             else:
                 now, then = codebook[c] - v, codebook[c + way] - v
-                cost[j] = then * then - now * now
+                cost[j] = then * then - now * now + rate_weight * (bits[c + way] - bits[c])
         order_scratch[:] = np.argsort(cost, kind="mergesort")
         for k in range(row):
             j = order_scratch[k]
@@ -98,7 +99,7 @@ def keep_row_sums(x, codes, codebook, row, cost, order_scratch):
                 break
             c = np.int64(codes[base + j])
             t = s + codebook[c + way] - codebook[c]
-            if abs(t) < abs(s):
+            if abs(t) < abs(s) and cost[j] < bias_weight * (s * s - t * t):
                 s = t
                 codes[base + j] = c + way
                 moved += 1
