@@ -23,7 +23,7 @@ On MobileNetV2's 176 tuning crops, from the checkpoint alone on the rd preset's 
 moves the logit cosine from 0.99685 to 0.99818 at 6 bits a parameter and from 0.99906 to
 0.99947 at 7; bias weights 1, 2, 4 and unbounded gave the same to within 0.00002
 (``benchmarks/posttraining_mobilenet_rd.py`` reports the held-out crops). On MiniLM's
-tuning sentences it changes the embeddings' cosine by 0.0002 at most, either way: layer
+tuning sentences it changes the embeddings' mean cosine by less than 0.0001 either way: layer
 norms leave little common bias.
 """
 
