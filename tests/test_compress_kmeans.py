@@ -31,7 +31,7 @@ def naive_lloyd(x, k, init, iterations, seed=0):
             # move empty centroids onto cluster ends farthest from their centroid
             cand = [(x[labels == j].min(), new[j]) for j in range(c.size) if filled[j]]
             cand += [(x[labels == j].max(), new[j]) for j in range(c.size) if filled[j]]
-            cand = sorted(((-(v - m) ** 2, v) for v, m in cand if v != m))
+            cand = sorted(((-float(f"{(v - m) ** 2:.9g}"), v) for v, m in cand if v != m))
             for j, (_, v) in zip(np.flatnonzero(~filled), cand):
                 new[j] = v
             previous = None
