@@ -27,6 +27,7 @@ it or :data:`ABS_TOLERANCE` bits per parameter, whichever is larger.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -81,11 +82,37 @@ def record_bytes(name: str, rank: int, layout: C.Layout, value_kind: C.ValueKind
                else 0) + segments * C.SEGMENT_REF_SIZE)
 
 
+def sparse_beats_dense(gap_bytes: float, value_bytes: float, dense_bytes: float) -> bool:
+    """Whether a sparse layout's gap and value streams store fewer bytes than the dense
+    codes: each segment with its padding, and the sparse record's fields and extra
+    Segment_Ref. A tensor of a few hundred values saves a few bytes of stream and pays a
+    segment's padding."""
+    return (padded(gap_bytes) + padded(value_bytes) + SPARSE_FIELDS + C.SEGMENT_REF_SIZE) < padded(dense_bytes)
+
+
+#: How far a predicted segment length may be off: this share of it, and this many bytes more.
+PREDICTION_SPREAD, PREDICTION_SLACK = 0.05, 2.0
+
+
 def padded(length: float, alignment: int = C.DEFAULT_ALIGNMENT) -> float:
-    """A segment and the padding after it; a predicted (fractional) length gets the mean padding."""
+    """A segment and the padding after it.
+
+    A predicted (fractional) length is uncertain by ``PREDICTION_SPREAD`` of itself and
+    ``PREDICTION_SLACK`` bytes: its padded length is the mean over that window. A long
+    segment so gets the mean padding, ``(alignment - 1) / 2``; a segment of a few bytes
+    pads to the alignment, as it will.
+    """
     if length == int(length):
         return float(C.align_up(int(length), alignment))
-    return length + (alignment - 1) / 2
+    w = PREDICTION_SPREAD * length + PREDICTION_SLACK
+    lo, hi = max(length - w, 0.0), length + w
+    return alignment * (_ceil_integral(hi / alignment) - _ceil_integral(lo / alignment)) / (hi - lo) * alignment
+
+
+def _ceil_integral(x: float) -> float:
+    """The integral of ceil(t) for t from 0 to ``x`` (>= 0)."""
+    k = math.floor(x)
+    return k * (k + 1) / 2 + (x - k) * (k + 1)
 
 
 @dataclass(frozen=True)

@@ -262,7 +262,7 @@ def _stream_bytes(dense: CodedStream, sparse: SparseEntries | None) -> int:
 def _sparse_if_smaller(codes: np.ndarray, cb: np.ndarray, dense: CodedStream,
                        huffman: bool) -> SparseEntries | None:
     """The same values in the sparse layout when that stores fewer bytes than ``dense``
-    (the codes coded as they are), else None.
+    (the codes coded as they are; segments padded, the record's sparse fields counted), else None.
 
     Huffman spends at least a bit per code, so a tensor whose codes are mostly the
     zero code (dead taps, heavily quantized layers) costs less as relative indices
@@ -278,7 +278,7 @@ def _sparse_if_smaller(codes: np.ndarray, cb: np.ndarray, dense: CodedStream,
     positions = np.flatnonzero(~is_zero)
     sparse = smallest_sparse(positions, codes[positions], SPARSE_GAP_BITS, filler=zero_code, alphabet=cb.size,
                              huffman=huffman)
-    return sparse if sparse.nbytes < dense.nbytes else None
+    return sparse if budget.sparse_beats_dense(sparse.gaps.nbytes, sparse.coded.nbytes, dense.nbytes) else None
 
 
 def _compress_kmeans(array: np.ndarray, settings: TensorSettings, name: str) -> tuple[EncodedTensor, TensorReport]:

@@ -261,7 +261,7 @@ class Candidate:
             n0 = float(counts[zero_code])
             if n0 >= SPARSE_TRY_ZERO_SHARE * self.size and n0 * centroid ** 2 <= ZERO_SNAP_ERROR_SHARE * error:
                 sparse = self._sparse_bytes(counts, zero_code, n0, alphabet, huffman)
-                if sparse[0] + sparse[1] < codes:
+                if budget.sparse_beats_dense(sparse[0], sparse[1], codes):
                     layout, (gaps, codes) = C.Layout.SPARSE, sparse
         segments = [cb_bytes, codes] if gaps is None else [cb_bytes, gaps, codes]
         if self.scales is not None:  # and the scale table, the scale codes, no offsets
