@@ -112,14 +112,18 @@ def test_the_pipeline_keeps_row_sums_and_its_error_floor(groups):
     rng = np.random.default_rng(4)
     # a conv layer's shape, rows of different means (what a ReLU's inputs see as bias)
     w = (0.05 * rng.standard_normal((96, 32, 3, 3)) + 0.01 * rng.standard_normal((96, 1, 1, 1))).astype(np.float32)
-    base = replace(KEEP, groups=groups, keep_row_sums=False)
-    plain, plain_report = compress_tensor(w, base, "w")
-    kept, kept_report = compress_tensor(w, replace(base, keep_row_sums=True), "w")
+    base = TensorSettings(quantizer="ecq", code_bits=12, min_sqnr_db=20.0, groups=groups)
+    files = {}
+    for keep in (False, True):
+        settings = CompressionSettings(default=replace(base, keep_row_sums=keep), bits_per_param=5.0)
+        encoded, reports = compress_tensors({"w": w}, settings)
+        files[keep] = (encoded["w"], reports[0])
+    (plain, plain_report), (kept, kept_report) = files[False], files[True]
     decoded = dcformat.load(dcformat.save({"w": kept}))["w"]
     assert np.array_equal(decoded, reconstruct(kept))
     sums = lambda r: np.abs((r.astype(np.float64) - w).reshape(96, -1).sum(1))  # noqa: E731
     assert sums(decoded).mean() < 0.25 * sums(reconstruct(plain)).mean()
-    assert kept_report.sqnr_db >= 30.0  # the floor holds
+    assert kept_report.sqnr_db >= 20.0  # the floor holds
     assert plain_report.sqnr_db - kept_report.sqnr_db < 0.5  # and little of the SQNR went
     err = decoded.astype(np.float64) - w
     assert kept_report.sqnr_db == pytest.approx(10 * math.log10(np.sum(w.astype(np.float64) ** 2) / np.sum(err ** 2)),

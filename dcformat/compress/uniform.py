@@ -6,8 +6,9 @@ thousand values, or a bias or a norm of a few hundred, that table costs more tha
 codes: 32 bits an entry against a few bits a value. Reconstructing at the grid points
 instead needs only the grid's base and step (8 bytes), for a little more error: the
 centroids of the inner cells sit near their grid points anyway, those of the outer cells
-less so. :func:`uniform_codes` quantizes to the grid (its step refitted to the data by
-least squares, the grid kept through zero so that zero stays exact); :func:`better`
+less so. :func:`uniform_codes` keeps the quantizer's cells and reconstructs them on the grid (its
+step refitted to the data by least squares, the grid kept through zero so that zero stays
+exact); :func:`better`
 weighs the bytes saved against the error added, at the slope of the rate-distortion
 curve of an entropy-coded uniform quantizer (6 dB a bit a value).
 """
@@ -28,8 +29,6 @@ from ._dtypes import numpy_dtype
 #: tensor (at 32-bit entries, 256 of them: tensors below about 500,000 values). Above it
 #: the table is a rounding error of the record, and trying the grid would cost a pass.
 TRY_TABLE_BITS_PER_VALUE = 1 / 64
-#: Refits of the step, each followed by a re-assignment of the values to the grid.
-REFITS = 2
 
 
 @dataclass(frozen=True)
@@ -51,31 +50,27 @@ def worth_trying(entries: int, value_bits: int, size: int, wire: str) -> bool:
 
 def uniform_codes(x: np.ndarray, delta: float, wire: str, max_entries: int, *, float32_book: bool = False
                   ) -> Uniform | None:
-    """``x`` on a uniform grid through zero whose step starts at ``delta`` and is refitted:
-    the least-squares step for the values' grid indices, the values then re-assigned to
-    the nearest point of the new grid. None when the grid would need more than
-    ``max_entries`` entries. ``float32_book``: the entries stay float32 (GROUPED values'
-    shared codebook), else they are rounded to the tensor's dtype ``wire``."""
+    """``x`` in the cells of the uniform grid of step ``delta`` through zero, reconstructed
+    on the grid whose step is refitted to them: the least-squares step for the values' grid
+    indices. The cells, and so the codes and their rate, stay those the quantizer planned
+    (re-assigning the values to the refitted grid would move them: at a coarse step, where
+    most values share the zero cell and the refit shrinks the step, into more cells, at a
+    rate the budget did not plan). None when the grid would need more than ``max_entries``
+    entries. ``float32_book``: the entries stay float32 (GROUPED values' shared codebook),
+    else they are rounded to the tensor's dtype ``wire``."""
     if not (delta > 0.0 and math.isfinite(delta)):
         return None
     x = np.asarray(x, np.float64)
     step = float(np.float32(delta))
-    for _ in range(REFITS + 1):
-        k = np.rint(x / step)
-        lo, hi = float(k.min()), float(k.max())
-        if hi - lo + 1 > min(max_entries, MAX_CODEBOOK_SIZE):
-            return None
-        energy = float(np.dot(k, k))
-        if energy == 0.0:
-            break  # every value in the zero cell: any step will do
-        refit = float(np.float32(np.dot(x, k) / energy))
-        if refit <= 0.0 or refit == step:
-            break
-        step = refit
     k = np.rint(x / step)
     lo, hi = int(k.min()), int(k.max())
     if hi - lo + 1 > min(max_entries, MAX_CODEBOOK_SIZE):
         return None
+    energy = float(np.dot(k, k))
+    if energy > 0.0:  # else every value is in the zero cell: any step will do
+        refit = float(np.float32(np.dot(x, k) / energy))
+        if refit > 0.0:
+            step = refit
     # base = f32(step * lo): entry -lo is f32(base + f32(step * -lo)) = 0 exactly
     base = np.float32(step) * np.float32(lo)
     book = AffineCodebook(float(base), step, hi - lo + 1)
