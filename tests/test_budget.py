@@ -81,6 +81,36 @@ def run(capsys, *argv) -> tuple[int, list[str]]:
 # --- what the budget counts -------------------------------------------------------------
 
 
+@pytest.mark.parametrize("length", [0.4, 9.7, 40.2, 63.5, 64.5, 200.3, 5000.5, 1e6 + 0.5])
+def test_a_predicted_segment_pads_as_the_mean_over_its_uncertainty(length):
+    # the mean of align_up over the window, sampled: a few bytes pad to the alignment, a
+    # long segment by (alignment - 1) / 2 on average
+    w = budget.PREDICTION_SPREAD * length + budget.PREDICTION_SLACK
+    xs = np.linspace(max(length - w, 0.0), length + w, 200_001)
+    sampled = float(np.mean(DEFAULT_ALIGNMENT * np.ceil(xs / DEFAULT_ALIGNMENT)))
+    assert budget.padded(length) == pytest.approx(sampled, abs=0.01)
+    if length < 40:
+        assert budget.padded(length) == DEFAULT_ALIGNMENT
+    if length > 1e5:
+        assert budget.padded(length) == pytest.approx(length + (DEFAULT_ALIGNMENT - 1) / 2, abs=1.0)
+    assert budget.padded(64.0) == 64.0 and budget.padded(65.0) == 128.0  # a known length pads exactly
+
+
+def test_a_few_hundred_mostly_zero_values_stay_dense_where_sparse_pays_a_segment(monkeypatch):
+    # 300 values, 85 % zeros: the sparse streams are smaller than the dense one, but the
+    # gap segment pads to 64 bytes and the record grows; the stored bytes decide
+    rng = np.random.default_rng(11)
+    w = np.where(rng.random(300) < 0.85, 0.0, rng.standard_normal(300)).astype(np.float32)
+    settings = CompressionSettings(default=TensorSettings(quantizer="ecq", code_bits=12, min_sqnr_db=20.0),
+                                   min_elements=1, min_rank=1)
+    chosen, (report,) = compress_tensors({"w": w}, settings)
+    monkeypatch.setattr(budget, "sparse_beats_dense", lambda gaps, values, dense: gaps + values < dense)
+    streams_only, (old,) = compress_tensors({"w": w}, settings)  # the rule before: streams alone
+    assert old.kind == "sparse codebook" and report.kind == "codebook"
+    assert len(dcformat.save(chosen)) < len(dcformat.save(streams_only))
+    assert np.array_equal(dcformat.load(dcformat.save(chosen))["w"], dcformat.load(dcformat.save(streams_only))["w"])
+
+
 def test_the_framing_is_counted_byte_for_byte():
     rng = np.random.default_rng(1)
     w = rng.standard_normal((64, 100)).astype(np.float32)
@@ -154,15 +184,17 @@ def test_a_budget_with_nothing_to_steer_is_refused():
         compress_tensors(model(), CompressionSettings(bits_per_param=3.0))  # k-means: a fixed size
 
 
-def test_fracast_budget_4_is_refused_with_the_smallest_that_can_be_met(capsys, tmp_path):
-    # on the default preset's tensors (matrices of 4,096 values or more; --bits-per-param alone
-    # codes biases and small tensors too, and so meets 4)
+@pytest.mark.parametrize("preset, budget_bpp", [(["--preset", "default"], "4"), ([], "1")])
+def test_fracast_budget_4_is_refused_with_the_smallest_that_can_be_met(capsys, tmp_path, preset, budget_bpp):
+    # on the default preset's tensors (matrices of 4,096 values or more), and on the rd
+    # preset's (every float tensor of 64 values: biases and norms of a few hundred bytes,
+    # whose segments pad to the alignment; once named 1.73 and landed at 1.85)
     src, out = real_checkpoint("fracast.safetensors"), tmp_path / "f.dcf"
-    code, err = run(capsys, "compress", src, "-o", out, "--preset", "default", "--bits-per-param", "4")
+    code, err = run(capsys, "compress", src, "-o", out, *preset, "--bits-per-param", budget_bpp)
     assert code == 2 and len(err) == 1, err
     smallest = smallest_in(err[0])
-    assert smallest > 4.0 and not out.exists()
-    code, err = run(capsys, "compress", src, "-o", out, "--preset", "default", "--bits-per-param", smallest, "-q")
+    assert smallest > float(budget_bpp) and not out.exists()
+    code, err = run(capsys, "compress", src, "-o", out, *preset, "--bits-per-param", smallest, "-q")
     assert code == 0, err
     assert_on_budget(8 * out.stat().st_size / params(dcformat.load_file(out)), smallest)
 
