@@ -60,6 +60,11 @@ LOWEST_DB, HIGHEST_DB = -100.0, 200.0
 RESOLVE_DB = 1.5
 #: Most bins of the histogram on which an ``ecq_kappa > 0`` plan is predicted as the encode makes it.
 LLOYD_BINS = 1 << 13
+#: Bytes at a real-over-predicted ratio of 1 that the ratio of the tensors encoded so far is
+#: taken with, as a share of the budget.
+RATIO_PRIOR_SHARE = 0.05
+#: Share of the budget's tolerance within which the tensors still to come keep their slope.
+DEADBAND = 0.25
 #: Encodes at most of the last ECQ tensor, while the file would miss its budget.
 LAST_TRIES = 4
 
@@ -373,8 +378,11 @@ class Allocation:
 
     @property
     def _ratio(self) -> float:
-        """Real over predicted bytes of the tensors encoded so far (1 before the first)."""
-        return min(max(self.spent / self._predicted, 0.5), 2.0) if self._predicted > 0 else 1.0
+        """Real over predicted bytes of the tensors encoded so far, taken with
+        :data:`RATIO_PRIOR_SHARE` of the budget at 1 (1 before the first): a bias of a few
+        hundred bytes says little of how the predictions of the big tensors after it err."""
+        prior = RATIO_PRIOR_SHARE * self.budget
+        return min(max((self.spent + prior) / (self._predicted + prior), 0.5), 2.0) if self._predicted > 0 else 1.0
 
     def _solve(self) -> None:
         rest = [self._cands[name] for name in self._pending]
@@ -389,6 +397,10 @@ class Allocation:
         r = self._ratio
         slope = r * sum(self._slope[name] for name in self._pending)
         missing = self.budget - self.spent - r * sum(self._base[name] for name in self._pending)
+        # the file may land within DEADBAND of the tolerance: only a miss beyond it moves the
+        # slope, so that a small tensor late in the file is not crushed for a few bytes
+        slack = DEADBAND * self.tolerance
+        missing = math.copysign(max(abs(missing) - slack, 0.0), missing)
         db = self.db + (missing / slope if slope > 0 else 0.0)
         if abs(db - self.db) > RESOLVE_DB:
             self._solve()
