@@ -458,10 +458,12 @@ def _settings(args, torch_input: bool | None = None):
         text = Path(args.settings).read_text()
         settings = CompressionSettings.from_json(text)
     else:
-        # A size budget alone means the rd preset: ecq for every float tensor, each weighed as
-        # a layer. --model measures each tensor's weight itself, on the default preset's tensors.
-        budget_only = args.bits_per_param is not None and not args.model
-        settings = CompressionSettings.preset(args.preset or ("rd" if budget_only else "default"))
+        # A size budget means the rd preset: ecq for every float tensor of 64 values or more,
+        # each weighed by its size (tensor_balance) unless --model or --rd-weights say what each
+        # tensor is worth: then by those weights alone.
+        settings = CompressionSettings.preset(args.preset or ("rd" if args.bits_per_param is not None else "default"))
+        if not args.preset and (args.model or args.rd_weights):
+            settings = replace(settings, tensor_balance=0.0)
     overrides = {k: v for k, v in (("sparsity", args.sparsity), ("quality", args.quality),
                                    ("code_bits", args.code_bits), ("gap_bits", args.gap_bits),
                                    ("init", args.init), ("max_rel_error", args.max_rel_error),

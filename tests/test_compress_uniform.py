@@ -155,3 +155,28 @@ def test_cli_budget_alone_codes_biases(tmp_path):
     # the default preset (no budget) keeps it exact, as before
     assert main(["compress", str(src), "-o", str(dst), "-q", "--force"]) == 0
     assert np.array_equal(load_file(dst)["fc.bias"], bias)
+
+
+def test_cli_rd_weights_code_what_the_rd_preset_codes_weighed_by_them_alone(tmp_path):
+    from safetensors.numpy import save_file as st_save
+
+    from dcformat.cli import main
+
+    rng = np.random.default_rng(8)
+    src, dst, weights = tmp_path / "m.safetensors", tmp_path / "m.dcf", tmp_path / "w.json"
+    sd = {"small.weight": rng.standard_normal((64, 64)).astype(np.float32),
+          "large.weight": rng.standard_normal((512, 512)).astype(np.float32),
+          "large.bias": rng.standard_normal(512).astype(np.float32)}
+    st_save(sd, str(src))
+    weights.write_text('{"small.weight": 1.0, "large.weight": 1.0, "large.bias": 1.0}')
+    sqnr = {}
+    for flags in ([], ["--rd-weights", str(weights)]):
+        assert main(["compress", str(src), "-o", str(dst), "-q", "--force", "--bits-per-param", "5", *flags]) == 0
+        back = load_file(dst)
+        with dcformat.safe_open(dst) as f:
+            assert {r.name: r.value_kind for r in f.records()}["large.bias"] == C.ValueKind.CODEBOOK  # coded
+        sqnr[bool(flags)] = _sqnr(sd["small.weight"], back["small.weight"]) - _sqnr(sd["large.weight"],
+                                                                                     back["large.weight"])
+    # alone, the size balance gives the 64x smaller tensor about 22 dB more; equal rd weights, none
+    assert sqnr[False] > 15.0
+    assert abs(sqnr[True]) < 2.0
