@@ -14,7 +14,7 @@ from dcformat.compress.settings import RD_MIN_ELEMENTS, RD_TENSOR_BALANCE
 from dcformat.container.reader import parse_header
 from dcformat.errors import InvalidSettings
 from dcformat.format import constants as C
-from dcformat.numpy import load_file, save_file
+from dcformat.numpy import load_file
 
 ECQ = TensorSettings(quantizer="ecq", code_bits=12, min_sqnr_db=40.0)
 
