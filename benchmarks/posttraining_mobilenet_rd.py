@@ -2,10 +2,10 @@
 
     python benchmarks/posttraining_mobilenet_rd.py
 
-A short rerun of ``posttraining_mobilenet.py``'s ``dcformat --bits-per-param B`` curve after
-v1.3 (AFFINE codebooks) and the rd preset's coverage and balance (every float tensor of 64
-values or more coded, distortion weighed by ``(n_max / n) ** 1.25``; both chosen on the 176
-tuning crops only). Same checkpoint, network, folding and held-out crops (284, of the
+A short rerun of ``posttraining_mobilenet.py``'s ``dcformat --bits-per-param B`` curve: v1.3
+(AFFINE codebooks), the rd preset's coverage and balance (every float tensor of 64 values or
+more coded, distortion weighed by ``(n_max / n) ** 1.25``; both chosen on the 176 tuning crops
+only) and each row's sum kept (``--row-sums keep``, the CLI's default with a budget). Same checkpoint, network, folding and held-out crops (284, of the
 held-out photos) as that benchmark, whose functions it uses; quality against the dense fp32
 model. The peers are not rerun here: their held-out figures are in
 ``results/posttraining_mobilenet.txt`` (same crops, same evaluation).
