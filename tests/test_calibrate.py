@@ -131,3 +131,44 @@ def test_the_cli_refuses_options_that_do_not_go_together(model, tmp_path, capsys
                      "noise:128"]) == 2  # no budget to steer
     assert cli_main(["compress", str(checkpoint), "-o", str(out), "--preset", "lossless", "--model", "x.py:f",
                      "--calibration", "noise:128"]) == 2
+
+
+def test_input_weights_are_the_unfolded_inputs_means_over_their_spread():
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Conv2d(4, 6, 3, padding=1, groups=2), torch.nn.ReLU(),
+                              torch.nn.Conv2d(6, 6, 3, groups=6), torch.nn.Flatten(), torch.nn.Linear(6 * 4 * 4, 3))
+    batches = [torch.randn(5, 4, 6, 6) + torch.arange(4.0)[None, :, None, None] for _ in range(3)]
+    got = calibrate.input_weights(net, batches)
+    assert {k: v.shape for k, v in got.items()} == {"0.weight": (2, 18), "2.weight": (6, 9), "4.weight": (1, 96)}
+    # the first layer's, computed here from its inputs unfolded by hand
+    x = torch.cat(batches).double()
+    cols = torch.nn.functional.unfold(x, 3, padding=1)  # (n, 4 * 9, L), channel-major as a weight row
+    cols = cols.reshape(x.shape[0], 2, 18, -1).permute(1, 0, 3, 2).reshape(2, -1, 18)
+    mean = cols.mean(dim=1)
+    spread = float(((cols * cols).mean(dim=1) - mean * mean).mean())
+    np.testing.assert_allclose(got["0.weight"], (mean / spread ** 0.5).numpy(), rtol=1e-9)
+    assert got["0.weight"][1].mean() > got["0.weight"][0].mean()  # the second group's channels sit higher
+
+
+def test_real_calibration_inputs_weigh_the_row_sums_by_their_means(model, tmp_path, monkeypatch):
+    import dcformat.convert as convert
+
+    source, checkpoint = model
+    inputs = tmp_path / "inputs.npy"
+    np.save(inputs, (np.random.default_rng(2).standard_normal((40, 128)) + 1.5).astype(np.float32))
+    seen = []
+    real = convert.compress_checkpoint
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("input_weights"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(convert, "compress_checkpoint", spy)
+    base = ["compress", str(checkpoint), "-o", str(tmp_path / "c.dcf"), "--bits-per-param", "4", "-q", "--force",
+            "--model", f"{source}:build"]
+    assert cli_main([*base, "--calibration", str(inputs)]) == 0
+    assert cli_main([*base, "--calibration", "noise:128"]) == 0
+    measured, noise = seen
+    assert noise is None  # noise has means of its own, not the model's inputs'
+    assert set(measured) == {"loud.weight", "quiet.weight"}
+    assert measured["loud.weight"].shape == (1, 128) and np.all(measured["loud.weight"] > 1.0)  # mean 1.5, spread 1

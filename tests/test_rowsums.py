@@ -12,28 +12,30 @@ from hypothesis import strategies as st
 import dcformat
 from dcformat.compress import CompressionSettings, TensorSettings, compress_tensor, compress_tensors, reconstruct
 from dcformat.compress.rowsums import BIAS_WEIGHT, applies, keep_row_sums
-from dcformat.errors import InvalidSettings
+from dcformat.errors import InvalidSettings, UsageError
 
 KEEP = TensorSettings(quantizer="ecq", code_bits=12, min_sqnr_db=30.0, keep_row_sums=True)
 
 
-def _rule(x, codes, codebook, rows, bias_weight):
+def _rule(x, codes, codebook, rows, bias_weight, weights=None):
     """The rule as the module states it, one row at a time in plain Python."""
     out = codes.astype(np.int64).copy()
     row = x.size // rows
+    weights = np.ones((1, row)) if weights is None else weights
     bits = -np.log2(np.maximum(np.bincount(out, minlength=codebook.size), 0.5) / out.size)
     step = float(np.median(np.diff(codebook))) if codebook.size > 1 else 0.0
     per_bit = 2 * math.log(2) * step ** 2 / 12
     for base in range(0, x.size, row):
         xs = x[base:base + row].astype(np.float64)
-        s = float(np.sum(codebook[out[base:base + row]] - xs))
+        w = weights[(base // row) // (rows // weights.shape[0])]
+        s = float(np.sum(w * (codebook[out[base:base + row]] - xs)))
         if s == 0.0:
             continue
-        way = -1 if s > 0 else 1
+        ways = [-1 if (s > 0) == (w[j] > 0) else 1 for j in range(row)]
         cost = []
         for j in range(row):
-            c = out[base + j]
-            if xs[j] == 0.0 or not 0 <= c + way < codebook.size:
+            c, way = out[base + j], ways[j]
+            if xs[j] == 0.0 or w[j] == 0.0 or not 0 <= c + way < codebook.size:
                 cost.append(math.inf)
             else:
                 cost.append((codebook[c + way] - xs[j]) ** 2 - (codebook[c] - xs[j]) ** 2
@@ -41,8 +43,8 @@ def _rule(x, codes, codebook, rows, bias_weight):
         for j in sorted(range(row), key=lambda j: cost[j]):  # stable, as the kernel's mergesort
             if cost[j] == math.inf:
                 break
-            c = out[base + j]
-            t = s + codebook[c + way] - codebook[c]
+            c, way = out[base + j], ways[j]
+            t = s + w[j] * (codebook[c + way] - codebook[c])
             if abs(t) < abs(s) and cost[j] < bias_weight * (s * s - t * t):
                 s, out[base + j] = t, c + way
     return out
@@ -69,6 +71,34 @@ def test_the_kernel_follows_the_rule(rows, row, entries, seed, zeros, bias_weigh
         counts = np.bincount(codes, minlength=codebook.size)
         moved = got != codes
         assert np.all(counts[got[moved]] > counts[codes[moved]])
+
+
+@settings(max_examples=200, deadline=None)
+@given(groups=st.sampled_from([1, 2, 3]), per_group=st.integers(1, 3), row=st.integers(1, 30),
+       entries=st.integers(1, 12), seed=st.integers(0, 2**32 - 1), bias_weight=st.sampled_from([0.5, 1.0, math.inf]))
+def test_the_kernel_follows_the_rule_with_input_weights(groups, per_group, row, entries, seed, bias_weight):
+    rng = np.random.default_rng(seed)
+    rows = groups * per_group
+    x = rng.standard_normal(rows * row)
+    weights = rng.standard_normal((groups, row))  # means of either sign, some zero
+    weights[rng.random(weights.shape) < 0.2] = 0.0
+    codebook = np.unique(np.concatenate(([0.0], rng.standard_normal(entries))))
+    codes = _nearest(x, codebook)
+    got = keep_row_sums(x, codes, codebook, rows, bias_weight, input_weights=weights)
+    assert np.array_equal(got.astype(np.int64), _rule(x, codes, codebook, rows, bias_weight, weights))
+    # the weighted sums only ever shrink
+    def sums(c):
+        e = (codebook[c] - x).reshape(rows, row)
+        return np.abs(np.sum(e * np.repeat(weights, per_group, axis=0), axis=1))
+    assert np.all(sums(got) <= sums(codes) + 1e-12)
+
+
+def test_input_weights_of_the_wrong_shape_are_refused():
+    x, codebook = np.zeros(12), np.array([0.0, 1.0])
+    codes = np.zeros(12, np.uint16)
+    for bad in (np.ones((1, 5)), np.ones((5, 3)), np.ones(3), np.full((1, 3), np.nan)):
+        with pytest.raises(UsageError, match="input weights"):
+            keep_row_sums(x, codes, codebook, 4, input_weights=bad)
 
 
 @pytest.mark.parametrize("bias_weight", [BIAS_WEIGHT, math.inf])

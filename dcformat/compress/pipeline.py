@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -112,13 +113,25 @@ def compress_tensor(array: np.ndarray, settings: TensorSettings,
 Assign = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
+@dataclass(frozen=True)
+class Hints:
+    """What the caller measured of one tensor's layer (:func:`iter_compress`'s ``assign`` and
+    ``input_weights``): codes chosen by ``assign``, the row sums weighed by ``input_weights``."""
+
+    assign: Assign | None = None
+    input_weights: np.ndarray | None = None
+
+
+NO_HINTS = Hints()
+
+
 def _compress(array: np.ndarray, settings: TensorSettings, name: str,
-              step: float | None = None, assign: Assign | None = None) -> tuple[EncodedTensor, TensorReport]:
+              step: float | None = None, hints: Hints = NO_HINTS) -> tuple[EncodedTensor, TensorReport]:
     if not isinstance(settings, TensorSettings):
         raise InvalidSettings(f"settings must be TensorSettings, got {type(settings).__name__}")
     if settings.quantizer == "ecq":
-        return _compress_ecq(_candidate(array, settings, name), step, assign)
-    if assign is not None:
+        return _compress_ecq(_candidate(array, settings, name), step, hints)
+    if hints.assign is not None:
         raise InvalidSettings(f"tensor {name!r}: an assign function picks codes in the ecq quantizer's codebook, "
                               f"and this tensor uses {settings.quantizer!r}; use quantizer 'ecq' for it")
     bound = settings.max_relative_error
@@ -152,11 +165,12 @@ def _candidate(array: np.ndarray, settings: TensorSettings, name: str):
                      shape=shape, wire=wire, scales=scales)
 
 
-def _compress_ecq(cand, step: float | None, assign: Assign | None = None) -> tuple[EncodedTensor, TensorReport]:
+def _compress_ecq(cand, step: float | None, hints: Hints = NO_HINTS) -> tuple[EncodedTensor, TensorReport]:
     from . import ecq
     from .ratedistortion import final_plan
 
     h, p = final_plan(cand, step)
+    assign = hints.assign
     dtype = numpy_dtype(cand.wire)
     book_dtype = np.dtype(np.float32) if cand.scales is not None else dtype
     cb = p.codebook.astype(book_dtype).astype(np.float64) + 0.0
@@ -183,7 +197,7 @@ def _compress_ecq(cand, step: float | None, assign: Assign | None = None) -> tup
                               _stream_bytes(*grid_streams) + AFFINE_CODEBOOK_BYTES, grid.error, n):
                 codes, cb, book, error, (dense, sparse) = grid.codes, grid.entries, grid.book, grid.error, grid_streams
     if assign is None and cand.settings.keep_row_sums and rowsums.applies(cand.shape):
-        kept_sums = rowsums.keep_row_sums(cand.x, codes, cb, cand.shape[0])
+        kept_sums = rowsums.keep_row_sums(cand.x, codes, cb, cand.shape[0], input_weights=hints.input_weights)
         kept_error = _squared_error(cand.x, cb, kept_sums, 0)
         bound = cand.max_distortion  # a floor outranks the correction
         if bound is None or kept_error <= bound:
@@ -353,7 +367,7 @@ def _compress_kmeans(array: np.ndarray, settings: TensorSettings, name: str) -> 
 
 def compress_tensors(tensors: Mapping[str, np.ndarray], settings: CompressionSettings | None = None, *,
                      progress: bool = False, metadata: Mapping[str, str] | None = None,
-                     assign: Mapping[str, Assign] | None = None
+                     assign: Mapping[str, Assign] | None = None, input_weights: Mapping[str, np.ndarray] | None = None
                      ) -> tuple[dict[str, np.ndarray | EncodedTensor], list[TensorReport]]:
     """Compress a state dict of numpy arrays.
 
@@ -371,6 +385,8 @@ def compress_tensors(tensors: Mapping[str, np.ndarray], settings: CompressionSet
         (see :func:`iter_compress`).
     assign : mapping of str to callable, optional
         Tensor name -> function choosing that tensor's codes (see :func:`iter_compress`).
+    input_weights : mapping of str to ndarray, optional
+        Tensor name -> the means of its layer's inputs, for row sums (see :func:`iter_compress`).
 
     Returns
     -------
@@ -399,7 +415,7 @@ def compress_tensors(tensors: Mapping[str, np.ndarray], settings: CompressionSet
     out: dict[str, np.ndarray | EncodedTensor] = {}
     reports: list[TensorReport] = []
     for name, value, report in iter_compress(tensors, settings, progress=progress, metadata=metadata,
-                                             assign=assign):
+                                             assign=assign, input_weights=input_weights):
         out[name] = value
         reports.append(report)
     return out, reports
@@ -407,7 +423,7 @@ def compress_tensors(tensors: Mapping[str, np.ndarray], settings: CompressionSet
 
 def iter_compress(tensors: Mapping[str, np.ndarray], settings: CompressionSettings | None = None, *,
                   progress: bool = False, metadata: Mapping[str, str] | None = None,
-                  assign: Mapping[str, Assign] | None = None
+                  assign: Mapping[str, Assign] | None = None, input_weights: Mapping[str, np.ndarray] | None = None
                   ) -> Iterator[tuple[str, np.ndarray | EncodedTensor, TensorReport]]:
     """Compress tensors one at a time: yield ``(name, value, report)`` in the input's order.
 
@@ -439,6 +455,11 @@ def iter_compress(tensors: Mapping[str, np.ndarray], settings: CompressionSettin
     budget counts the bytes they take. Error-compensating assignment
     (:mod:`dcformat.training.gptq`) plugs in here; tensors not named are unchanged.
 
+    ``input_weights`` maps a tensor's name to the means of its layer's inputs over their
+    spread (:func:`dcformat.training.calibrate.input_weights`): where its settings keep row
+    sums, each row's error is summed weighed by them (:func:`dcformat.compress.rowsums.keep_row_sums`),
+    the bias that those inputs would see, instead of unweighted.
+
     Examples
     --------
     >>> w = {"fc.weight": np.linspace(-1, 1, 8192, dtype=np.float32).reshape(64, 128)}
@@ -449,10 +470,11 @@ def iter_compress(tensors: Mapping[str, np.ndarray], settings: CompressionSettin
         settings = CompressionSettings.preset("default")
     if not isinstance(settings, CompressionSettings):
         raise InvalidSettings(f"settings must be CompressionSettings, got {type(settings).__name__}")
-    return _iter_compress(tensors, settings, progress, metadata, assign or {})
+    return _iter_compress(tensors, settings, progress, metadata, assign or {}, input_weights or {})
 
 
-def _iter_compress(tensors: Mapping, settings: CompressionSettings, progress: bool, metadata, assign: Mapping):
+def _iter_compress(tensors: Mapping, settings: CompressionSettings, progress: bool, metadata, assign: Mapping,
+                   input_weights: Mapping):
     from tqdm.auto import tqdm
 
     alloc = None
@@ -463,35 +485,36 @@ def _iter_compress(tensors: Mapping, settings: CompressionSettings, progress: bo
         if progress:
             bar.set_postfix_str(name, refresh=False)
         array = _array(name, tensors[name])
+        hints = Hints(assign.get(name), input_weights.get(name))
         if alloc is not None and name in alloc:
-            item = (name, *_compress_on_budget(name, array, settings, alloc, assign.get(name)))
+            item = (name, *_compress_on_budget(name, array, settings, alloc, hints))
         else:
-            item = (name, *_compress_entry(name, array, settings, assign.get(name)))
+            item = (name, *_compress_entry(name, array, settings, hints))
         del array
         yield item
         del item  # the caller has it: keeping it here would hold two tensors while the next loads
 
 
 def _compress_entry(name: str, array: np.ndarray, settings: CompressionSettings,
-                    assign: Assign | None = None) -> tuple[np.ndarray | EncodedTensor, TensorReport]:
+                    hints: Hints = NO_HINTS) -> tuple[np.ndarray | EncodedTensor, TensorReport]:
     shape = tuple(int(d) for d in array.shape)
     wire = wire_name(array.dtype)
     reason = settings.exact_reason(name, shape, wire)
     if reason is None:
         try:
-            return _compress(array, settings.settings_for(name, shape, wire), name, assign=assign)
+            return _compress(array, settings.settings_for(name, shape, wire), name, hints=hints)
         except _NonFinite:
             reason = "non-finite values"
     return exact_tensor(name, array, settings.exact), _exact_report(name, array, reason)
 
 
 def _compress_on_budget(name: str, array: np.ndarray, settings: CompressionSettings,
-                        alloc, assign: Assign | None = None) -> tuple[EncodedTensor, TensorReport]:
+                        alloc, hints: Hints = NO_HINTS) -> tuple[EncodedTensor, TensorReport]:
     """An ``ecq`` tensor at the step ``alloc`` gives it, its stored size reported back."""
     ts = settings.settings_for(name, tuple(int(d) for d in array.shape), wire_name(array.dtype))
 
     def encode(step: float):
-        encoded, report = _compress(array, ts, name, step, assign)
+        encoded, report = _compress(array, ts, name, step, hints)
         return (encoded, report), budget.stored_cost(name, encoded).total
 
     return alloc.encode(name, encode)

@@ -33,6 +33,7 @@ import math
 
 import numpy as np
 
+from ..errors import UsageError
 from ..kernels.ecq import keep_row_sums as _keep_row_sums
 
 
@@ -48,7 +49,7 @@ def applies(shape: tuple[int, ...]) -> bool:
 
 
 def keep_row_sums(x: np.ndarray, codes: np.ndarray, codebook: np.ndarray, rows: int,
-                  bias_weight: float | None = None) -> np.ndarray:
+                  bias_weight: float | None = None, input_weights: np.ndarray | None = None) -> np.ndarray:
     """``codes`` (of the flat values ``x`` in the ascending ``codebook``) with each of the
     ``rows`` rows' error sum brought nearer zero where that pays; a new array, ``codes`` is
     left as it is.
@@ -56,17 +57,36 @@ def keep_row_sums(x: np.ndarray, codes: np.ndarray, codebook: np.ndarray, rows: 
     A move's price is its added squared error and its added bits, each bit at the slope of
     an entropy-coded uniform quantizer of the codebook's step (``2 ln 2 * step**2 / 12``);
     its worth, ``bias_weight`` times what it takes off the squared row sum (the bias an
-    input of mean m and variance v adds, m**2 / v times the noise; :data:`BIAS_WEIGHT`
-    unless given).
+    input of mean m and variance v adds, m**2 / v times the noise).
+
+    ``input_weights`` (measured: :func:`dcformat.training.calibrate.input_weights`) weighs
+    each value of a row in the sum by the mean of the input it multiplies over the inputs'
+    spread, ``m_j / sqrt(v)``: an array of ``(groups, row)``, row r taking line
+    ``r // (rows / groups)`` (a grouped convolution's rows see their group's inputs), which
+    already carries ``m**2 / v``, so ``bias_weight`` is then 1 unless given. Without it every
+    value weighs 1 and ``bias_weight`` is :data:`BIAS_WEIGHT`.
     """
     out = np.array(codes, copy=True)
     row = x.size // rows
+    if input_weights is None:
+        weights, weight = np.ones((1, row)), BIAS_WEIGHT
+    else:
+        weights, weight = _checked(input_weights, rows, row), 1.0
     counts = np.bincount(out, minlength=codebook.size).astype(np.float64)
     # code lengths as the entropy coder will give them; an unused code as one seen half a time
     bits = -np.log2(np.maximum(counts, 0.5) / max(out.size, 1))
     step = float(np.median(np.diff(codebook))) if codebook.size > 1 else 0.0
     rate_weight = 2.0 * math.log(2.0) * step * step / 12.0
     _keep_row_sums(np.ascontiguousarray(x), out, np.ascontiguousarray(codebook, dtype=np.float64), bits,
-                   rate_weight, float(BIAS_WEIGHT if bias_weight is None else bias_weight), row,
-                   np.empty(row, np.float64), np.empty(row, np.int64))
+                   rate_weight, float(weight if bias_weight is None else bias_weight), weights,
+                   rows // weights.shape[0], np.empty(row, np.float64), np.empty(row, np.int64))
     return out
+
+
+def _checked(input_weights, rows: int, row: int) -> np.ndarray:
+    weights = np.ascontiguousarray(input_weights, dtype=np.float64)
+    if weights.ndim != 2 or weights.shape[1] != row or not 1 <= weights.shape[0] <= rows \
+            or rows % weights.shape[0] or not np.isfinite(weights).all():
+        raise UsageError(f"input weights must be a finite (groups, {row}) array with groups dividing {rows}, "
+                         f"got shape {weights.shape}")
+    return weights

@@ -121,7 +121,7 @@ def read_checkpoint(path, *, prototxt=None, safe_globals=()) -> Checkpoint:
 
 
 def compress_checkpoint(src, dst, settings=None, *, prototxt=None, overwrite: bool = False,
-                        progress: bool = False, safe_globals=()) -> tuple[list, list[str]]:
+                        progress: bool = False, safe_globals=(), input_weights=None) -> tuple[list, list[str]]:
     """Compress the checkpoint file ``src`` into the ``.dcf`` file ``dst``, one tensor at a time.
 
     :func:`open_checkpoint` then :func:`compress_into` a
@@ -130,7 +130,8 @@ def compress_checkpoint(src, dst, settings=None, *, prototxt=None, overwrite: bo
     ``save_file(compress_tensors(read_checkpoint(src).tensors))`` writes, byte for byte,
     and appears atomically (``compress_tensors(..., metadata=)`` with the checkpoint's
     metadata, when a bits-per-parameter budget counts it); an existing ``dst`` is
-    refused before any work unless ``overwrite``.
+    refused before any work unless ``overwrite``. ``input_weights`` is
+    :func:`~dcformat.compress.pipeline.iter_compress`'s (row sums weighed by measured input means).
 
     Returns
     -------
@@ -143,24 +144,26 @@ def compress_checkpoint(src, dst, settings=None, *, prototxt=None, overwrite: bo
 
     with open_checkpoint(src, prototxt=prototxt, safe_globals=safe_globals) as checkpoint, \
             StreamingWriter(dst, checkpoint.metadata, overwrite=overwrite) as writer:
-        reports = compress_into(writer, checkpoint, settings, progress=progress)
+        reports = compress_into(writer, checkpoint, settings, progress=progress, input_weights=input_weights)
     return reports, checkpoint.skipped
 
 
-def compress_into(writer, checkpoint: Checkpoint, settings=None, *, progress: bool = False, assign=None) -> list:
+def compress_into(writer, checkpoint: Checkpoint, settings=None, *, progress: bool = False, assign=None,
+                  input_weights=None) -> list:
     """Compress ``checkpoint``'s arrays into ``writer`` (:func:`~dcformat.compress.pipeline.iter_compress`).
 
     Tensors are added in the checkpoint's order; already-encoded ones (a ``.net`` file's
     weights) pass through unchanged. Each value is dropped once it is added, so with a
     :class:`~dcformat.container.writer.StreamingWriter` and a lazy ``tensors`` mapping
-    one tensor is held at a time. ``assign`` is :func:`~dcformat.compress.pipeline.iter_compress`'s
-    (codes chosen by the caller, e.g. :mod:`dcformat.training.gptq`). Returns a report per array tensor.
+    one tensor is held at a time. ``assign`` and ``input_weights`` are
+    :func:`~dcformat.compress.pipeline.iter_compress`'s (codes chosen by the caller, e.g.
+    :mod:`dcformat.training.gptq`; row sums weighed by measured input means). Returns a report per array tensor.
     """
     from ..compress.pipeline import iter_compress
 
     # the file's metadata is part of what a bits-per-parameter budget counts
     compressed = iter_compress(checkpoint.arrays(), settings, progress=progress, metadata=writer.metadata,
-                               assign=assign)
+                               assign=assign, input_weights=input_weights)
     reports = []
     for name in checkpoint.tensors:
         if name in checkpoint.encoded:

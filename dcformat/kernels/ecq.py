@@ -65,29 +65,34 @@ def minmax_energy(x):
 
 
 @kernel
-def keep_row_sums(x, codes, codebook, bits, rate_weight, bias_weight, row, cost, order_scratch):
-    """Move codes of each ``row``-long row of ``x`` to a neighbouring entry of the ascending
-    ``codebook`` while that brings the row's error sum ``s`` nearer zero and pays.
+def keep_row_sums(x, codes, codebook, bits, rate_weight, bias_weight, weights, rows_per_group, cost, order_scratch):
+    """Move codes of each row of ``x`` to a neighbouring entry of the ascending ``codebook``
+    while that brings the row's weighted error sum ``s`` nearer zero and pays.
 
-    A move goes the one way that shrinks ``|s|`` (down where the row reconstructs too
-    large); it costs its added squared error plus ``rate_weight`` times the bits it adds
-    (``bits[c]``: code c's length) and is taken, cheapest first, where that is below
-    ``bias_weight * (s**2 - t**2)``, ``t`` the sum after it. Exact zeros never move.
-    ``cost`` and ``order_scratch`` are ``row``-long scratch arrays. Returns the moves made.
+    Row r's value j weighs ``weights[r // rows_per_group, j]`` in ``s`` (a row is
+    ``weights.shape[1]`` values). A move goes the way that shrinks ``|s|``; it costs its
+    added squared error plus ``rate_weight`` times the bits it adds (``bits[c]``: code c's
+    length) and is taken, cheapest first, where that is below ``bias_weight * (s**2 - t**2)``,
+    ``t`` the sum after it. Exact zeros and values of weight zero never move. ``cost`` and
+    ``order_scratch`` are row-long scratch arrays. Returns the moves made.
     """
     top = codebook.size - 1
+    row = weights.shape[1]
     moved = 0
-    for base in range(0, x.size, row):
+    for r in range(x.size // row):
+        base = r * row
+        w = weights[r // rows_per_group]
         s = 0.0
         for j in range(row):
-            s += codebook[codes[base + j]] - np.float64(x[base + j])
+            s += w[j] * (codebook[codes[base + j]] - np.float64(x[base + j]))
         if s == 0.0:
             continue
-        way = -1 if s > 0.0 else 1
+        high = s > 0.0  # each value moves the one way that shrinks the sum as it now stands
         for j in range(row):
             v = np.float64(x[base + j])
             c = np.int64(codes[base + j])
-            if v == 0.0 or c + way < 0 or c + way > top:
+            way = -1 if high == (w[j] > 0.0) else 1
+            if v == 0.0 or w[j] == 0.0 or c + way < 0 or c + way > top:
                 cost[j] = np.inf
             else:
                 now, then = codebook[c] - v, codebook[c + way] - v
@@ -98,7 +103,8 @@ def keep_row_sums(x, codes, codebook, bits, rate_weight, bias_weight, row, cost,
             if cost[j] == np.inf:
                 break
             c = np.int64(codes[base + j])
-            t = s + codebook[c + way] - codebook[c]
+            way = -1 if high == (w[j] > 0.0) else 1
+            t = s + w[j] * (codebook[c + way] - codebook[c])
             if abs(t) < abs(s) and cost[j] < bias_weight * (s * s - t * t):
                 s = t
                 codes[base + j] = c + way

@@ -125,3 +125,39 @@ def calibrated_rd_weights(module: torch.nn.Module, batches: list, *, progress: b
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise UsageError(f"the model failed on the calibration inputs (shape {tuple(batches[0].shape[1:])}): "
                          f"{first}") from None
+
+
+def input_weights(module: torch.nn.Module, batches: list, *, progress: bool = False) -> dict[str, np.ndarray]:
+    """The means of every conv and linear layer's inputs over their spread, for row sums
+    (:func:`dcformat.compress.rowsums.keep_row_sums`), keyed by weight name.
+
+    A row r of a layer's weight meets, at each output position, the inputs a row of the
+    unfolded input holds (zero padding included): their mean ``m_j`` sets the bias its
+    rounding errors add, ``sum_j m_j e_j``, against the noise ``v * sum_j e_j**2`` of the
+    inputs' mean variance ``v``. Each value is ``m_j / sqrt(v)``, an array of ``(groups,
+    row)`` (a grouped or depthwise convolution's rows see their group's inputs). A layer
+    whose inputs never vary is left out.
+    """
+    from .gptq import visit_layer_inputs
+
+    sums: dict[str, list] = {}
+
+    def visit(name, cols):
+        acc = sums.setdefault(name, [0.0, 0.0, 0])
+        acc[0] = acc[0] + cols.sum(dim=1)
+        acc[1] = acc[1] + (cols * cols).sum(dim=1)
+        acc[2] += int(cols.shape[1])
+
+    try:
+        visit_layer_inputs(module, batches, visit, progress=progress)
+    except (RuntimeError, ValueError, TypeError, IndexError) as e:  # the user's module on the user's inputs
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UsageError(f"the model failed on the calibration inputs (shape {tuple(batches[0].shape[1:])}): "
+                         f"{first}") from None
+    out = {}
+    for name, (total, squares, rows) in sums.items():
+        mean = (total / rows).numpy()
+        spread = float(np.mean(np.maximum((squares / rows).numpy() - mean * mean, 0.0)))
+        if spread > 0.0 and np.isfinite(spread):
+            out[name] = mean / np.sqrt(spread)
+    return out

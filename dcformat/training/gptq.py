@@ -125,20 +125,33 @@ def layer_hessians(module: torch.nn.Module, batches: Iterable, *, progress: bool
     dict of str to LayerHessian
         Keyed by the weight's ``state_dict`` name (``"features.0.0.weight"``).
     """
+    found: dict[str, LayerHessian] = {}
+
+    def visit(name, cols):
+        h = found.get(name)
+        if h is None:
+            h = found[name] = LayerHessian(torch.zeros(cols.shape[0], cols.shape[2], cols.shape[2],
+                                                       dtype=torch.float64))
+        h.sum += cols.transpose(1, 2) @ cols
+        h.rows += int(cols.shape[1])
+
+    visit_layer_inputs(module, batches, visit, progress=progress)
+    return found
+
+
+def visit_layer_inputs(module: torch.nn.Module, batches: Iterable, visit, *, progress: bool = False) -> None:
+    """``visit(weight name, cols)`` for every chunk of every handled layer's input over
+    ``batches``: ``cols`` is ``(groups, rows, c)`` float64, a row per output position, its
+    ``c`` values in the order of a row of the weight (flattened, per group). The module runs
+    in eval mode without gradients (its mode is restored)."""
     from tqdm.auto import tqdm
 
     layers = {f"{name}.weight" if name else "weight": m for name, m in module.named_modules() if _handled(m)}
-    found: dict[str, LayerHessian] = {}
 
     def hook(name, layer):
         def pre(_, inputs):
             for cols in _columns(layer, inputs[0]):
-                h = found.get(name)
-                if h is None:
-                    h = found[name] = LayerHessian(torch.zeros(cols.shape[0], cols.shape[2], cols.shape[2],
-                                                               dtype=torch.float64))
-                h.sum += cols.transpose(1, 2) @ cols
-                h.rows += int(cols.shape[1])
+                visit(name, cols)
         return pre
 
     handles = [m.register_forward_pre_hook(hook(name, m)) for name, m in layers.items()]
@@ -152,7 +165,6 @@ def layer_hessians(module: torch.nn.Module, batches: Iterable, *, progress: bool
         for h in handles:
             h.remove()
         module.train(training)
-    return found
 
 
 def _snap(w: torch.Tensor, cb: torch.Tensor) -> torch.Tensor:
