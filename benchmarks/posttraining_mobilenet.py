@@ -486,8 +486,11 @@ def rd_weight_files(state, tmp: Path) -> dict[str, Path]:
     return files
 
 
-def calibration_files(state, tuning: torch.Tensor, tmp: Path, quick: bool) -> dict[str, Path]:
-    """``--rd-weights`` files of the module's sensitivity: on noise, and on the tuning crops."""
+def calibration_files(state, tuning: torch.Tensor, tmp: Path, quick: bool) -> dict[str, list[str]]:
+    """The CLI flags of the ``--model`` families: on noise, the ``--rd-weights`` file of the
+    module's sensitivity measured here once (what ``--model --calibration noise:...`` computes on
+    every run, and all it uses); on the tuning crops, ``--model`` itself, which also weighs the row
+    sums by the layers' input means."""
     from dcformat.training import calibrate
 
     module = mv2.MobileNetV2()
@@ -496,15 +499,14 @@ def calibration_files(state, tuning: torch.Tensor, tmp: Path, quick: bool) -> di
     samples = 32 if quick else CALIBRATION_SAMPLES
     crops = tmp / "crops.npy"
     np.save(crops, tuning[:samples].numpy())
-    files = {}
-    for family, source in ((DCF_MODULE, "noise:3,224,224"), (DCF_CALIB, str(crops))):
-        t0 = time.perf_counter()
-        weights = calibrate.calibrated_rd_weights(module, calibrate.calibration_batches(source, samples))
-        path = tmp / f"rd-{len(files)}.json"
-        path.write_text(json.dumps(weights))
-        files[family] = path
-        print(f"{family}: weights measured on {samples} samples in {time.perf_counter() - t0:.0f} s", flush=True)
-    return files
+    t0 = time.perf_counter()
+    weights = calibrate.calibrated_rd_weights(module, calibrate.calibration_batches("noise:3,224,224", samples))
+    path = tmp / "rd-noise.json"
+    path.write_text(json.dumps(weights))
+    print(f"{DCF_MODULE}: weights measured on {samples} samples in {time.perf_counter() - t0:.0f} s", flush=True)
+    return {DCF_MODULE: ["--rd-weights", str(path)],
+            DCF_CALIB: ["--model", f"{HERE / 'mobilenet_v2.py'}:MobileNetV2", "--calibration", str(crops),
+                        "--calibration-samples", str(samples)]}
 
 
 def plan(quick: bool, state, tmp: Path, tuning: torch.Tensor) -> list[tuple[str, str, str, object]]:
@@ -521,9 +523,9 @@ def plan(quick: bool, state, tmp: Path, tuning: torch.Tensor) -> list[tuple[str,
     for label, path in rd_weight_files(state, tmp).items():
         for b in pick((6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0), (8.0,)):
             runs.append((DCF_RDW, label, f"B={b:g}", ["--bits-per-param", f"{b:g}", "--rd-weights", str(path)]))
-    for family, path in calibration_files(state, tuning, tmp, quick).items():
+    for family, flags in calibration_files(state, tuning, tmp, quick).items():
         for b in pick((3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0), (4.0, 8.0)):
-            runs.append((family, "", f"B={b:g}", ["--bits-per-param", f"{b:g}", "--rd-weights", str(path)]))
+            runs.append((family, "", f"B={b:g}", ["--bits-per-param", f"{b:g}", *flags]))
     runs.append((DCF_RD, "", "preset (4)", ["--preset", "rd"]))
     for b in budgets:  # the same budgets: a file identical to --bits-per-param's is measured once, the curve the same
         if b != 4.0:
