@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from dcformat.compress import assign, initial_centroids, kmeans_1d
+from dcformat.compress.kmeans import TIE_BITS, _rounded
 from dcformat.errors import InvalidSettings
 
 
@@ -31,7 +32,7 @@ def naive_lloyd(x, k, init, iterations, seed=0):
             # move empty centroids onto cluster ends farthest from their centroid
             cand = [(x[labels == j].min(), new[j]) for j in range(c.size) if filled[j]]
             cand += [(x[labels == j].max(), new[j]) for j in range(c.size) if filled[j]]
-            cand = sorted(((-float(f"{(v - m) ** 2:.9g}"), v) for v, m in cand if v != m))
+            cand = sorted(((-float(_rounded(np.float64((v - m) ** 2), TIE_BITS)), v) for v, m in cand if v != m))
             for j, (_, v) in zip(np.flatnonzero(~filled), cand):
                 new[j] = v
             previous = None

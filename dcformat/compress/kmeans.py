@@ -23,7 +23,7 @@ Initialisations (paper, section 3.2): ``linear`` spaces centroids evenly over
 
 Empty clusters: after each update every empty centroid moves, in a fixed order, to
 the value farthest from its own centroid among the ends of the non-empty runs (largest
-error first, errors equal to 9 significant digits a tie, ties to the smaller value). Each
+error first, errors equal to 30 significant bits a tie, ties to the smaller value). Each
 such move lowers the sum of squared errors, so the SSE after each update never increases.
 Centroids still empty at the end are dropped: the result may have fewer than ``k``
 centroids, and has exactly the distinct values when there are at most ``k`` of them.
@@ -194,6 +194,10 @@ def _midpoints(c: np.ndarray) -> np.ndarray:
     return 0.5 * c[:-1] + 0.5 * c[1:]
 
 
+#: Significant bits to which relocation ranks the run ends' errors: ties below them are ties.
+TIE_BITS = 30
+
+
 def _run_edges(xs: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Edges e (k + 1 of them) such that cluster j is xs[e[j]:e[j+1]] for ascending c."""
     b = _midpoints(c)
@@ -210,11 +214,10 @@ def _run_edges(xs: np.ndarray, c: np.ndarray) -> np.ndarray:
     return edges
 
 
-def _significant(x: np.ndarray, digits: int) -> np.ndarray:
-    """``x`` (non-negative) rounded to ``digits`` significant decimal digits."""
-    with np.errstate(divide="ignore"):
-        scale = 10.0 ** (np.floor(np.log10(np.where(x > 0, x, 1.0))) - (digits - 1))
-    return np.round(x / scale) * scale
+def _rounded(x: np.ndarray, bits: int) -> np.ndarray:
+    """``x`` with its significand rounded to ``bits`` bits (exact at any magnitude: frexp/ldexp)."""
+    m, e = np.frexp(x)
+    return np.ldexp(np.round(np.ldexp(m, bits)), e - bits)
 
 
 def _relocate(xs: np.ndarray, edges: np.ndarray, c: np.ndarray, filled: np.ndarray) -> np.ndarray:
@@ -223,9 +226,9 @@ def _relocate(xs: np.ndarray, edges: np.ndarray, c: np.ndarray, filled: np.ndarr
     cand = np.concatenate([xs[lo], xs[hi - 1]]).astype(np.float64)
     err = (cand - np.concatenate([c[filled], c[filled]])) ** 2
     # the two ends of a run of two values are equally far from its mean, but for the last
-    # bit of the mean: errors are ranked to 9 significant digits, so that ties go to the
+    # bits of the mean: errors are ranked to 30 significant bits, so that ties go to the
     # smaller value whichever way the mean was rounded
-    order = np.lexsort((cand, -_significant(err, 9)))
+    order = np.lexsort((cand, -_rounded(err, TIE_BITS)))
     order = order[err[order] > 0.0]
     empty = np.flatnonzero(~filled)
     take = min(empty.size, order.size)
