@@ -64,6 +64,11 @@ def minmax_energy(x):
     return lo, hi, e
 
 
+#: Candidates :func:`keep_row_sums` picks by scanning a row for the cheapest before it sorts
+#: the rest: a row of n values takes about sqrt(n / 12) moves.
+SCAN_PICKS = 16
+
+
 @kernel
 def keep_row_sums(x, codes, codebook, bits, rate_weight, bias_weight, weights, rows_per_group, cost, order_scratch):
     """Move codes of each row of ``x`` to a neighbouring entry of the ascending ``codebook``
@@ -88,6 +93,7 @@ def keep_row_sums(x, codes, codebook, bits, rate_weight, bias_weight, weights, r
         if s == 0.0:
             continue
         high = s > 0.0  # each value moves the one way that shrinks the sum as it now stands
+        smallest = np.inf  # the smallest change of the sum a move makes
         for j in range(row):
             v = np.float64(x[base + j])
             c = np.int64(codes[base + j])
@@ -97,15 +103,35 @@ def keep_row_sums(x, codes, codebook, bits, rate_weight, bias_weight, weights, r
             else:
                 now, then = codebook[c] - v, codebook[c + way] - v
                 cost[j] = then * then - now * now + rate_weight * (bits[c + way] - bits[c])
-        order_scratch[:] = np.argsort(cost, kind="mergesort")
-        for k in range(row):
-            j = order_scratch[k]
-            if cost[j] == np.inf:
-                break
+                smallest = min(smallest, abs(w[j] * (codebook[c + way] - codebook[c])))
+        # candidates cheapest first (ties: the lower index, as a stable sort): the first few
+        # by scanning for the minimum, the rest, if the row needs them, sorted
+        k = 0
+        sorted_rest = False
+        while 2.0 * abs(s) > smallest:  # else no move brings the sum nearer zero
+            if not sorted_rest and k < SCAN_PICKS:
+                j = 0
+                for i in range(1, row):
+                    if cost[i] < cost[j]:
+                        j = i
+            else:
+                if not sorted_rest:
+                    order_scratch[:] = np.argsort(cost, kind="mergesort")
+                    sorted_rest = True
+                    k = 0
+                if k >= row:
+                    break
+                j = order_scratch[k]
+            k += 1
+            price = cost[j]
+            if price == np.inf or price >= bias_weight * s * s:
+                break  # no move from here on can pay: each costs at least this, and s only shrinks
+            if not sorted_rest:
+                cost[j] = np.inf  # taken or passed over, it is not picked again
             c = np.int64(codes[base + j])
             way = -1 if high == (w[j] > 0.0) else 1
             t = s + w[j] * (codebook[c + way] - codebook[c])
-            if abs(t) < abs(s) and cost[j] < bias_weight * (s * s - t * t):
+            if abs(t) < abs(s) and price < bias_weight * (s * s - t * t):
                 s = t
                 codes[base + j] = c + way
                 moved += 1
