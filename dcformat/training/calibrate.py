@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -118,10 +119,17 @@ def calibrated_rd_weights(module: torch.nn.Module, batches: list, *, progress: b
     progress bar over them."""
     from tqdm import tqdm
 
-    try:
+    with _users_model(batches):
         return module_rd_weights(module, tqdm(batches, disable=not progress, unit="batch", desc="calibrating"),
                                  probes=probes)
-    except (RuntimeError, ValueError, TypeError, IndexError) as e:  # the user's module on the user's inputs
+
+
+@contextmanager
+def _users_model(batches: list):
+    """The user's module failing on the user's inputs: one line (UsageError), not a traceback."""
+    try:
+        yield
+    except (RuntimeError, ValueError, TypeError, IndexError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise UsageError(f"the model failed on the calibration inputs (shape {tuple(batches[0].shape[1:])}): "
                          f"{first}") from None
@@ -148,12 +156,8 @@ def input_weights(module: torch.nn.Module, batches: list, *, progress: bool = Fa
         acc[1] = acc[1] + (cols * cols).sum(dim=1)
         acc[2] += int(cols.shape[1])
 
-    try:
+    with _users_model(batches):
         visit_layer_inputs(module, batches, visit, progress=progress)
-    except (RuntimeError, ValueError, TypeError, IndexError) as e:  # the user's module on the user's inputs
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise UsageError(f"the model failed on the calibration inputs (shape {tuple(batches[0].shape[1:])}): "
-                         f"{first}") from None
     out = {}
     for name, (total, squares, rows) in sums.items():
         mean = (total / rows).numpy()
